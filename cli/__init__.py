@@ -1,0 +1,1 @@
+"""govrun's terminal half: typer commands, rich rendering, prompts and the TUI."""

@@ -1,0 +1,349 @@
+"""Typed trace events: one pydantic class per event type, a discriminated union on ``type``.
+
+Every event carries the envelope (``v``, ``seq``, ``ts``, ``run_id``, ``step``, ``type``,
+``prev``, ``hash``). Producers build an event with its payload and ``step``; the trace
+writer stamps the rest. Readers always go through :data:`AnyEvent`, never raw dicts.
+
+Adding a field is backwards compatible: readers ignore unknown fields. Incompatible changes
+bump :data:`SCHEMA_MAJOR`, and readers refuse a newer major version with a clear message.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+SCHEMA_MAJOR = 1
+"""Major schema version written into ``v``. Readers refuse a larger one."""
+
+ZERO_HASH = "0" * 64
+"""``prev`` of the first event of every trace."""
+
+ENVELOPE_FIELDS = ("v", "seq", "ts", "run_id", "step", "type", "prev", "hash")
+
+FailureClass = Literal[
+    "policy_denied",
+    "unknown_tool",
+    "invalid_arguments",
+    "approval_rejected",
+    "tool_error",
+    "verification_failed",
+    "missing_evidence",
+    "budget_exceeded",
+    "timeout",
+    "anomaly",
+    "model_error",
+    "operator_stop",
+    "divergence",
+    "trace_error",
+]
+"""Why something failed. Every failure event and a failed ``run_finished`` carry one."""
+
+FAILURE_CLASSES: tuple[str, ...] = FailureClass.__args__  # type: ignore[attr-defined]
+
+RunStatus = Literal["completed", "failed", "stopped"]
+Effect = Literal["allow", "deny", "ask"]
+Risk = Literal["low", "medium", "high"]
+
+
+class _Event(BaseModel):
+    """Envelope shared by every event; the writer fills in everything but ``step``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    v: int = Field(SCHEMA_MAJOR, description="Schema major version.")
+    seq: int = Field(-1, description="Position in the trace: 0, 1, 2, ... with no gaps.")
+    ts: str = Field("", description="UTC write time (ISO 8601), from the clock port.")
+    run_id: str = Field("", description="The run this event belongs to; one run per trace.")
+    step: int = Field(0, description="Governed step number; 0 for run-level events.")
+    prev: str = Field("", description="Hash of the previous event (zeros for the first).")
+    hash: str = Field("", description="SHA-256 of this event's canonical JSON without `hash`.")
+
+
+# --- run and step lifecycle -------------------------------------------------------------
+
+
+class RunStarted(_Event):
+    """The run begins. Holds everything replay needs to rebuild it without the manifest file."""
+
+    type: Literal["run_started"] = "run_started"
+    agent: str = Field(description="Manifest `name`.")
+    manifest: dict[str, Any] = Field(description="Resolved manifest snapshot (secrets redacted).")
+    manifest_hash: str = Field(description="SHA-256 of the canonical manifest snapshot.")
+    manifest_path: str | None = Field(None, description="Where the manifest was loaded from.")
+    input: str = Field("", description="The task given to the agent.")
+    govrun_version: str = Field("", description="Version of govrun that wrote the trace.")
+    policy_hash: str | None = Field(None, description="SHA-256 of the policy section in force.")
+    user: str | None = Field(None, description="OS user who started the run.")
+    host: str | None = Field(None, description="Host the run started on.")
+    parent: dict[str, Any] | None = Field(
+        None, description="For forks and resumes: parent trace path, run id and step."
+    )
+
+
+class StepStarted(_Event):
+    """A governed step begins."""
+
+    type: Literal["step_started"] = "step_started"
+
+
+class StepFinished(_Event):
+    """A governed step ends with what the loop decided to do next."""
+
+    type: Literal["step_finished"] = "step_finished"
+    outcome: Literal["continue", "final", "stop", "pause", "failed"] = Field(
+        description="What the loop does after this step."
+    )
+    tokens: int = Field(0, description="Tokens used by this step's model calls.")
+    cost_usd: float = Field(0.0, description="Cost of this step's model calls.")
+    duration_ms: float = Field(0.0, description="Wall time of the step.")
+
+
+class RunFinished(_Event):
+    """The run ends. Its count and head let ``verify`` detect a trace cut short."""
+
+    type: Literal["run_finished"] = "run_finished"
+    status: RunStatus = Field(description="completed, failed or stopped.")
+    failure_class: FailureClass | None = Field(None, description="Why the run failed or stopped.")
+    reason: str = Field("", description="One-sentence explanation for people.")
+    steps: int = Field(0, description="Governed steps taken.")
+    event_count: int = Field(description="Events in the trace including this one (= seq + 1).")
+    head: str = Field(description="Hash of the event before this one (= prev), stated explicitly.")
+    final_answer: str | None = Field(None, description="The model's final answer, if any.")
+    totals: dict[str, Any] = Field(
+        default_factory=dict,
+        description="model_calls, tool_calls, prompt_tokens, completion_tokens, tokens, cost_usd, "
+        "denials, approvals, duration_ms.",
+    )
+    seal: dict[str, Any] | None = Field(
+        None, description="Optional signature over event_count and head (key fingerprint, sig)."
+    )
+
+
+# --- model ------------------------------------------------------------------------------
+
+
+class ModelRequest(_Event):
+    """A prompt sent to the model: only the messages added since the previous request."""
+
+    type: Literal["model_request"] = "model_request"
+    model: str = Field(description="Model configuration name or model id.")
+    messages_added: list[dict[str, Any]] = Field(
+        description="Messages appended since the last request (the first holds the system prompt)."
+    )
+    message_count: int = Field(description="Messages in the whole prompt.")
+    prompt_hash: str = Field(description="SHA-256 of the whole canonical prompt, tools included.")
+    attempt: int = Field(1, description="1 for the first try; retries count up.")
+
+
+class ModelResponse(_Event):
+    """The model's raw answer, recorded before any post-processing."""
+
+    type: Literal["model_response"] = "model_response"
+    model: str = Field(description="Model id that answered.")
+    content: str | None = Field(None, description="Assistant text.")
+    tool_calls: list[dict[str, Any]] = Field(
+        default_factory=list, description="Raw tool calls: id, name, arguments (unparsed string)."
+    )
+    finish_reason: str | None = Field(None, description="As reported by the model.")
+    usage: dict[str, int] = Field(
+        default_factory=dict, description="prompt_tokens, completion_tokens, total_tokens."
+    )
+    cost_usd: float = Field(0.0, description="Cost of this call from the manifest's price table.")
+    attempt: int = Field(1, description="Which attempt this answers.")
+    error: str | None = Field(None, description="Why the attempt failed (HTTP 429, timeout...).")
+    failure_class: FailureClass | None = Field(None, description="Set when the attempt failed.")
+    duration_ms: float = Field(0.0, description="Latency of the call.")
+
+
+# --- tools, policy, approvals -----------------------------------------------------------
+
+
+class ToolCallProposed(_Event):
+    """A tool call the model asked for, parsed."""
+
+    type: Literal["tool_call_proposed"] = "tool_call_proposed"
+    call_id: str = Field(description="The model's id for the call.")
+    tool: str = Field(description="Tool name as the model gave it.")
+    arguments: dict[str, Any] | None = Field(None, description="Parsed arguments, if they parsed.")
+    raw_arguments: str | None = Field(None, description="Arguments as sent, when they did not parse.")
+    call_hash: str = Field("", description="SHA-256 of tool + canonical arguments + step.")
+
+
+class PolicyDecision(_Event):
+    """Policy's verdict on one proposed call."""
+
+    type: Literal["policy_decision"] = "policy_decision"
+    call_id: str = Field(description="Which call.")
+    tool: str = Field(description="Tool name.")
+    effect: Effect = Field(description="allow, deny or ask.")
+    rule: str | None = Field(None, description="Id of the rule that decided; None for the default.")
+    reason: str = Field("", description="Why, in words.")
+    risk: Risk | None = Field(None, description="Risk level of the call.")
+    failure_class: FailureClass | None = Field(
+        None, description="policy_denied, unknown_tool or invalid_arguments when denied."
+    )
+
+
+class ApprovalRequested(_Event):
+    """A call is waiting at the approval gate."""
+
+    type: Literal["approval_requested"] = "approval_requested"
+    call_id: str = Field(description="Which call.")
+    tool: str = Field(description="Tool name.")
+    call_hash: str = Field(description="SHA-256 of the exact call.")
+    risk: Risk | None = Field(None, description="Risk level.")
+    rule: str | None = Field(None, description="Rule that asked.")
+    timeout_s: float | None = Field(None, description="How long the gate waits.")
+
+
+class ApprovalDecided(_Event):
+    """A decision at the approval gate: who, when, what exactly, why, and how it was reached."""
+
+    type: Literal["approval_decided"] = "approval_decided"
+    call_id: str = Field(description="Which call.")
+    tool: str = Field(description="Tool name.")
+    call_hash: str = Field(description="SHA-256 of the exact call approved or rejected.")
+    decision: Literal["approve", "reject", "stop"] = Field(description="The decision.")
+    approver: str = Field(description="Identity of who or what decided.")
+    via: Literal["prompt", "auto", "deny", "rule", "timeout", "replay"] = Field(
+        description="How the decision was reached."
+    )
+    reason: str = Field("", description="Why, as given by the approver.")
+    decided_at: str = Field("", description="UTC time of the decision.")
+    policy_hash: str | None = Field(None, description="SHA-256 of the policy in force.")
+    key_fingerprint: str | None = Field(None, description="Fingerprint of the signing key.")
+    signature: str | None = Field(None, description="Signature over the decision record.")
+
+
+class ToolStarted(_Event):
+    """Write-ahead record: durable on disk before the side effect begins."""
+
+    type: Literal["tool_started"] = "tool_started"
+    call_id: str = Field(description="Which call.")
+    tool: str = Field(description="Tool name.")
+    arguments: dict[str, Any] = Field(description="Validated arguments.")
+    call_hash: str = Field(description="SHA-256 of the exact call.")
+
+
+class ToolFinished(_Event):
+    """The outcome of a call, as the model will see it, with evidence of what happened."""
+
+    type: Literal["tool_finished"] = "tool_finished"
+    call_id: str = Field(description="Which call.")
+    tool: str = Field(description="Tool name.")
+    ok: bool = Field(description="Whether the call succeeded.")
+    output: str = Field("", description="What the model is shown.")
+    data: dict[str, Any] = Field(default_factory=dict, description="Structured result.")
+    evidence: dict[str, Any] = Field(default_factory=dict, description="What the tool did.")
+    error: str | None = Field(None, description="Error message when not ok.")
+    failure_class: FailureClass | None = Field(None, description="Set when not ok.")
+    duration_ms: float = Field(0.0, description="How long the call took.")
+
+
+class Verification(_Event):
+    """One check of a call's outcome or of run completion, with its evidence."""
+
+    type: Literal["verification"] = "verification"
+    call_id: str | None = Field(None, description="The call checked; None for `success:` checks.")
+    check: str = Field(description="Check kind, e.g. file_exists.")
+    check_id: str | None = Field(None, description="Id given in the manifest, if any.")
+    passed: bool = Field(description="Whether the check held.")
+    evidence: dict[str, Any] = Field(default_factory=dict, description="What was observed.")
+    detail: str = Field("", description="Explanation for people.")
+    failure_class: FailureClass | None = Field(
+        None, description="verification_failed or missing_evidence when not passed."
+    )
+
+
+# --- control ----------------------------------------------------------------------------
+
+
+class Interrupt(_Event):
+    """A budget, anomaly rule or operator request paused or stopped the run."""
+
+    type: Literal["interrupt"] = "interrupt"
+    kind: Literal["budget", "anomaly", "operator", "policy"] = Field(description="What fired.")
+    rule: str = Field(description="Which budget or rule, e.g. max_steps or repeat_call.")
+    action: Literal["pause", "stop", "resume"] = Field(description="What it does to the run.")
+    reason: str = Field("", description="Why, in words.")
+    failure_class: FailureClass | None = Field(None, description="Set when it stops the run.")
+    by: str | None = Field(None, description="Who, for operator actions.")
+    detail: dict[str, Any] = Field(default_factory=dict, description="Limit, observed value...")
+
+
+class Route(_Event):
+    """Which model configuration handles the next step, and why."""
+
+    type: Literal["route"] = "route"
+    model: str = Field(description="Chosen model configuration.")
+    previous: str | None = Field(None, description="The configuration used before.")
+    reason: str = Field("", description="The routing rule or default that chose it.")
+
+
+class Compaction(_Event):
+    """The context was compacted."""
+
+    type: Literal["compaction"] = "compaction"
+    strategy: str = Field(description="truncate or summarize.")
+    tokens_before: int = Field(description="Estimated prompt tokens before.")
+    tokens_after: int = Field(description="Estimated prompt tokens after.")
+    messages_removed: int = Field(0, description="Messages replaced.")
+    summary: str | None = Field(None, description="The summary that replaced them.")
+
+
+class Rollback(_Event):
+    """One recorded effect was undone (or refused)."""
+
+    type: Literal["rollback"] = "rollback"
+    call_id: str = Field(description="The call whose effect is undone.")
+    target: str = Field(description="File path or command undone.")
+    ok: bool = Field(description="Whether the undo happened.")
+    reason: str = Field("", description="Why it was refused, if it was.")
+
+
+AnyEvent = Annotated[
+    RunStarted
+    | StepStarted
+    | ModelRequest
+    | ModelResponse
+    | ToolCallProposed
+    | PolicyDecision
+    | ApprovalRequested
+    | ApprovalDecided
+    | ToolStarted
+    | ToolFinished
+    | Verification
+    | Interrupt
+    | Route
+    | Compaction
+    | Rollback
+    | StepFinished
+    | RunFinished,
+    Field(discriminator="type"),
+]
+"""Any trace event, discriminated on ``type``."""
+
+Event = _Event
+"""Base class of all events (for type hints)."""
+
+EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)
+
+EVENT_TYPES: dict[str, type[_Event]] = {
+    cls.model_fields["type"].default: cls  # type: ignore[misc]
+    for cls in _Event.__subclasses__()
+}
+
+
+def parse_event(data: dict[str, Any]) -> _Event:
+    """Validate one decoded event through the union (raises pydantic.ValidationError)."""
+    return EVENT_ADAPTER.validate_python(data)
+
+
+def events_json_schema() -> dict[str, Any]:
+    """JSON Schema for one trace line, for other tools that read traces."""
+    schema = EVENT_ADAPTER.json_schema(mode="serialization")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = f"govrun trace event (schema v{SCHEMA_MAJOR})"
+    return schema

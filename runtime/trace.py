@@ -1,0 +1,437 @@
+"""The trace: an append-only, hash-chained JSONL file of typed events.
+
+Format (DESIGN section 4): one canonical JSON object per line (orjson, sorted keys). Each
+event's ``hash`` is the SHA-256 of its canonical JSON without ``hash``; ``prev`` chains to
+the previous event's hash (zeros for the first). Payload strings over a threshold live in a
+content-addressed sidecar folder (``<trace>.blobs/<sha256>``) and are referenced as
+``{"$blob": sha256, "size": n}``; the chain covers the reference, so it covers the blob.
+
+The writer flushes every event (and fsyncs with ``durability="fsync"``) before returning,
+so an event is on disk before the side effect it announces begins. Any write failure is
+fatal (:class:`TraceWriteError`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from array import array
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from pydantic import ValidationError
+
+from runtime.errors import TraceError, TraceWriteError
+from runtime.events import EVENT_ADAPTER, SCHEMA_MAJOR, ZERO_HASH, Event
+from runtime.ports import Clock, SystemClock
+
+Durability = Literal["flush", "fsync"]
+Observer = Callable[[Event], None]
+
+BLOB_THRESHOLD = 64 * 1024
+"""Strings larger than this (UTF-8 bytes) go to the sidecar folder."""
+
+REDACTED = "[redacted]"
+_SORT = orjson.OPT_SORT_KEYS
+_BLOB_KEY = "$blob"
+_BLOB_MARK = b'"$blob"'
+
+
+def canonical(obj: Any) -> bytes:
+    """The one canonical JSON form: orjson, sorted keys, no whitespace."""
+    return orjson.dumps(obj, option=_SORT)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def blob_dir(trace_path: str | Path) -> Path:
+    """Where a trace's sidecar blobs live: ``run.jsonl`` -> ``run.jsonl.blobs/``."""
+    p = Path(trace_path)
+    return p.with_name(p.name + ".blobs")
+
+
+# --- writer ------------------------------------------------------------------------------
+
+
+class TraceWriter:
+    """Appends events to a new trace file, one durable, chained line at a time."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        run_id: str,
+        clock: Clock | None = None,
+        durability: Durability = "flush",
+        secrets: Iterable[str] = (),
+        blob_threshold: int = BLOB_THRESHOLD,
+        observers: Iterable[Observer] = (),
+    ) -> None:
+        self.path = Path(path)
+        self.run_id = run_id
+        self.head = ZERO_HASH
+        self.seq = 0
+        self._clock = clock or SystemClock()
+        self._fsync = durability == "fsync"
+        self._threshold = blob_threshold
+        self._observers = list(observers)
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._needles = _secret_needles(self._secrets)
+        self._broken: str | None = None
+        self._blobs_made = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
+                               | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            raise TraceError(
+                f"{self.path} already exists; govrun never overwrites a trace.",
+                hint="Choose another path with -o, or move the old trace away.",
+            ) from None
+        except OSError as exc:
+            raise TraceWriteError(f"cannot create trace {self.path}: {exc.strerror}") from exc
+
+    def add_observer(self, observer: Observer) -> None:
+        self._observers.append(observer)
+
+    def append(self, event: Event) -> str:
+        """Stamp the envelope, write the line durably, notify observers with the stamped
+        event, and return its hash (the new head). Raises :class:`TraceWriteError` if the
+        line may not be on disk; nothing may happen after that."""
+        if self._broken:
+            raise TraceWriteError(f"trace {self.path} is unusable after an earlier error: "
+                                  f"{self._broken}")
+        data = event.__pydantic_serializer__.to_python(event, mode="json")
+        data.pop("hash", None)
+        data["seq"] = self.seq
+        data["ts"] = self._clock.now()
+        data["run_id"] = self.run_id
+        data["prev"] = self.head
+        body = canonical(data)
+        shown = event
+        if self._needles and any(n in body for n in self._needles):
+            data = _redact(data, self._secrets)
+            body = canonical(data)
+            shown = type(event).model_validate(data)
+        if len(body) > self._threshold:
+            data = self._externalize(data)
+            body = canonical(data)
+        digest = sha256_hex(body)
+        data["hash"] = digest
+        self._write(canonical(data) + b"\n")
+        self.head = digest
+        self.seq += 1
+        if self._observers:
+            stamped = shown.model_copy(update={
+                "seq": data["seq"], "ts": data["ts"], "run_id": self.run_id,
+                "prev": data["prev"], "hash": digest,
+            })
+            for observer in self._observers:
+                observer(stamped)
+        return digest
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            try:
+                os.close(fd)
+            except OSError as exc:
+                if not self._broken:
+                    raise TraceWriteError(f"closing trace {self.path} failed: {exc}") from exc
+
+    def __enter__(self) -> TraceWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _write(self, line: bytes) -> None:
+        """One unbuffered write per event: when it returns, the line is in the OS."""
+        if self._fd < 0:
+            raise TraceWriteError(f"trace {self.path} is closed.")
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(self._fd, view):]
+            if self._fsync:
+                os.fsync(self._fd)
+        except OSError as exc:
+            self._broken = exc.strerror or str(exc)
+            raise TraceWriteError(
+                f"writing trace {self.path} failed ({self._broken}); the run halts here so "
+                "that nothing happens that the trace does not record.",
+                hint="Free disk space or choose another path with -o, then run again.",
+            ) from exc
+
+    def _externalize(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {k: (v if k in _ENVELOPE else self._spill(v)) for k, v in data.items()}
+
+    def _spill(self, value: Any) -> Any:
+        if isinstance(value, str):
+            raw = value.encode()
+            if len(raw) <= self._threshold:
+                return value
+            return {_BLOB_KEY: self._store_blob(raw), "size": len(raw)}
+        if isinstance(value, dict):
+            return {k: self._spill(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._spill(v) for v in value]
+        return value
+
+    def _store_blob(self, raw: bytes) -> str:
+        digest = sha256_hex(raw)
+        folder = blob_dir(self.path)
+        target = folder / digest
+        if target.exists():
+            return digest
+        try:
+            folder.mkdir(exist_ok=True)
+            tmp = folder / f".{digest}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(raw)
+                f.flush()
+                if self._fsync:
+                    os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except OSError as exc:
+            self._broken = exc.strerror or str(exc)
+            raise TraceWriteError(f"writing blob for trace {self.path} failed: "
+                                  f"{self._broken}") from exc
+        return digest
+
+
+_ENVELOPE = frozenset(("v", "seq", "ts", "run_id", "step", "type", "prev", "hash"))
+
+
+def _secret_needles(secrets: list[str]) -> list[bytes]:
+    """Byte patterns under which a secret can appear in canonical JSON: as is, and escaped
+    once or twice (a JSON document inside a JSON string)."""
+    needles: set[bytes] = set()
+    for s in secrets:
+        once = orjson.dumps(s)[1:-1]
+        needles.add(once)
+        needles.add(orjson.dumps(once.decode())[1:-1])
+    return sorted(needles, key=len, reverse=True)
+
+
+def _redact(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        for s in secrets:
+            if s in value:
+                value = value.replace(s, REDACTED)
+            escaped = orjson.dumps(s)[1:-1].decode()
+            if escaped != s and escaped in value:
+                value = value.replace(escaped, REDACTED)
+        return value
+    if isinstance(value, dict):
+        return {_redact(k, secrets): _redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v, secrets) for v in value]
+    return value
+
+
+# --- reader ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TornTail:
+    """An incomplete final line: what a crash in the middle of a write leaves."""
+
+    line: int
+    offset: int
+    size: int
+    after_seq: int | None
+
+
+def _decode(raw: bytes, line: int, path: Path) -> dict[str, Any]:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise TraceError(f"{path}:{line}: not valid JSON ({exc}); the trace is damaged.",
+                         hint="`govrun verify` tells where and how.") from None
+    if not isinstance(data, dict):
+        raise TraceError(f"{path}:{line}: expected a JSON object; the trace is damaged.")
+    _check_version(data, line, path)
+    return data
+
+
+def _check_version(data: dict[str, Any], line: int, path: Path) -> None:
+    v = data.get("v")
+    if isinstance(v, int) and v > SCHEMA_MAJOR:
+        raise TraceError(
+            f"{path}:{line}: written with trace schema v{v}, but this govrun reads v{SCHEMA_MAJOR} "
+            "and older.",
+            hint="Upgrade govrun (pip install -U govrun) to read this trace.",
+        )
+
+
+def _validate(data: dict[str, Any], line: int, path: Path) -> Event:
+    try:
+        return EVENT_ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise TraceError(f"{path}:{line}: not a valid govrun event ({where}: {err['msg']}).",
+                         hint="Is this a govrun trace? `govrun verify` checks it.") from None
+
+
+def _resolve_blobs(value: Any, folder: Path, *, strict: bool = False) -> Any:
+    """Inline sidecar blobs. A missing blob becomes a visible placeholder so that viewers
+    still work on a trace copied without its folder; ``verify`` reports it as damage."""
+    if isinstance(value, dict):
+        ref = value.get(_BLOB_KEY)
+        if isinstance(ref, str):
+            try:
+                return (folder / ref).read_bytes().decode(errors="replace")
+            except OSError:
+                if strict:
+                    raise TraceError(f"blob {ref} is missing from {folder}.") from None
+                return f"[blob {ref[:12]}… missing from {folder.name}]"
+        return {k: _resolve_blobs(v, folder, strict=strict) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_blobs(v, folder, strict=strict) for v in value]
+    return value
+
+
+class TraceReader:
+    """Streams validated events from a trace, tolerating a torn final line.
+
+    After iteration, ``torn`` describes the torn tail, if any. A damaged line anywhere else
+    raises :class:`TraceError` (that is tampering or corruption, not a crash).
+    """
+
+    def __init__(self, path: str | Path, *, resolve_blobs: bool = True) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise TraceError(f"{self.path}: no such trace file.")
+        self.resolve_blobs = resolve_blobs
+        self.torn: TornTail | None = None
+
+    def __iter__(self) -> Iterator[Event]:
+        folder = blob_dir(self.path)
+        last_seq: int | None = None
+        for line_no, offset, raw, complete in _lines(self.path):
+            if not complete:
+                data = _try_complete(raw)
+                if data is None:
+                    self.torn = TornTail(line_no, offset, len(raw), last_seq)
+                    return
+                _check_version(data, line_no, self.path)
+            else:
+                data = _decode(raw, line_no, self.path)
+            if self.resolve_blobs and _BLOB_MARK in raw:
+                data = _resolve_blobs(data, folder)
+            event = _validate(data, line_no, self.path)
+            last_seq = event.seq
+            yield event
+
+    def events(self) -> list[Event]:
+        return list(self)
+
+
+def read_trace(path: str | Path) -> tuple[list[Event], TornTail | None]:
+    """All events of a trace and its torn tail, if any."""
+    reader = TraceReader(path)
+    events = reader.events()
+    if not events and reader.torn is None:
+        raise TraceError(f"{path}: the trace is empty.")
+    return events, reader.torn
+
+
+def _try_complete(raw: bytes) -> dict[str, Any] | None:
+    """A final line without newline is complete only if it is a whole JSON object."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _lines(path: Path, chunk_size: int = 1 << 20) -> Iterator[tuple[int, int, bytes, bool]]:
+    """(line number from 1, byte offset, bytes without newline, ended by newline)."""
+    line_no = 0
+    offset = 0
+    with open(path, "rb") as f:
+        pending = b""
+        while chunk := f.read(chunk_size):
+            buf = pending + chunk
+            parts = buf.split(b"\n")
+            pending = parts.pop()
+            for part in parts:
+                line_no += 1
+                yield line_no, offset, part, True
+                offset += len(part) + 1
+        if pending:
+            yield line_no + 1, offset, pending, False
+
+
+# --- random access -----------------------------------------------------------------------
+
+
+class TraceIndex:
+    """Byte offsets of every complete line, so a viewer can fetch event N without parsing
+    the others. ``refresh()`` picks up lines appended since (following a live run)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._offsets = array("Q")
+        self._end = 0  # offset just past the last complete line
+        self._file = open(self.path, "rb")  # noqa: SIM115 - lives with the index
+        self.refresh()
+
+    def refresh(self, chunk_size: int = 1 << 22) -> int:
+        """Index lines completed since the last call; returns how many were added."""
+        before = len(self._offsets)
+        self._file.seek(self._end)
+        offsets = self._offsets
+        pos = self._end
+        pending = b""
+        while chunk := self._file.read(chunk_size):
+            buf = pending + chunk
+            start = 0
+            while (nl := buf.find(b"\n", start)) != -1:
+                offsets.append(pos + start)
+                start = nl + 1
+            pos += start
+            pending = buf[start:]
+        self._end = pos
+        return len(offsets) - before
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def raw(self, n: int) -> bytes:
+        """Line ``n`` (0-based) without its newline."""
+        if n < 0:
+            n += len(self._offsets)
+        if not 0 <= n < len(self._offsets):
+            raise IndexError(f"event {n} is out of range (0..{len(self._offsets) - 1})")
+        start = self._offsets[n]
+        end = self._offsets[n + 1] if n + 1 < len(self._offsets) else self._end
+        self._file.seek(start)
+        return self._file.read(end - start - 1)
+
+    def get(self, n: int, *, resolve_blobs: bool = True) -> Event:
+        raw = self.raw(n)
+        data = _decode(raw, n + 1, self.path)
+        if resolve_blobs and _BLOB_MARK in raw:
+            data = _resolve_blobs(data, blob_dir(self.path))
+        return _validate(data, n + 1, self.path)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> TraceIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

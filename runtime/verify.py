@@ -1,0 +1,283 @@
+"""Prove a trace was not altered, or say exactly where and how it was.
+
+Checks, from the first event to the last complete one: every line is canonical JSON whose
+hash matches its content, ``prev`` links to the previous hash, ``seq`` runs 0, 1, 2, ...
+without gaps, one run per trace, every sidecar blob matches its hash, and ``run_finished``
+is last and states the right count and head. A trace that is intact but ends early (a torn
+line or no ``run_finished``) is a crash, not tampering, and is reported as such. A chain
+alone cannot show that trailing events were cut off; ``head=`` checks against a head hash
+kept elsewhere (``govrun run`` prints it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from pydantic import ValidationError
+
+from runtime.errors import TraceError
+from runtime.events import EVENT_ADAPTER, SCHEMA_MAJOR, ZERO_HASH
+from runtime.trace import (
+    _BLOB_KEY,
+    _BLOB_MARK,
+    _lines,
+    _resolve_blobs,
+    _try_complete,
+    blob_dir,
+    canonical,
+    sha256_hex,
+)
+
+ProblemKind = Literal[
+    "edited", "reordered", "deleted", "inserted", "bad_blob", "multiple_runs", "invalid_event",
+    "torn", "unfinished", "head_mismatch",
+]
+
+CRASH_KINDS = frozenset({"torn", "unfinished"})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The first thing wrong with a trace."""
+
+    kind: ProblemKind
+    line: int
+    seq: int | None
+    message: str
+
+    @property
+    def is_crash(self) -> bool:
+        """True when the trace is intact but ends early, as a crash leaves it."""
+        return self.kind in CRASH_KINDS
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What ``verify`` found. ``ok`` means intact *and* complete."""
+
+    path: Path
+    events: int
+    run_id: str | None
+    head: str
+    blobs: int
+    finished: bool
+    problem: Problem | None
+    head_checked: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    @property
+    def intact(self) -> bool:
+        """No tampering found (the trace may still end early)."""
+        return self.problem is None or self.problem.is_crash
+
+    @property
+    def last_seq(self) -> int | None:
+        return self.events - 1 if self.events else None
+
+
+class _Found(Exception):
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+
+
+def verify_trace(path: str | Path, *, head: str | None = None) -> VerifyReport:
+    """Verify a trace file. Raises :class:`TraceError` only when it cannot be read at all
+    (missing, or written by a newer major schema)."""
+    return _Verifier(Path(path), head).run()
+
+
+class _Verifier:
+    def __init__(self, path: Path, head: str | None) -> None:
+        if not path.is_file():
+            raise TraceError(f"{path}: no such trace file.")
+        self.path = path
+        self.expect_head = head
+        self.blob_folder = blob_dir(path)
+        self.prev = ZERO_HASH
+        self.expected = 0
+        self.run_id: str | None = None
+        self.finished_line: int | None = None
+        self.blobs = 0
+
+    def run(self) -> VerifyReport:
+        lines = _lines(self.path)
+        problem: Problem | None = None
+        try:
+            self._walk(lines)
+        except _Found as found:
+            problem = found.problem
+        if problem is None:
+            problem = self._ending()
+        return VerifyReport(
+            path=self.path, events=self.expected, run_id=self.run_id, head=self.prev,
+            blobs=self.blobs, finished=self.finished_line is not None, problem=problem,
+            head_checked=self.expect_head is not None,
+        )
+
+    def _walk(self, lines: Iterator[tuple[int, int, bytes, bool]]) -> None:
+        for line_no, _offset, raw, complete in lines:
+            if complete:
+                data = self._parse(raw, line_no)
+            else:
+                data = _try_complete(raw)
+                if data is None:
+                    raise _Found(self._torn(line_no))
+            self._check_line(data, raw, line_no, lines)
+
+    def _parse(self, raw: bytes, line_no: int) -> dict[str, Any]:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            data = None
+        if not isinstance(data, dict):
+            raise _Found(Problem("edited", line_no, None,
+                                 f"line {line_no} (after seq {self._last()}) is not a JSON object: "
+                                 "it was edited, or a line was inserted."))
+        return data
+
+    def _check_line(self, data: dict[str, Any], raw: bytes, line_no: int,
+                    rest: Iterator[tuple[int, int, bytes, bool]]) -> None:
+        seq = data.get("seq")
+        v = data.get("v")
+        if isinstance(v, int) and v > SCHEMA_MAJOR:
+            raise TraceError(f"{self.path}:{line_no}: written with trace schema v{v}, but this "
+                             f"govrun reads v{SCHEMA_MAJOR} and older.",
+                             hint="Upgrade govrun to verify this trace.")
+        claimed = data.pop("hash", None)
+        body = canonical(data)
+        if (not isinstance(claimed, str) or sha256_hex(body) != claimed
+                or canonical({**data, "hash": claimed}) != raw):
+            raise _Found(Problem("edited", line_no, seq if isinstance(seq, int) else None,
+                                 f"seq {seq} (line {line_no}) does not match its hash: "
+                                 "the event was edited."))
+        if self.finished_line is not None:
+            raise _Found(Problem("inserted", line_no, seq,
+                                 f"seq {seq} (line {line_no}) comes after run_finished "
+                                 f"(line {self.finished_line}): events were appended."))
+        run_id = data.get("run_id")
+        if self.run_id is None:
+            self.run_id = run_id
+        elif run_id != self.run_id:
+            raise _Found(Problem("multiple_runs", line_no, seq,
+                                 f"seq {seq} (line {line_no}) belongs to run {run_id!r}, but the "
+                                 f"trace is run {self.run_id!r}: a trace holds one run "
+                                 "(were two traces concatenated?)."))
+        if seq != self.expected:
+            raise _Found(self._out_of_order(seq, line_no, rest))
+        if data.get("prev") != self.prev:
+            raise _Found(Problem(
+                "edited", line_no, seq,
+                f"seq {seq} (line {line_no}) does not link to seq {seq - 1}: the event before "
+                "it was replaced and re-hashed, or this one was forged."))
+        if _BLOB_MARK in raw:
+            self._check_blobs(data, seq, line_no)
+            data = _resolve_blobs(data, self.blob_folder)
+        try:
+            event = EVENT_ADAPTER.validate_python(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise _Found(Problem("invalid_event", line_no, seq,
+                                 f"seq {seq} (line {line_no}) is not a valid govrun event "
+                                 f"({where}: {err['msg']}).")) from None
+        if event.type == "run_finished":
+            self._check_finish(event, line_no)
+        self.prev = claimed
+        self.expected += 1
+
+    def _out_of_order(self, seq: Any, line_no: int,
+                      rest: Iterator[tuple[int, int, bytes, bool]]) -> Problem:
+        if not isinstance(seq, int):
+            return Problem("invalid_event", line_no, None, f"line {line_no} has no valid seq.")
+        later = _remaining_seqs(rest)
+        if seq < self.expected:
+            return Problem("inserted", line_no, seq,
+                           f"line {line_no} repeats seq {seq} where seq {self.expected} was "
+                           "expected: a line was inserted.")
+        if seq in later:
+            return Problem("inserted", line_no, seq,
+                           f"line {line_no} holds seq {seq}, which appears again later: "
+                           "a copy of that event was inserted.")
+        if self.expected in later:
+            return Problem("reordered", line_no, seq,
+                           f"seq {seq} (line {line_no}) appears before seq {self.expected}: "
+                           "events were reordered.")
+        missing = (f"seq {self.expected}" if seq == self.expected + 1
+                   else f"seq {self.expected}..{seq - 1}")
+        return Problem("deleted", line_no, seq,
+                       f"{missing} missing before line {line_no}: events were deleted.")
+
+    def _check_blobs(self, value: Any, seq: int, line_no: int) -> None:
+        if isinstance(value, dict):
+            ref = value.get(_BLOB_KEY)
+            if isinstance(ref, str):
+                self._check_blob(ref, seq, line_no)
+                return
+            for v in value.values():
+                self._check_blobs(v, seq, line_no)
+        elif isinstance(value, list):
+            for v in value:
+                self._check_blobs(v, seq, line_no)
+
+    def _check_blob(self, ref: str, seq: int, line_no: int) -> None:
+        target = self.blob_folder / ref
+        try:
+            content = target.read_bytes()
+        except OSError:
+            raise _Found(Problem("bad_blob", line_no, seq,
+                                 f"seq {seq} (line {line_no}) refers to blob {ref[:12]}…, which "
+                                 f"is missing from {self.blob_folder}.")) from None
+        if sha256_hex(content) != ref:
+            raise _Found(Problem("bad_blob", line_no, seq,
+                                 f"blob {ref[:12]}… of seq {seq} (line {line_no}) does not match "
+                                 "its hash: the blob was edited."))
+        self.blobs += 1
+
+    def _check_finish(self, event: Any, line_no: int) -> None:
+        if event.event_count != event.seq + 1 or event.head != event.prev:
+            raise _Found(Problem("edited", line_no, event.seq,
+                                 f"run_finished (line {line_no}) states {event.event_count} "
+                                 f"events and head {event.head[:12]}…, but the trace has "
+                                 f"{event.seq + 1} and head {event.prev[:12]}…."))
+        self.finished_line = line_no
+
+    def _torn(self, line_no: int) -> Problem:
+        return Problem("torn", line_no, None,
+                       f"intact up to seq {self._last()}, then a torn line {line_no} "
+                       "(a crash mid-write, not tampering).")
+
+    def _ending(self) -> Problem | None:
+        if self.expected == 0:
+            return Problem("unfinished", 1, None, "the trace holds no events.")
+        if self.expect_head is not None and self.expect_head != self.prev:
+            return Problem("head_mismatch", self.expected, self.expected - 1,
+                           f"the trace ends at head {self.prev[:16]}…, but the head kept "
+                           f"elsewhere is {self.expect_head[:16]}…: events were cut off, "
+                           "appended, or the trace was re-chained.")
+        if self.finished_line is None:
+            return Problem("unfinished", self.expected, self.expected - 1,
+                           f"intact up to seq {self.expected - 1}, then no run_finished "
+                           "(the run crashed, was killed, or is still running).")
+        return None
+
+    def _last(self) -> str:
+        return str(self.expected - 1) if self.expected else "none"
+
+
+def _remaining_seqs(rest: Iterator[tuple[int, int, bytes, bool]]) -> set[int]:
+    seqs: set[int] = set()
+    for _line, _off, raw, _complete in rest:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("seq"), int):
+            seqs.add(data["seq"])
+    return seqs
