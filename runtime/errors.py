@@ -24,8 +24,9 @@ class GovrunError(Exception):
 class ManifestError(GovrunError):
     """The manifest cannot be loaded or is invalid. ``problems`` holds one line per issue."""
 
-    def __init__(self, message: str, *, problems: list[str] | None = None,
-                 hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, problems: list[str] | None = None, hint: str | None = None
+    ) -> None:
         super().__init__(message, hint=hint)
         self.problems = problems or []
 

@@ -167,7 +167,7 @@ class ToolCallProposed(_Event):
     call_id: str = Field(description="The model's id for the call.")
     tool: str = Field(description="Tool name as the model gave it.")
     arguments: dict[str, Any] | None = Field(None, description="Parsed arguments, if they parsed.")
-    raw_arguments: str | None = Field(None, description="Arguments as sent, when they did not parse.")
+    raw_arguments: str | None = Field(None, description="Arguments as sent, if unparsable.")
     call_hash: str = Field("", description="SHA-256 of tool + canonical arguments + step.")
 
 

@@ -86,8 +86,9 @@ class TraceWriter:
         self._blobs_made = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
-                               | os.O_CLOEXEC, 0o644)
+            self._fd = os.open(
+                self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644
+            )
         except FileExistsError:
             raise TraceError(
                 f"{self.path} already exists; govrun never overwrites a trace.",
@@ -104,8 +105,9 @@ class TraceWriter:
         event, and return its hash (the new head). Raises :class:`TraceWriteError` if the
         line may not be on disk; nothing may happen after that."""
         if self._broken:
-            raise TraceWriteError(f"trace {self.path} is unusable after an earlier error: "
-                                  f"{self._broken}")
+            raise TraceWriteError(
+                f"trace {self.path} is unusable after an earlier error: {self._broken}"
+            )
         data = event.__pydantic_serializer__.to_python(event, mode="json")
         data.pop("hash", None)
         data["seq"] = self.seq
@@ -127,10 +129,15 @@ class TraceWriter:
         self.head = digest
         self.seq += 1
         if self._observers:
-            stamped = shown.model_copy(update={
-                "seq": data["seq"], "ts": data["ts"], "run_id": self.run_id,
-                "prev": data["prev"], "hash": digest,
-            })
+            stamped = shown.model_copy(
+                update={
+                    "seq": data["seq"],
+                    "ts": data["ts"],
+                    "run_id": self.run_id,
+                    "prev": data["prev"],
+                    "hash": digest,
+                }
+            )
             for observer in self._observers:
                 observer(stamped)
         return digest
@@ -161,7 +168,7 @@ class TraceWriter:
         try:
             view = memoryview(line)
             while view:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(self._fd, view) :]
             if self._fsync:
                 os.fsync(self._fd)
         except OSError as exc:
@@ -204,8 +211,9 @@ class TraceWriter:
             os.replace(tmp, target)
         except OSError as exc:
             self._broken = exc.strerror or str(exc)
-            raise TraceWriteError(f"writing blob for trace {self.path} failed: "
-                                  f"{self._broken}") from exc
+            raise TraceWriteError(
+                f"writing blob for trace {self.path} failed: {self._broken}"
+            ) from exc
         return digest
 
 
@@ -256,8 +264,10 @@ def _decode(raw: bytes, line: int, path: Path) -> dict[str, Any]:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise TraceError(f"{path}:{line}: not valid JSON ({exc}); the trace is damaged.",
-                         hint="`govrun verify` tells where and how.") from None
+        raise TraceError(
+            f"{path}:{line}: not valid JSON ({exc}); the trace is damaged.",
+            hint="`govrun verify` tells where and how.",
+        ) from None
     if not isinstance(data, dict):
         raise TraceError(f"{path}:{line}: expected a JSON object; the trace is damaged.")
     _check_version(data, line, path)
@@ -280,8 +290,10 @@ def _validate(data: dict[str, Any], line: int, path: Path) -> Event:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise TraceError(f"{path}:{line}: not a valid govrun event ({where}: {err['msg']}).",
-                         hint="Is this a govrun trace? `govrun verify` checks it.") from None
+        raise TraceError(
+            f"{path}:{line}: not a valid govrun event ({where}: {err['msg']}).",
+            hint="Is this a govrun trace? `govrun verify` checks it.",
+        ) from None
 
 
 def _resolve_blobs(value: Any, folder: Path, *, strict: bool = False) -> Any:

@@ -33,8 +33,16 @@ from runtime.trace import (
 )
 
 ProblemKind = Literal[
-    "edited", "reordered", "deleted", "inserted", "bad_blob", "multiple_runs", "invalid_event",
-    "torn", "unfinished", "head_mismatch",
+    "edited",
+    "reordered",
+    "deleted",
+    "inserted",
+    "bad_blob",
+    "multiple_runs",
+    "invalid_event",
+    "torn",
+    "unfinished",
+    "head_mismatch",
 ]
 
 CRASH_KINDS = frozenset({"torn", "unfinished"})
@@ -116,8 +124,13 @@ class _Verifier:
         if problem is None:
             problem = self._ending()
         return VerifyReport(
-            path=self.path, events=self.expected, run_id=self.run_id, head=self.prev,
-            blobs=self.blobs, finished=self.finished_line is not None, problem=problem,
+            path=self.path,
+            events=self.expected,
+            run_id=self.run_id,
+            head=self.prev,
+            blobs=self.blobs,
+            finished=self.finished_line is not None,
+            problem=problem,
             head_checked=self.expect_head is not None,
         )
 
@@ -137,45 +150,83 @@ class _Verifier:
         except orjson.JSONDecodeError:
             data = None
         if not isinstance(data, dict):
-            raise _Found(Problem("edited", line_no, None,
-                                 f"line {line_no} (after seq {self._last()}) is not a JSON object: "
-                                 "it was edited, or a line was inserted."))
+            raise _Found(
+                Problem(
+                    "edited",
+                    line_no,
+                    None,
+                    f"line {line_no} (after seq {self._last()}) is not a JSON object: "
+                    "it was edited, or a line was inserted.",
+                )
+            )
         return data
 
-    def _check_line(self, data: dict[str, Any], raw: bytes, line_no: int,
-                    rest: Iterator[tuple[int, int, bytes, bool]]) -> None:
+    def _check_line(
+        self,
+        data: dict[str, Any],
+        raw: bytes,
+        line_no: int,
+        rest: Iterator[tuple[int, int, bytes, bool]],
+    ) -> None:
         seq = data.get("seq")
         v = data.get("v")
         if isinstance(v, int) and v > SCHEMA_MAJOR:
-            raise TraceError(f"{self.path}:{line_no}: written with trace schema v{v}, but this "
-                             f"govrun reads v{SCHEMA_MAJOR} and older.",
-                             hint="Upgrade govrun to verify this trace.")
+            raise TraceError(
+                f"{self.path}:{line_no}: written with trace schema v{v}, but this "
+                f"govrun reads v{SCHEMA_MAJOR} and older.",
+                hint="Upgrade govrun to verify this trace.",
+            )
         claimed = data.pop("hash", None)
         body = canonical(data)
-        if (not isinstance(claimed, str) or sha256_hex(body) != claimed
-                or canonical({**data, "hash": claimed}) != raw):
-            raise _Found(Problem("edited", line_no, seq if isinstance(seq, int) else None,
-                                 f"seq {seq} (line {line_no}) does not match its hash: "
-                                 "the event was edited."))
+        if (
+            not isinstance(claimed, str)
+            or sha256_hex(body) != claimed
+            or canonical({**data, "hash": claimed}) != raw
+        ):
+            raise _Found(
+                Problem(
+                    "edited",
+                    line_no,
+                    seq if isinstance(seq, int) else None,
+                    f"seq {seq} (line {line_no}) does not match its hash: the event was edited.",
+                )
+            )
         if self.finished_line is not None:
-            raise _Found(Problem("inserted", line_no, seq,
-                                 f"seq {seq} (line {line_no}) comes after run_finished "
-                                 f"(line {self.finished_line}): events were appended."))
+            raise _Found(
+                Problem(
+                    "inserted",
+                    line_no,
+                    seq,
+                    f"seq {seq} (line {line_no}) comes after run_finished "
+                    f"(line {self.finished_line}): events were appended.",
+                )
+            )
         run_id = data.get("run_id")
         if self.run_id is None:
             self.run_id = run_id
         elif run_id != self.run_id:
-            raise _Found(Problem("multiple_runs", line_no, seq,
-                                 f"seq {seq} (line {line_no}) belongs to run {run_id!r}, but the "
-                                 f"trace is run {self.run_id!r}: a trace holds one run "
-                                 "(were two traces concatenated?)."))
+            raise _Found(
+                Problem(
+                    "multiple_runs",
+                    line_no,
+                    seq,
+                    f"seq {seq} (line {line_no}) belongs to run {run_id!r}, but the "
+                    f"trace is run {self.run_id!r}: a trace holds one run "
+                    "(were two traces concatenated?).",
+                )
+            )
         if seq != self.expected:
             raise _Found(self._out_of_order(seq, line_no, rest))
         if data.get("prev") != self.prev:
-            raise _Found(Problem(
-                "edited", line_no, seq,
-                f"seq {seq} (line {line_no}) does not link to seq {seq - 1}: the event before "
-                "it was replaced and re-hashed, or this one was forged."))
+            raise _Found(
+                Problem(
+                    "edited",
+                    line_no,
+                    seq,
+                    f"seq {seq} (line {line_no}) does not link to seq {seq - 1}: the event before "
+                    "it was replaced and re-hashed, or this one was forged.",
+                )
+            )
         if _BLOB_MARK in raw:
             self._check_blobs(data, seq, line_no)
             data = _resolve_blobs(data, self.blob_folder)
@@ -184,35 +235,61 @@ class _Verifier:
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"])
-            raise _Found(Problem("invalid_event", line_no, seq,
-                                 f"seq {seq} (line {line_no}) is not a valid govrun event "
-                                 f"({where}: {err['msg']}).")) from None
+            raise _Found(
+                Problem(
+                    "invalid_event",
+                    line_no,
+                    seq,
+                    f"seq {seq} (line {line_no}) is not a valid govrun event "
+                    f"({where}: {err['msg']}).",
+                )
+            ) from None
         if event.type == "run_finished":
             self._check_finish(event, line_no)
         self.prev = claimed
         self.expected += 1
 
-    def _out_of_order(self, seq: Any, line_no: int,
-                      rest: Iterator[tuple[int, int, bytes, bool]]) -> Problem:
+    def _out_of_order(
+        self, seq: Any, line_no: int, rest: Iterator[tuple[int, int, bytes, bool]]
+    ) -> Problem:
         if not isinstance(seq, int):
             return Problem("invalid_event", line_no, None, f"line {line_no} has no valid seq.")
         later = _remaining_seqs(rest)
         if seq < self.expected:
-            return Problem("inserted", line_no, seq,
-                           f"line {line_no} repeats seq {seq} where seq {self.expected} was "
-                           "expected: a line was inserted.")
+            return Problem(
+                "inserted",
+                line_no,
+                seq,
+                f"line {line_no} repeats seq {seq} where seq {self.expected} was "
+                "expected: a line was inserted.",
+            )
         if seq in later:
-            return Problem("inserted", line_no, seq,
-                           f"line {line_no} holds seq {seq}, which appears again later: "
-                           "a copy of that event was inserted.")
+            return Problem(
+                "inserted",
+                line_no,
+                seq,
+                f"line {line_no} holds seq {seq}, which appears again later: "
+                "a copy of that event was inserted.",
+            )
         if self.expected in later:
-            return Problem("reordered", line_no, seq,
-                           f"seq {seq} (line {line_no}) appears before seq {self.expected}: "
-                           "events were reordered.")
-        missing = (f"seq {self.expected}" if seq == self.expected + 1
-                   else f"seq {self.expected}..{seq - 1}")
-        return Problem("deleted", line_no, seq,
-                       f"{missing} missing before line {line_no}: events were deleted.")
+            return Problem(
+                "reordered",
+                line_no,
+                seq,
+                f"seq {seq} (line {line_no}) appears before seq {self.expected}: "
+                "events were reordered.",
+            )
+        missing = (
+            f"seq {self.expected}"
+            if seq == self.expected + 1
+            else f"seq {self.expected}..{seq - 1}"
+        )
+        return Problem(
+            "deleted",
+            line_no,
+            seq,
+            f"{missing} missing before line {line_no}: events were deleted.",
+        )
 
     def _check_blobs(self, value: Any, seq: int, line_no: int) -> None:
         if isinstance(value, dict):
@@ -231,40 +308,70 @@ class _Verifier:
         try:
             content = target.read_bytes()
         except OSError:
-            raise _Found(Problem("bad_blob", line_no, seq,
-                                 f"seq {seq} (line {line_no}) refers to blob {ref[:12]}…, which "
-                                 f"is missing from {self.blob_folder}.")) from None
+            raise _Found(
+                Problem(
+                    "bad_blob",
+                    line_no,
+                    seq,
+                    f"seq {seq} (line {line_no}) refers to blob {ref[:12]}…, which "
+                    f"is missing from {self.blob_folder}.",
+                )
+            ) from None
         if sha256_hex(content) != ref:
-            raise _Found(Problem("bad_blob", line_no, seq,
-                                 f"blob {ref[:12]}… of seq {seq} (line {line_no}) does not match "
-                                 "its hash: the blob was edited."))
+            raise _Found(
+                Problem(
+                    "bad_blob",
+                    line_no,
+                    seq,
+                    f"blob {ref[:12]}… of seq {seq} (line {line_no}) does not match "
+                    "its hash: the blob was edited.",
+                )
+            )
         self.blobs += 1
 
     def _check_finish(self, event: Any, line_no: int) -> None:
         if event.event_count != event.seq + 1 or event.head != event.prev:
-            raise _Found(Problem("edited", line_no, event.seq,
-                                 f"run_finished (line {line_no}) states {event.event_count} "
-                                 f"events and head {event.head[:12]}…, but the trace has "
-                                 f"{event.seq + 1} and head {event.prev[:12]}…."))
+            raise _Found(
+                Problem(
+                    "edited",
+                    line_no,
+                    event.seq,
+                    f"run_finished (line {line_no}) states {event.event_count} "
+                    f"events and head {event.head[:12]}…, but the trace has "
+                    f"{event.seq + 1} and head {event.prev[:12]}….",
+                )
+            )
         self.finished_line = line_no
 
     def _torn(self, line_no: int) -> Problem:
-        return Problem("torn", line_no, None,
-                       f"intact up to seq {self._last()}, then a torn line {line_no} "
-                       "(a crash mid-write, not tampering).")
+        return Problem(
+            "torn",
+            line_no,
+            None,
+            f"intact up to seq {self._last()}, then a torn line {line_no} "
+            "(a crash mid-write, not tampering).",
+        )
 
     def _ending(self) -> Problem | None:
         if self.expected == 0:
             return Problem("unfinished", 1, None, "the trace holds no events.")
         if self.expect_head is not None and self.expect_head != self.prev:
-            return Problem("head_mismatch", self.expected, self.expected - 1,
-                           f"the trace ends at head {self.prev[:16]}…, but the head kept "
-                           f"elsewhere is {self.expect_head[:16]}…: events were cut off, "
-                           "appended, or the trace was re-chained.")
+            return Problem(
+                "head_mismatch",
+                self.expected,
+                self.expected - 1,
+                f"the trace ends at head {self.prev[:16]}…, but the head kept "
+                f"elsewhere is {self.expect_head[:16]}…: events were cut off, "
+                "appended, or the trace was re-chained.",
+            )
         if self.finished_line is None:
-            return Problem("unfinished", self.expected, self.expected - 1,
-                           f"intact up to seq {self.expected - 1}, then no run_finished "
-                           "(the run crashed, was killed, or is still running).")
+            return Problem(
+                "unfinished",
+                self.expected,
+                self.expected - 1,
+                f"intact up to seq {self.expected - 1}, then no run_finished "
+                "(the run crashed, was killed, or is still running).",
+            )
         return None
 
     def _last(self) -> str:
