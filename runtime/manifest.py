@@ -1,0 +1,372 @@
+"""The agent manifest: one YAML file declaring the model, tools, policy, budgets and checks.
+
+``load_manifest`` is the way in. It reports every problem at once as a ManifestError whose
+lines read ``FILE:LINE:COL FIELD: expected ...; got ...``; a pydantic or YAML error never
+escapes. Sections are frozen and forbid unknown keys, so a typo is never silently ignored.
+Section models live in ``manifest_sections`` / ``manifest_checks`` and are re-exported here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
+
+from runtime.errors import ManifestError
+from runtime.manifest_checks import (
+    CHECK_KINDS,
+    Check,
+    ExitCodeCheck,
+    FileContainsCheck,
+    FileExistsCheck,
+    FileSha256Check,
+    FinalAnswerMatchesCheck,
+    OutputMatchesCheck,
+    OutputSchemaCheck,
+    PythonCheck,
+)
+from runtime.manifest_fields import (
+    PATTERN_WORDS,
+    PROVIDERS,
+    SUPPORTED_BUILTINS,
+    EnvVarName,
+    Identifier,
+    Section,
+)
+from runtime.manifest_problems import did_you_mean, fail_if, translate
+from runtime.manifest_sections import (
+    ArgumentSize,
+    Budgets,
+    CommandRule,
+    ForbiddenSequence,
+    Interrupts,
+    ModelConfig,
+    ModelParams,
+    Policy,
+    PolicyRule,
+    Predicate,
+    Pricing,
+    RepeatCall,
+    ToolScope,
+    ToolSpec,
+    duplicates,
+)
+from runtime.manifest_yaml import (
+    FieldPath,
+    Problem,
+    SourceMap,
+    Template,
+    interpolate,
+    load_yaml,
+    show,
+)
+
+NOT_SUPPORTED_YET: dict[str, str] = {
+    "models": "multi-model routing is not supported yet; declare a single `model:`",
+    "routing": "multi-model routing is not supported yet; declare a single `model:`",
+    "approvals": "approval gates are not supported yet; use policy effect `ask` with "
+    "`govrun run --approve auto|deny`",
+    "compaction": "context compaction is not supported yet; remove `compaction:`",
+    "on_failure": "failure handlers (`on_failure`) are not supported yet; remove the section",
+    "tools[].undo": "tool undo (rollback) is not supported yet; remove `undo:`",
+    "tools[].approval": "per-tool approval is not supported yet; use a policy rule with effect "
+    "`ask` for this tool",
+}
+"""Keys the format reserves but the runtime does not implement: rejected, never ignored.
+Delete an entry when its feature lands. ``tools[].KEY`` means KEY inside any tool."""
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+class Manifest(Section):
+    """A govrun agent: the model, its tools, and the rules it runs under."""
+
+    version: Literal[1] = Field(1, description="Manifest format version; only 1 exists.")
+    name: Identifier = Field(description="Agent name, used in traces and file names.")
+    description: str | None = Field(None, description="What the agent is for.")
+    input: str | None = Field(None, description="Default task when `govrun run -i` is not given.")
+    system: str = Field("", description="System prompt.")
+    durability: Literal["flush", "fsync"] = Field(
+        "flush", description="Trace durability: flush each event, or also fsync it."
+    )
+    secrets: list[EnvVarName] = Field(
+        default_factory=list, description="NAMES of env vars whose values must never be traced."
+    )
+    model: ModelConfig = Field(description="The model that drives the agent.")
+    tools: list[ToolSpec] = Field(default_factory=list, description="Tools the model may call.")
+    policy: Policy = Field(default_factory=Policy, description="Allow, deny or ask per tool call.")
+    budgets: Budgets = Field(default_factory=Budgets, description="Hard run limits.")
+    interrupts: Interrupts = Field(default_factory=Interrupts, description="Behaviour detectors.")
+    success: list[Check] = Field(
+        default_factory=list, description="Checks that prove the run succeeded."
+    )
+
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _templates: dict[FieldPath, Template] = PrivateAttr(default_factory=dict)
+
+    # Fields validate in declaration order, so `tools` is in info.data for the sections below
+    # (absent if `tools` itself was invalid, in which case reference checks wait for a fix).
+
+    @field_validator("tools")
+    @classmethod
+    def _unique_tool_names(cls, tools: list[ToolSpec]) -> list[ToolSpec]:
+        fail_if(duplicates([tool.name for tool in tools], "name", "tools"))
+        return tools
+
+    @field_validator("policy")
+    @classmethod
+    def _rules_name_tools(cls, policy: Policy, info: ValidationInfo) -> Policy:
+        tools = info.data.get("tools")
+        if tools is not None:
+            fail_if(
+                {
+                    ("rules", i, "tools", j): _undeclared(glob, tools)
+                    for i, rule in enumerate(policy.rules)
+                    for j, glob in enumerate(rule.tools)
+                    if not _glob_matches(glob, tools)
+                }
+            )
+        return policy
+
+    @field_validator("budgets")
+    @classmethod
+    def _budgets_name_tools(cls, budgets: Budgets, info: ValidationInfo) -> Budgets:
+        tools = info.data.get("tools")
+        if tools is not None:
+            names = {tool.name for tool in tools}
+            fail_if(
+                {
+                    ("max_tool_calls_per_tool", key): _undeclared(key, tools, globs=False)
+                    for key in budgets.max_tool_calls_per_tool
+                    if key not in names
+                }
+            )
+        return budgets
+
+    @field_validator("interrupts")
+    @classmethod
+    def _sequences_name_tools(cls, interrupts: Interrupts, info: ValidationInfo) -> Interrupts:
+        tools = info.data.get("tools")
+        if tools is not None:
+            fail_if(
+                {
+                    ("forbidden_sequences", i, "sequence", j): _undeclared(glob, tools)
+                    for i, seq in enumerate(interrupts.forbidden_sequences)
+                    for j, glob in enumerate(seq.sequence)
+                    if not _glob_matches(glob, tools)
+                }
+            )
+        return interrupts
+
+    @property
+    def base_dir(self) -> Path:
+        """The manifest's folder (absolute); relative paths in the manifest resolve against it."""
+        return self._base_dir
+
+    def resolve_path(self, path: str | Path) -> Path:
+        """A path from the manifest (script, roots, cwd, success paths) made absolute."""
+        return self._base_dir / path
+
+    def tool(self, name: str) -> ToolSpec | None:
+        """The declared tool called ``name``, or None (an unknown tool)."""
+        return next((tool for tool in self.tools if tool.name == name), None)
+
+    def tools_matching(self, pattern: str) -> list[ToolSpec]:
+        """Declared tools a policy/interrupt glob names (by tool name or builtin)."""
+        return [tool for tool in self.tools if tool.matches(pattern)]
+
+    def secret_env_names(self) -> set[str]:
+        """Env var names whose values must never be written: `secrets` plus the API key var."""
+        names = set(self.secrets)
+        if self.model.api_key_env:
+            names.add(self.model.api_key_env)
+        return names
+
+    def secret_values(self, env: Mapping[str, str] | None = None) -> set[str]:
+        """The non-empty values of the secret env vars (os.environ by default), for redaction."""
+        source = os.environ if env is None else env
+        return {value for name in self.secret_env_names() if (value := source.get(name))}
+
+    def canonical_dict(self) -> dict[str, Any]:
+        """JSON-able snapshot for the trace and hashing: keys as in YAML, defaults in, no nulls.
+
+        A string interpolated from a secret env var keeps its ``${VAR}`` text, so the snapshot
+        never holds the secret and its hash does not change when the secret rotates.
+        """
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        secret = self.secret_env_names()
+        restore = {t.value: t.text for t in self._templates.values() if t.names & secret}
+        return _replace_strings(data, restore) if restore else data
+
+
+def _glob_matches(glob: str, tools: Iterable[ToolSpec]) -> bool:
+    return glob == "*" or any(tool.matches(glob) for tool in tools)
+
+
+def _undeclared(glob: str, tools: Sequence[ToolSpec], *, globs: bool = True) -> str:
+    kind = "a declared tool name or a glob matching one" if globs else "a declared tool name"
+    names = [tool.name for tool in tools]
+    if not names:
+        return f"expected {kind}; got {glob!r}, but `tools:` declares none"
+    choices = names + ([tool.uses for tool in tools if tool.uses] if globs else [])
+    suggestion = did_you_mean(glob, choices)
+    text = f"expected {kind} ({', '.join(names)}); got {glob!r}"
+    return f"{text} — did you mean {suggestion!r}?" if suggestion else text
+
+
+def _replace_strings(value: Any, replacements: Mapping[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {key: _replace_strings(item, replacements) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_replace_strings(item, replacements) for item in value]
+    if isinstance(value, str):
+        return replacements.get(value, value)
+    return value
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+def load_manifest(path: str | Path, *, env: Mapping[str, str] | None = None) -> Manifest:
+    """Read and validate a manifest file; relative paths in it resolve against its folder."""
+    file = Path(path)
+    text = _read(file, str(path))
+    return parse_manifest(text, source=str(path), base_dir=file.resolve().parent, env=env)
+
+
+def parse_manifest(
+    text: str,
+    *,
+    source: str = "<string>",
+    base_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Manifest:
+    """Validate manifest YAML. ``source`` names it in messages, ``base_dir`` (default: the
+    current folder) anchors relative paths, ``env`` (default: os.environ) feeds ``${VAR}``."""
+    folder = Path(base_dir or Path.cwd()).resolve()
+    loaded = load_yaml(text, source)
+    data, unsupported = _without_unsupported(loaded.data, loaded.source_map)
+    expanded = interpolate(data, loaded.source_map, os.environ if env is None else env)
+    early = loaded.problems + unsupported + expanded.problems
+    try:
+        manifest = Manifest.model_validate(expanded.data, context={"base_dir": folder})
+    except ValidationError as exc:
+        late = translate(exc, expanded.data, loaded.source_map, Manifest, PATTERN_WORDS)
+        late = [_as_written(problem, expanded.templates) for problem in late]
+        reported = {problem.path for problem in early}  # e.g. an unset ${VAR} is said once
+        raise _invalid(source, early + [p for p in late if p.path not in reported]) from None
+    if early:
+        raise _invalid(source, early)
+    manifest._base_dir = folder
+    manifest._templates = expanded.templates
+    return manifest
+
+
+def manifest_json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of the manifest, keys sorted so the output is stable."""
+    schema = Manifest.model_json_schema(by_alias=True, mode="validation")
+    schema.update({"$schema": SCHEMA_DIALECT, "title": "govrun manifest"})
+    return json.loads(json.dumps(schema, sort_keys=True))
+
+
+def _read(file: Path, source: str) -> str:
+    try:
+        return file.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        hint = "Check the path, or create a manifest with `govrun init`."
+        raise ManifestError(f"manifest not found: {source}", hint=hint) from None
+    except IsADirectoryError:
+        hint = f"Pass the YAML file inside it, e.g. {source}/agent.yaml."
+        raise ManifestError(f"{source} is a folder, not a manifest file", hint=hint) from None
+    except UnicodeDecodeError as exc:
+        message = f"{source} is not UTF-8 text (bad byte at offset {exc.start})"
+        raise ManifestError(message, hint="Save the manifest as UTF-8.") from None
+    except OSError as exc:
+        raise ManifestError(f"cannot read {source}: {exc.strerror or exc}") from None
+
+
+def _as_written(problem: Problem, templates: Mapping[FieldPath, Template]) -> Problem:
+    """Quote an interpolated value as its ``${VAR}`` text: the value may be a secret."""
+    template = templates.get(problem.path)
+    if template is None:
+        return problem
+    text = problem.message.replace(show(template.value), show(template.text))
+    return dataclasses.replace(problem, message=text)
+
+
+def _invalid(source: str, problems: list[Problem]) -> ManifestError:
+    count = len(problems)
+    return ManifestError(
+        f"{source} is not a valid govrun manifest ({count} problem{'s' if count != 1 else ''})",
+        problems=[problem.render(source) for problem in sorted(problems)],
+        hint="`govrun schema manifest` prints every key with its meaning.",
+    )
+
+
+def _without_unsupported(
+    data: dict[str, Any], source_map: SourceMap
+) -> tuple[dict[str, Any], list[Problem]]:
+    """Drop NOT_SUPPORTED_YET keys, reporting each (so none is also an 'unknown key')."""
+    data = dict(data)
+    problems: list[Problem] = []
+    for key, text in NOT_SUPPORTED_YET.items():
+        if key.startswith("tools[]."):
+            problems += _drop_from_tools(data, key.removeprefix("tools[]."), text, source_map)
+        elif key in data:
+            del data[key]
+            problems.append(source_map.problem((key,), text))
+    return data, problems
+
+
+def _drop_from_tools(
+    data: dict[str, Any], key: str, text: str, source_map: SourceMap
+) -> list[Problem]:
+    if not isinstance(data.get("tools"), list):
+        return []
+    tools = data["tools"] = list(data["tools"])
+    problems: list[Problem] = []
+    for index, tool in enumerate(tools):
+        if isinstance(tool, dict) and key in tool:
+            tools[index] = {k: v for k, v in tool.items() if k != key}
+            problems.append(source_map.problem(("tools", index, key), text))
+    return problems
+
+
+__all__ = [
+    "CHECK_KINDS",
+    "NOT_SUPPORTED_YET",
+    "PROVIDERS",
+    "SUPPORTED_BUILTINS",
+    "ArgumentSize",
+    "Budgets",
+    "Check",
+    "CommandRule",
+    "ExitCodeCheck",
+    "FileContainsCheck",
+    "FileExistsCheck",
+    "FileSha256Check",
+    "FinalAnswerMatchesCheck",
+    "ForbiddenSequence",
+    "Interrupts",
+    "Manifest",
+    "ModelConfig",
+    "ModelParams",
+    "OutputMatchesCheck",
+    "OutputSchemaCheck",
+    "Policy",
+    "PolicyRule",
+    "Predicate",
+    "Pricing",
+    "PythonCheck",
+    "RepeatCall",
+    "ToolScope",
+    "ToolSpec",
+    "load_manifest",
+    "manifest_json_schema",
+    "parse_manifest",
+]

@@ -1,0 +1,420 @@
+"""The manifest's sections: model, tools, policy, budgets, interrupts.
+
+Each validator that checks several fields together reports every problem it finds, each at
+the field the user has to change (``fail_if({("scope", "roots"): ...})``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from runtime.manifest_checks import SUCCESS_ONLY_CHECKS, Check
+from runtime.manifest_fields import (
+    SUPPORTED_BUILTINS,
+    Action,
+    Builtin,
+    CallableRef,
+    Effect,
+    EnvVarName,
+    Fraction,
+    Host,
+    Identifier,
+    Integer,
+    NonNegativeInt,
+    NonNegativeNumber,
+    Number,
+    Penalty,
+    PositiveInt,
+    PositiveNumber,
+    Provider,
+    Regex,
+    Risk,
+    Section,
+    Temperature,
+    Text,
+    TextList,
+    ToolName,
+    Url,
+)
+from runtime.manifest_problems import fail_if
+from runtime.manifest_yaml import FieldPath, show
+
+DEFAULT_API_KEY_ENV: dict[str, str] = {"openai": "OPENAI_API_KEY"}
+
+SCOPE_KEYS: dict[str, tuple[str, ...]] = {
+    "fs.read": ("roots",),
+    "fs.write": ("roots",),
+    "fs.list": ("roots",),
+    "fs.delete": ("roots",),
+    "shell": ("roots", "commands", "cwd"),
+    "http.get": ("hosts",),
+}
+"""Which ``scope`` keys each builtin understands."""
+
+_ROOTS_WHY = "the folders it may touch, relative to the manifest folder"
+REQUIRED_SCOPE: dict[str, tuple[str, str]] = {
+    "fs.read": ("roots", _ROOTS_WHY),
+    "fs.write": ("roots", _ROOTS_WHY),
+    "fs.list": ("roots", _ROOTS_WHY),
+    "fs.delete": ("roots", _ROOTS_WHY),
+    "shell": ("commands", "an allowlist of the commands it may run"),
+    "http.get": ("hosts", "the hosts it may fetch from"),
+}
+"""The scope key a builtin cannot run without, and why."""
+
+
+# --- model -------------------------------------------------------------------------------------
+
+
+class ModelParams(Section):
+    """Sampling parameters sent with each request. Unknown names are refused, never sent."""
+
+    temperature: Temperature | None = Field(None, description="Sampling temperature.")
+    top_p: Fraction | None = Field(None, description="Nucleus sampling mass.")
+    max_tokens: PositiveInt | None = Field(None, description="Most tokens per response.")
+    max_completion_tokens: PositiveInt | None = Field(
+        None, description="Most completion tokens per response (newer OpenAI name)."
+    )
+    seed: Integer | None = Field(None, description="Seed, for providers that support one.")
+    stop: TextList | None = Field(None, description="Stop sequence(s): a string or a list.")
+    presence_penalty: Penalty | None = Field(None, description="Presence penalty.")
+    frequency_penalty: Penalty | None = Field(None, description="Frequency penalty.")
+    parallel_tool_calls: bool | None = Field(
+        None, description="Whether the model may propose several tool calls in one response."
+    )
+    reasoning_effort: Text | None = Field(
+        None, description="For reasoning models, e.g. low, medium or high."
+    )
+
+
+class Pricing(Section):
+    """USD per million tokens, for `budgets.max_cost_usd` and cost reports."""
+
+    input_per_mtok: NonNegativeNumber = Field(description="USD per million prompt tokens.")
+    output_per_mtok: NonNegativeNumber = Field(description="USD per million completion tokens.")
+    cached_input_per_mtok: NonNegativeNumber | None = Field(
+        None, description="USD per million cached prompt tokens (default: input price)."
+    )
+
+
+class ModelConfig(Section):
+    """Which model answers, and how to reach it."""
+
+    provider: Provider = Field(
+        description="openai (any OpenAI-compatible server) or scripted (responses from a file)."
+    )
+    name: Text | None = Field(None, description="Model name, e.g. gpt-4o-mini (openai: required).")
+    base_url: Url | None = Field(
+        None, description="Base URL of an OpenAI-compatible API; the provider's if absent."
+    )
+    api_key_env: EnvVarName | None = Field(
+        None,
+        description="NAME of the env var holding the API key, never the key itself (openai "
+        "default: OPENAI_API_KEY). Its value never reaches the trace.",
+    )
+    script: Text | None = Field(
+        None, description="scripted only: YAML list of responses, relative to the manifest folder."
+    )
+    params: ModelParams = Field(default_factory=ModelParams, description="Sampling parameters.")
+    timeout_s: PositiveNumber = Field(60, description="Seconds to wait for one response.")
+    max_retries: NonNegativeInt = Field(3, description="Retries on transient model errors.")
+    pricing: Pricing | None = Field(None, description="Token prices for cost accounting.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_api_key_env(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "api_key_env" not in data:
+            default = DEFAULT_API_KEY_ENV.get(str(data.get("provider")))
+            if default:
+                return {**data, "api_key_env": default}
+        return data
+
+    @model_validator(mode="after")
+    def _fits_provider(self, info: ValidationInfo) -> Self:
+        problems: dict[FieldPath, str] = {}
+        if self.provider == "openai" and self.name is None:
+            problems[("name",)] = (
+                "required key 'name' is missing (provider openai needs a model, e.g. gpt-4o-mini)"
+            )
+        if self.provider == "scripted":
+            problems.update(self._script_problems(base_dir(info)))
+        elif self.script is not None:
+            problems[("script",)] = (
+                f"expected `script` only with provider scripted; got provider {self.provider}"
+            )
+        fail_if(problems)
+        return self
+
+    def _script_problems(self, folder: Path) -> dict[FieldPath, str]:
+        if self.script is None:
+            return {
+                ("script",): "required key 'script' is missing (provider scripted replays "
+                "responses from a YAML file, relative to the manifest)"
+            }
+        if not (folder / self.script).is_file():
+            return {
+                ("script",): f"expected an existing file relative to {folder}; "
+                f"got {show(self.script)}"
+            }
+        return {}
+
+
+def base_dir(info: ValidationInfo) -> Path:
+    """The manifest folder passed as validation context (the current folder if none)."""
+    context = info.context if isinstance(info.context, dict) else {}
+    return Path(context.get("base_dir") or Path.cwd())
+
+
+# --- tools -------------------------------------------------------------------------------------
+
+
+class CommandRule(Section):
+    """How one allowlisted shell command may be called."""
+
+    flags: list[Text] = Field(
+        default_factory=list, description="Flags allowed (e.g. -l); any other flag is refused."
+    )
+    subcommands: list[Text] | None = Field(
+        None, min_length=1, description="If set, the first argument must be one of these."
+    )
+    max_args: NonNegativeInt | None = Field(
+        None, description="Most arguments after the command (and subcommand)."
+    )
+
+
+class ToolScope(Section):
+    """Where a builtin tool may act. Which keys apply depends on `uses` (see SCOPE_KEYS)."""
+
+    roots: list[Text] | None = Field(
+        None, min_length=1, description="fs.*, shell: confining folders (relative to manifest)."
+    )
+    commands: dict[str, CommandRule] | None = Field(
+        None, min_length=1, description="shell: allowlisted commands by name."
+    )
+    cwd: Text | None = Field(None, description="shell: working folder (relative to manifest).")
+    hosts: list[Host] | None = Field(
+        None, min_length=1, description="http.get: allowed hosts; '*.x.org' matches subdomains."
+    )
+
+
+class ToolSpec(Section):
+    """A tool the model may call: a builtin (`uses`) or a Python callable (`python`)."""
+
+    name: ToolName = Field(description="Name the model calls the tool by.")
+    uses: Builtin | None = Field(None, description="Builtin implementation.")
+    python: CallableRef | None = Field(
+        None, description="Python callable 'module.path:function' (instead of `uses`)."
+    )
+    description: str | None = Field(None, description="What the tool does, shown to the model.")
+    risk: Risk | None = Field(
+        None, description="Risk for policy rules; absent means the builtin's default."
+    )
+    timeout_s: PositiveNumber = Field(30, description="Seconds one call may run.")
+    max_output_bytes: PositiveInt = Field(65536, description="Output beyond this is cut.")
+    scope: ToolScope = Field(default_factory=ToolScope, description="Where the tool may act.")
+    verify: list[Check] = Field(
+        default_factory=list, description="Checks after each call; their results are evidence."
+    )
+
+    @field_validator("verify")
+    @classmethod
+    def _no_success_only_checks(cls, checks: list[Any]) -> list[Any]:
+        fail_if(
+            {
+                (index, "check"): f"expected a per-call check; got {check.check!r}, which is only "
+                "allowed under `success:`"
+                for index, check in enumerate(checks)
+                if check.check in SUCCESS_ONLY_CHECKS
+            }
+        )
+        return checks
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> Self:
+        fail_if(self._kind_problems() or self._scope_problems())
+        return self
+
+    def _kind_problems(self) -> dict[FieldPath, str]:
+        if self.uses is not None and self.python is not None:
+            return {("python",): "expected exactly one of `uses` or `python`; got both"}
+        if self.uses is None and self.python is None:
+            return {
+                (): f"expected exactly one of `uses` (a builtin: {', '.join(SUPPORTED_BUILTINS)}) "
+                "or `python` (module:function); got neither"
+            }
+        return {}
+
+    def _scope_problems(self) -> dict[FieldPath, str]:
+        given = [key for key in ToolScope.model_fields if getattr(self.scope, key) is not None]
+        if self.uses is None:
+            return {
+                ("scope", key): f"expected no scope for a python tool; got {key!r}" for key in given
+            }
+        allowed = SCOPE_KEYS[self.uses]
+        problems: dict[FieldPath, str] = {
+            ("scope", key): f"expected only {', '.join(allowed)} in the scope of a {self.uses} "
+            f"tool; got {key!r}"
+            for key in given
+            if key not in allowed
+        }
+        required, why = REQUIRED_SCOPE[self.uses]
+        if required not in given:
+            problems[("scope", required)] = (
+                f"required key {required!r} is missing ({self.uses} needs {why})"
+            )
+        if self.uses == "shell" and "roots" not in given and "cwd" not in given:
+            problems[("scope", "roots")] = (
+                "required key 'roots' is missing (shell commands run confined to a folder: "
+                "give scope.roots, scope.cwd, or both)"
+            )
+        return problems
+
+    def matches(self, pattern: str) -> bool:
+        """Whether a policy/interrupt glob names this tool, by its name or its builtin."""
+        return fnmatchcase(self.name, pattern) or (
+            self.uses is not None and fnmatchcase(self.uses, pattern)
+        )
+
+
+# --- policy ------------------------------------------------------------------------------------
+
+
+class Predicate(Section):
+    """A test on one argument of a tool call; every key given must hold."""
+
+    glob: Text | None = Field(None, description="The argument matches this glob.")
+    regex: Regex | None = Field(None, description="The argument matches this regex (search).")
+    inside: list[Text] | None = Field(
+        None, min_length=1, description="Path argument is inside one of these (manifest-relative)."
+    )
+    not_inside: list[Text] | None = Field(
+        None, min_length=1, description="Path argument is inside none of these folders."
+    )
+    host_in: list[Host] | None = Field(
+        None, min_length=1, description="URL argument's host is one of these ('*.x.org' ok)."
+    )
+    min: Number | None = Field(None, description="Numeric argument is >= this.")
+    max: Number | None = Field(None, description="Numeric argument is <= this.")
+    equals: Any = Field(None, description="Argument equals this value.")
+    one_of: list[Any] | None = Field(None, min_length=1, description="Argument is one of these.")
+    max_bytes: PositiveInt | None = Field(
+        None, description="Argument, as UTF-8 JSON, is at most this many bytes."
+    )
+
+    @model_validator(mode="after")
+    def _meaningful(self) -> Self:
+        problems: dict[FieldPath, str] = {}
+        if not self.model_fields_set:
+            keys = ", ".join(type(self).model_fields)
+            problems[()] = f"expected at least one of {keys}; got an empty mapping"
+        if "equals" in self.model_fields_set and self.equals is None:
+            problems[("equals",)] = "expected a value to compare with; got null"
+        if self.min is not None and self.max is not None and self.min > self.max:
+            problems[("min",)] = f"expected min <= max ({show(self.max)}); got {show(self.min)}"
+        fail_if(problems)
+        return self
+
+
+class PolicyRule(Section):
+    """One ordered policy rule; the first rule that matches a call decides it."""
+
+    id: Identifier = Field(description="Unique rule id, recorded with every decision.")
+    tools: TextList = Field(
+        default_factory=lambda: ["*"],
+        min_length=1,
+        description="Tool name globs; a tool also matches by its builtin (e.g. 'fs.*').",
+    )
+    effect: Effect = Field(description="allow, deny, or ask (the approver decides).")
+    risk: list[Risk] | None = Field(
+        None, min_length=1, description="Match only calls whose tool risk is listed."
+    )
+    when: dict[str, Predicate] = Field(
+        default_factory=dict, description="Argument name -> predicate; all must hold."
+    )
+    reason: str | None = Field(None, description="Why, shown to the model and the operator.")
+
+
+class Policy(Section):
+    """Decides each proposed tool call: the first matching rule, else `default`."""
+
+    default: Effect = Field("deny", description="Effect when no rule matches.")
+    rules: list[PolicyRule] = Field(default_factory=list, description="Ordered rules.")
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_ids(cls, rules: list[PolicyRule]) -> list[PolicyRule]:
+        fail_if(duplicates([rule.id for rule in rules], "id", "rules"))
+        return rules
+
+
+# --- budgets and interrupts --------------------------------------------------------------------
+
+
+class Budgets(Section):
+    """Hard limits; reaching one stops the run with `budget_exceeded`."""
+
+    max_steps: PositiveInt = Field(50, description="Most loop steps.")
+    max_model_calls: PositiveInt | None = Field(None, description="Most model requests.")
+    max_tool_calls: PositiveInt | None = Field(None, description="Most tool calls in total.")
+    max_tool_calls_per_tool: dict[str, PositiveInt] = Field(
+        default_factory=dict, description="Most calls per declared tool name."
+    )
+    max_tokens: PositiveInt | None = Field(None, description="Most tokens, prompt + output.")
+    max_cost_usd: PositiveNumber | None = Field(None, description="Most USD (needs pricing).")
+    max_wall_time_s: PositiveNumber | None = Field(None, description="Most wall-clock seconds.")
+
+
+class RepeatCall(Section):
+    """Interrupt when the same tool is called with the same arguments again and again."""
+
+    max_repeats: Integer = Field(3, ge=2, description="Identical calls that trigger it.")
+    action: Action = Field("stop", description="pause (ask the operator) or stop.")
+
+
+class ForbiddenSequence(Section):
+    """Interrupt when tools are called in this order (not necessarily adjacent)."""
+
+    id: Identifier = Field(description="Unique id, recorded with the interrupt.")
+    sequence: list[Text] = Field(min_length=2, description="Tool names or globs, in order.")
+    action: Action = Field("stop", description="pause (ask the operator) or stop.")
+
+
+class ArgumentSize(Section):
+    """Interrupt when a call's arguments are unusually large (a common exfiltration sign)."""
+
+    max_bytes: PositiveInt = Field(description="Largest arguments, as UTF-8 JSON bytes.")
+    action: Action = Field("stop", description="pause (ask the operator) or stop.")
+
+
+class Interrupts(Section):
+    """Behaviour detectors that pause or stop a run."""
+
+    repeat_call: RepeatCall | None = Field(None, description="Loop detection.")
+    forbidden_sequences: list[ForbiddenSequence] = Field(
+        default_factory=list, description="Tool-call orders that must not happen."
+    )
+    argument_size: ArgumentSize | None = Field(None, description="Oversized arguments.")
+
+    @field_validator("forbidden_sequences")
+    @classmethod
+    def _unique_ids(cls, sequences: list[ForbiddenSequence]) -> list[ForbiddenSequence]:
+        fail_if(duplicates([seq.id for seq in sequences], "id", "forbidden_sequences"))
+        return sequences
+
+
+def duplicates(values: Sequence[str], key: str, where: str) -> dict[FieldPath, str]:
+    """A problem at ``(index, key)`` for each value already used at an earlier index."""
+    first: dict[str, int] = {}
+    problems: dict[FieldPath, str] = {}
+    for index, value in enumerate(values):
+        if value in first:
+            problems[(index, key)] = (
+                f"expected a unique {key}; got {value!r} again (first at {where}[{first[value]}])"
+            )
+        first.setdefault(value, index)
+    return problems
