@@ -1,0 +1,277 @@
+"""The tool contract: arguments model, pure scope check, confined run, typed result.
+
+Every tool call is proposed by a hostile model. A tool therefore (1) validates arguments
+against a closed pydantic model, (2) checks its scope with a pure ``check()`` that the
+policy stage runs before approval, and (3) re-checks inside ``run()`` because it never
+trusts that ``check()`` was called or that the world did not change in between. Nothing a
+tool does raises out of ``run()``: every outcome is a ``ToolResult`` with a failure class.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from runtime.errors import GovrunError
+
+ToolFailure = Literal["tool_error", "timeout", "policy_denied", "invalid_arguments"]
+"""The failure classes a tool itself can report (a subset of the trace's failure classes)."""
+
+
+class ToolResult(BaseModel):
+    """What one call produced: the text the model sees plus structured data and evidence."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ok: bool = Field(description="Whether the call succeeded.")
+    output: str = Field("", description="What the model is shown, already size-limited.")
+    data: dict[str, Any] = Field(default_factory=dict, description="Structured result.")
+    evidence: dict[str, Any] = Field(
+        default_factory=dict, description="What actually happened, for verification and rollback."
+    )
+    error: str | None = Field(None, description="Why the call failed, when not ok.")
+    failure_class: ToolFailure | None = Field(None, description="Set when not ok.")
+    truncated: bool = Field(False, description="Whether output was cut to the size limit.")
+
+    @classmethod
+    def failure(
+        cls,
+        failure_class: ToolFailure,
+        error: str,
+        *,
+        output: str = "",
+        data: dict[str, Any] | None = None,
+        evidence: dict[str, Any] | None = None,
+        truncated: bool = False,
+    ) -> ToolResult:
+        """A failed result; the model is shown the error when there is no other output."""
+        return cls(
+            ok=False,
+            output=output or f"error: {error}",
+            data=data or {},
+            evidence=evidence or {},
+            error=error,
+            failure_class=failure_class,
+            truncated=truncated,
+        )
+
+
+class ScopeViolation(Exception):
+    """A call would leave its scope. Raised before any side effect, with the exact reason.
+
+    ``failure_class`` is ``invalid_arguments`` when the arguments cannot even be
+    interpreted (a shell line that does not parse, a URL that is not a URL).
+    """
+
+    def __init__(self, message: str, *, failure_class: ToolFailure = "policy_denied") -> None:
+        super().__init__(message)
+        self.message = message
+        self.failure_class: ToolFailure = failure_class
+
+
+class ToolTimeout(Exception):
+    """Raised inside a tool when its time limit ran out; becomes ``failure_class="timeout"``."""
+
+
+class ToolConfigError(GovrunError):
+    """A tool cannot be built from its configuration (bad scope, missing callable, ...)."""
+
+
+class UnknownToolError(ToolConfigError, LookupError):
+    """``uses:`` names no builtin tool. The message lists the ones that exist."""
+
+
+@runtime_checkable
+class Tool(Protocol):
+    """A tool the loop can offer to the model and run inside its scope."""
+
+    name: str
+    description: str
+    args_model: type[BaseModel]
+
+    def json_schema(self) -> dict[str, Any]:
+        """The OpenAI function ``parameters`` schema for the arguments."""
+        ...
+
+    def check(self, args: BaseModel) -> None:
+        """Raise ``ScopeViolation`` if the call leaves the scope. Pure: no side effects."""
+        ...
+
+    def run(self, args: BaseModel) -> ToolResult:
+        """Re-check the scope, then perform the call. Never raises."""
+        ...
+
+
+class ArgsModel(BaseModel):
+    """Base for tool arguments: unknown (hallucinated) names and type coercion both fail."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def parameters_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """JSON schema of an args model as an OpenAI function ``parameters`` object."""
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    schema.setdefault("properties", {})
+    schema["additionalProperties"] = False
+    return schema
+
+
+def parse_arguments(tool: Tool, raw: str | Mapping[str, Any] | BaseModel) -> BaseModel:
+    """Validate raw model arguments (JSON text or a mapping) into ``tool.args_model``.
+
+    Raises ``ScopeViolation(failure_class="invalid_arguments")`` with pydantic's per-field
+    explanation, so the loop can classify malformed calls without knowing pydantic.
+    """
+    try:
+        if isinstance(raw, str):
+            return tool.args_model.model_validate_json(raw)
+        if isinstance(raw, BaseModel):
+            raw = raw.model_dump()
+        return tool.args_model.model_validate(raw)
+    except ValidationError as exc:
+        raise ScopeViolation(
+            f"invalid arguments for {tool.name}: {_explain(exc)}",
+            failure_class="invalid_arguments",
+        ) from None
+
+
+def _explain(exc: ValidationError) -> str:
+    """One short line per field problem, without pydantic's URLs."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "arguments"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def clip(text: str, limit: int, *, already_dropped: int = 0) -> tuple[str, bool]:
+    """Cut ``text`` to at most ``limit`` UTF-8 bytes (on a character boundary) and say how
+    much was dropped, so the model knows it did not see everything.
+
+    ``already_dropped`` counts bytes the caller never read (a file or stream cut earlier),
+    so the single marker reports the whole loss.
+    """
+    raw = text.encode("utf-8")
+    kept = raw[:limit].decode("utf-8", errors="ignore") if len(raw) > limit else text
+    dropped = len(raw) - len(kept.encode("utf-8")) + already_dropped
+    if dropped <= 0:
+        return text, False
+    return f"{kept}\n[truncated {dropped} bytes]", True
+
+
+class BaseTool(ABC):
+    """Shared plumbing: argument coercion, re-check before run, and error classification.
+
+    Subclasses set ``args_model`` and implement ``_check`` (pure) and ``_execute``.
+    ``_execute`` may raise ``ScopeViolation`` (a late denial, e.g. a symlink swapped in
+    after the check), ``ToolTimeout``, or any exception (a tool error).
+    """
+
+    args_model: type[BaseModel]
+    default_description: ClassVar[str] = ""
+
+    def __init__(
+        self, *, name: str, description: str | None, timeout_s: float, max_output_bytes: int
+    ) -> None:
+        if timeout_s <= 0 or max_output_bytes <= 0:
+            raise ToolConfigError(f"tool {name!r}: timeout_s and max_output_bytes must be positive")
+        self.name = name
+        self.description = description or self.default_description
+        self.timeout_s = float(timeout_s)
+        self.max_output_bytes = int(max_output_bytes)
+
+    def json_schema(self) -> dict[str, Any]:
+        return parameters_schema(self.args_model)
+
+    def check(self, args: BaseModel) -> None:
+        self._check(self._coerce(args))
+
+    def run(self, args: BaseModel) -> ToolResult:
+        try:
+            parsed = self._coerce(args)
+            self._check(parsed)
+            return self._execute(parsed)
+        except ScopeViolation as exc:
+            return ToolResult.failure(exc.failure_class, exc.message)
+        except ToolTimeout as exc:
+            return ToolResult.failure("timeout", str(exc) or f"timed out after {self.timeout_s}s")
+        except Exception as exc:  # the tool boundary: every error becomes a typed result
+            return ToolResult.failure("tool_error", f"{type(exc).__name__}: {exc}")
+
+    def _coerce(self, args: BaseModel) -> BaseModel:
+        """Accept only this tool's args model; anything else is re-validated from scratch."""
+        if type(args) is self.args_model:
+            return args
+        return parse_arguments(self, args)
+
+    def _clip(self, text: str, *, already_dropped: int = 0) -> tuple[str, bool]:
+        return clip(text, self.max_output_bytes, already_dropped=already_dropped)
+
+    @abstractmethod
+    def _check(self, args: Any) -> None: ...
+
+    @abstractmethod
+    def _execute(self, args: Any) -> ToolResult: ...
+
+
+# --- the builtin registry ----------------------------------------------------------------
+
+BUILTIN_TOOLS: dict[str, str] = {
+    "fs.read": "runtime.tools.fs:FsRead",
+    "fs.write": "runtime.tools.fs:FsWrite",
+    "fs.list": "runtime.tools.fs:FsList",
+    "fs.delete": "runtime.tools.fs:FsDelete",
+    "shell": "runtime.tools.shell:ShellTool",
+    "http.get": "runtime.tools.http:HttpGet",
+}
+"""Short name -> ``module:Class``. Imported lazily so ``govrun --help`` stays fast and an
+unused tool's dependencies (httpx) are never loaded."""
+
+
+def build_builtin(
+    uses: str,
+    *,
+    name: str,
+    description: str | None = None,
+    roots: list[Path] | None = None,
+    commands: dict[str, Any] | None = None,
+    hosts: list[str] | None = None,
+    cwd: Path | None = None,
+    timeout_s: float = 30.0,
+    max_output_bytes: int = 65536,
+) -> Tool:
+    """Build the builtin tool registered as ``uses`` with plain scope values.
+
+    Each class takes the keyword arguments it needs through ``from_scope``; an unknown
+    ``uses`` raises ``UnknownToolError`` listing what exists, with a did-you-mean.
+    """
+    cls = _builtin_class(uses)
+    factory: Callable[..., Tool] = cls.from_scope
+    return factory(
+        name=name,
+        description=description,
+        roots=list(roots or []),
+        commands=dict(commands or {}),
+        hosts=list(hosts or []),
+        cwd=cwd,
+        timeout_s=timeout_s,
+        max_output_bytes=max_output_bytes,
+    )
+
+
+def _builtin_class(uses: str) -> Any:
+    target = BUILTIN_TOOLS.get(uses)
+    if target is None:
+        available = ", ".join(sorted(BUILTIN_TOOLS))
+        close = difflib.get_close_matches(uses, BUILTIN_TOOLS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise UnknownToolError(f"unknown builtin tool {uses!r}.{hint} Available: {available}")
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)

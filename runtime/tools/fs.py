@@ -1,0 +1,516 @@
+"""fs.read / fs.write / fs.list / fs.delete, confined to declared root directories.
+
+Two layers, because a path check alone loses a race against a symlink swapped in after it:
+
+1. ``Confinement.locate`` (pure, used by ``check()``): reject suspicious path text, resolve
+   the path canonically (``..``, symlinks, absolute paths) and require the result to be
+   inside a root, comparing resolved ``Path`` objects, never string prefixes.
+2. The operation itself opens the root directory and walks every component of the
+   resolved relative path with ``O_NOFOLLOW`` at ``dir_fd``; a symlink that appears after
+   the check makes the walk fail with ``ELOOP``/``ENOTDIR``, which is a denial.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import errno
+import hashlib
+import os
+import secrets
+import stat
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from runtime.tools.base import ArgsModel, BaseTool, ScopeViolation, ToolConfigError, ToolResult
+
+_ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_CHUNK = 1 << 16
+MAX_LIST_ENTRIES = 1000
+
+_CONFUSABLES = frozenset(
+    "\u2024\u2025\u2026\ufe52\uff0e\u3002\uff61\u0701\u0702\ua4f8"  # dot look-alikes
+    "\u2215\u2044\u29f8\u2571\u29f6\uff0f\u30fb\u2afd\u1735"  # slash look-alikes
+    "\u2216\u29f5\u29f9\ufe68\uff3c\u2572"  # backslash look-alikes
+)
+"""Characters that read as ``.``, ``/`` or ``\\`` to a person approving the call but are
+ordinary filename bytes to the kernel. Many survive NFKC, so they are listed explicitly."""
+
+
+def validate_path_text(path: str) -> None:
+    """Reject path text whose meaning a reviewer could misread. Fails closed."""
+    if not path:
+        raise ScopeViolation("path is empty", failure_class="invalid_arguments")
+    for ch in path:
+        if ch in _CONFUSABLES:
+            raise ScopeViolation(f"path {path!r} contains look-alike character U+{ord(ch):04X}")
+        if unicodedata.category(ch)[0] in "CZ" and ch != " ":
+            raise ScopeViolation(
+                f"path {path!r} contains control or invisible character U+{ord(ch):04X}"
+            )
+    if unicodedata.normalize("NFKC", path) != path:
+        raise ScopeViolation(f"path {path!r} is not NFKC-normalized (look-alike characters)")
+
+
+@dataclass(frozen=True)
+class Located:
+    """A requested path after resolution: which root, and the canonical components under it.
+
+    ``rel`` never contains ``.``/``..`` or empty parts; ``()`` is the root itself.
+    """
+
+    requested: str
+    root: Path
+    rel: tuple[str, ...]
+
+    @property
+    def display(self) -> str:
+        """The path relative to its root, as shown to the model and stored as evidence."""
+        return "/".join(self.rel) or "."
+
+    @property
+    def parent(self) -> tuple[str, ...]:
+        return self.rel[:-1]
+
+    @property
+    def name(self) -> str:
+        if not self.rel:
+            raise IsADirectoryError(f"{self.requested!r} is the root directory")
+        return self.rel[-1]
+
+
+class Confinement:
+    """A set of root directories and the only ways fs tools may reach inside them."""
+
+    def __init__(self, roots: list[Path]) -> None:
+        if not roots:
+            raise ToolConfigError("fs tools need at least one root in scope.roots")
+        self.roots = [Path(r).resolve(strict=False) for r in roots]
+
+    def locate(self, path: str, *, follow_final: bool = True) -> Located:
+        """Resolve ``path`` (relative paths against the first root) and require it inside a
+        root. With ``follow_final=False`` the last component is kept literally, so deleting a
+        symlink removes the link, not its target."""
+        validate_path_text(path)
+        candidate = Path(path)
+        if not candidate.is_absolute():
+            candidate = self.roots[0] / candidate
+        if follow_final:
+            resolved = _resolve(candidate, path)
+        else:
+            if candidate.name in ("", "..") or path.endswith(("/", "/.")) or path == ".":
+                raise ScopeViolation(f"path {path!r} does not name a file")
+            resolved = _resolve(candidate.parent, path) / candidate.name
+        located = self._inside(path, resolved)
+        if not follow_final and not located.rel:
+            raise ScopeViolation(f"path {path!r} is a root directory, not a file inside it")
+        return located
+
+    def _inside(self, path: str, resolved: Path) -> Located:
+        for root in self.roots:
+            if resolved.is_relative_to(root):
+                rel = resolved.relative_to(root).parts
+                if any(p in ("", ".", "..") for p in rel):  # cannot happen after resolve()
+                    raise ScopeViolation(f"path {path!r} did not resolve canonically")
+                return Located(requested=path, root=root, rel=rel)
+        where = (
+            f"root {self.roots[0]}"
+            if len(self.roots) == 1
+            else "roots " + ", ".join(str(r) for r in self.roots)
+        )
+        raise ScopeViolation(f"path {path!r} resolves to {resolved}, outside {where}")
+
+    @contextlib.contextmanager
+    def open_dir(
+        self,
+        root: Path,
+        parts: tuple[str, ...],
+        *,
+        create: bool = False,
+        created: list[str] | None = None,
+    ) -> Iterator[int]:
+        """Yield an fd for ``root/parts`` reached one component at a time without following
+        symlinks; with ``create``, missing directories are made (and recorded in ``created``)."""
+        fd = os.open(root, _ROOT_FLAGS)
+        try:
+            for i, part in enumerate(parts):
+                nxt = _open_child_dir(fd, part, create=create)
+                if nxt.created and created is not None:
+                    created.append("/".join(parts[: i + 1]))
+                os.close(fd)
+                fd = nxt.fd
+            yield fd
+        finally:
+            os.close(fd)
+
+
+def _resolve(candidate: Path, requested: str) -> Path:
+    try:
+        return candidate.resolve(strict=False)
+    except (OSError, RuntimeError) as exc:  # symlink loops, overlong names
+        raise ScopeViolation(f"path {requested!r} cannot be resolved: {exc}") from None
+
+
+@dataclass(frozen=True)
+class _Opened:
+    fd: int
+    created: bool
+
+
+def _open_child_dir(dir_fd: int, part: str, *, create: bool) -> _Opened:
+    """Open one directory component under ``dir_fd``; a symlink there is a denial."""
+    made = False
+    try:
+        return _Opened(os.open(part, _DIR_FLAGS, dir_fd=dir_fd), False)
+    except FileNotFoundError:
+        if not create:
+            raise
+        with contextlib.suppress(FileExistsError):  # lost a race: the open below decides
+            os.mkdir(part, 0o777, dir_fd=dir_fd)
+            made = True
+    except OSError as exc:
+        raise _denial_for(exc, part) from None
+    try:
+        return _Opened(os.open(part, _DIR_FLAGS, dir_fd=dir_fd), made)
+    except OSError as exc:
+        raise _denial_for(exc, part) from None
+
+
+def _denial_for(exc: OSError, part: str) -> Exception:
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        return ScopeViolation(
+            f"path component {part!r} is a symlink or not a directory "
+            "(it may have changed since the check); refusing to follow it"
+        )
+    return exc
+
+
+def _open_regular(dir_fd: int, name: str) -> tuple[int, os.stat_result]:
+    """Open an existing regular file without following a symlink or touching devices/FIFOs."""
+    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    _require_regular(st, name)
+    try:
+        fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        raise _denial_for(exc, name) from None
+    now = os.fstat(fd)
+    if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+        os.close(fd)
+        raise ScopeViolation(f"{name!r} changed while it was being opened")
+    return fd, now
+
+
+def _require_regular(st: os.stat_result, name: str) -> None:
+    if stat.S_ISLNK(st.st_mode):
+        raise ScopeViolation(
+            f"{name!r} is a symlink that was not there at the check; refusing to follow it"
+        )
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(f"{name!r} is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(f"{name!r} is not a regular file")
+
+
+def _sha256_fd(fd: int) -> str:
+    digest = hashlib.sha256()
+    while chunk := os.read(fd, _CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_up_to(fd: int, limit: int) -> bytes:
+    """Read at most ``limit`` bytes, so a huge file never sits in memory."""
+    buf = bytearray()
+    while len(buf) < limit and (chunk := os.read(fd, min(_CHUNK, limit - len(buf)))):
+        buf += chunk
+    return bytes(buf)
+
+
+def _missing(loc: Located) -> FileNotFoundError:
+    return FileNotFoundError(f"no such file or directory: {loc.display}")
+
+
+class PathArgs(ArgsModel):
+    path: str = Field(max_length=4096, description="Path relative to the workspace root.")
+
+
+class WriteArgs(ArgsModel):
+    path: str = Field(max_length=4096, description="Path relative to the workspace root.")
+    content: str = Field(description="The complete new file content (UTF-8).")
+
+
+class ListArgs(ArgsModel):
+    path: str = Field(".", max_length=4096, description="Directory relative to the root.")
+
+
+class _FsTool(BaseTool):
+    """Common construction and the pure check shared by all fs tools."""
+
+    follow_final: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        roots: list[Path],
+        description: str | None = None,
+        timeout_s: float = 30.0,
+        max_output_bytes: int = 65536,
+    ) -> None:
+        super().__init__(
+            name=name,
+            description=description,
+            timeout_s=timeout_s,
+            max_output_bytes=max_output_bytes,
+        )
+        self.scope = Confinement(roots)
+
+    @classmethod
+    def from_scope(
+        cls,
+        *,
+        name: str,
+        description: str | None,
+        roots: list[Path],
+        commands: dict[str, Any],
+        hosts: list[str],
+        cwd: Path | None,
+        timeout_s: float,
+        max_output_bytes: int,
+    ) -> _FsTool:
+        if commands or hosts or cwd is not None:
+            raise ToolConfigError(
+                f"tool {name!r}: fs tools take only scope.roots (got commands/hosts/cwd)"
+            )
+        return cls(
+            name=name,
+            roots=roots,
+            description=description,
+            timeout_s=timeout_s,
+            max_output_bytes=max_output_bytes,
+        )
+
+    def _check(self, args: Any) -> None:
+        self.scope.locate(args.path, follow_final=self.follow_final)
+
+    def _locate(self, args: Any) -> Located:
+        """Where ``run`` operates; a seam so tests can change the world after the check."""
+        return self.scope.locate(args.path, follow_final=self.follow_final)
+
+
+class FsRead(_FsTool):
+    """Read a UTF-8 text file inside the roots, at most ``max_output_bytes`` of it."""
+
+    args_model = PathArgs
+    default_description = "Read a text file from the workspace."
+
+    def _execute(self, args: PathArgs) -> ToolResult:
+        loc = self._locate(args)
+        try:
+            with self.scope.open_dir(loc.root, loc.parent) as dfd:
+                fd, st = _open_regular(dfd, loc.name)
+        except FileNotFoundError:
+            raise _missing(loc) from None
+        with os.fdopen(fd, "rb") as f:
+            data = _read_up_to(f.fileno(), self.max_output_bytes + 1)
+        return self._result(loc, data, st.st_size)
+
+    def _result(self, loc: Located, data: bytes, size: int) -> ToolResult:
+        limit = self.max_output_bytes
+        cut = len(data) > limit
+        shown = data[:limit]
+        text = codecs.getincrementaldecoder("utf-8")("replace").decode(shown, final=not cut)
+        binary = b"\x00" in shown or not _is_utf8(shown, final=not cut)
+        if binary:
+            text = f"[binary file, {size} bytes; shown as UTF-8 with replacements]\n{text}"
+        unread = max(size, len(data)) - len(shown)
+        text, clipped = self._clip(text, already_dropped=unread)
+        return ToolResult(
+            ok=True,
+            output=text,
+            truncated=clipped,
+            data={"path": loc.display, "size": size, "binary": binary},
+            evidence={
+                "path": loc.display,
+                "size": size,
+                "sha256": None if cut else hashlib.sha256(data).hexdigest(),
+            },
+        )
+
+
+def _is_utf8(data: bytes, *, final: bool) -> bool:
+    try:
+        codecs.getincrementaldecoder("utf-8")("strict").decode(data, final=final)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class FsWrite(_FsTool):
+    """Write a whole file atomically, creating parent directories inside the root."""
+
+    args_model = WriteArgs
+    default_description = "Create or overwrite a text file in the workspace."
+
+    def _execute(self, args: WriteArgs) -> ToolResult:
+        loc = self._locate(args)
+        payload = args.content.encode("utf-8")
+        created: list[str] = []
+        with self.scope.open_dir(loc.root, loc.parent, create=True, created=created) as dfd:
+            pre_sha, mode = _pre_image(dfd, loc.name)
+            _atomic_write(dfd, loc.name, payload, mode)
+        digest = hashlib.sha256(payload).hexdigest()
+        return ToolResult(
+            ok=True,
+            output=f"wrote {len(payload)} bytes to {loc.display}",
+            data={"path": loc.display, "bytes": len(payload)},
+            evidence={
+                "path": loc.display,
+                "root": str(loc.root),
+                "sha256": digest,
+                "bytes": len(payload),
+                "pre_image_sha256": pre_sha,
+                "created_dirs": created,
+            },
+        )
+
+
+def _pre_image(dir_fd: int, name: str) -> tuple[str | None, int]:
+    """SHA-256 and mode of the file about to be replaced (``None`` and 0o666 if new)."""
+    try:
+        fd, st = _open_regular(dir_fd, name)
+    except FileNotFoundError:
+        return None, 0o666
+    try:
+        return _sha256_fd(fd), stat.S_IMODE(st.st_mode)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(dir_fd: int, name: str, payload: bytes, mode: int) -> None:
+    """Write to a fresh temp file in the same directory, then rename over ``name``.
+
+    The rename replaces whatever entry is at ``name`` (even a symlink swapped in) instead of
+    writing through it, and readers never see a half-written file.
+    """
+    tmp = f".{name[:200]}.govrun-{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, _CREATE_FLAGS, mode, dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+
+
+class FsList(_FsTool):
+    """List one directory: sorted entries with type and size (symlinks are not followed)."""
+
+    args_model = ListArgs
+    default_description = "List the entries of a directory in the workspace."
+
+    def _execute(self, args: ListArgs) -> ToolResult:
+        loc = self._locate(args)
+        try:
+            with self.scope.open_dir(loc.root, loc.rel) as dfd:
+                entries = _entries(dfd)
+        except FileNotFoundError:
+            raise _missing(loc) from None
+        shown = entries[:MAX_LIST_ENTRIES]
+        text = "\n".join(_entry_line(e) for e in shown) or "(empty directory)"
+        if len(entries) > len(shown):
+            text += f"\n[{len(entries) - len(shown)} more entries not shown]"
+        text, clipped = self._clip(text)
+        return ToolResult(
+            ok=True,
+            output=text,
+            truncated=clipped or len(entries) > len(shown),
+            data={"path": loc.display, "entries": shown, "total": len(entries)},
+            evidence={"path": loc.display, "count": len(entries)},
+        )
+
+
+def _entries(dir_fd: int) -> list[dict[str, Any]]:
+    out = []
+    with os.scandir(dir_fd) as it:
+        for entry in it:
+            st = entry.stat(follow_symlinks=False)
+            kind = _kind(st.st_mode)
+            item: dict[str, Any] = {"name": entry.name, "type": kind, "size": st.st_size}
+            if kind == "symlink":
+                item["target"] = os.readlink(entry.name, dir_fd=dir_fd)
+            out.append(item)
+    return sorted(out, key=lambda e: e["name"])
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "file" if stat.S_ISREG(mode) else "other"
+
+
+def _entry_line(e: dict[str, Any]) -> str:
+    if e["type"] == "dir":
+        return f"dir      {e['name']}/"
+    if e["type"] == "symlink":
+        return f"symlink  {e['name']} -> {e['target']}"
+    return f"{e['type']:<8} {e['name']}  ({e['size']} bytes)"
+
+
+class FsDelete(_FsTool):
+    """Delete one file or symlink (never a directory); the link itself, not its target."""
+
+    args_model = PathArgs
+    default_description = "Delete a file from the workspace."
+    follow_final = False
+
+    def _execute(self, args: PathArgs) -> ToolResult:
+        loc = self._locate(args)
+        try:
+            with self.scope.open_dir(loc.root, loc.parent) as dfd:
+                before = _delete_pre_image(dfd, loc.name)
+                if before is not None:
+                    os.unlink(loc.name, dir_fd=dfd)
+        except FileNotFoundError:  # a missing parent: there was nothing to delete
+            before = None
+        evidence: dict[str, Any] = {
+            "path": loc.display,
+            "root": str(loc.root),
+            "existed": before is not None,
+        }
+        evidence.update(before or {"sha256_before": None})
+        msg = f"deleted {loc.display}" if before else f"{loc.display} did not exist"
+        return ToolResult(ok=True, output=msg, data={"path": loc.display}, evidence=evidence)
+
+
+def _delete_pre_image(dir_fd: int, name: str) -> dict[str, Any] | None:
+    """What is about to be deleted (kind, hash or link target), or None if nothing is."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return {
+            "kind": "symlink",
+            "sha256_before": None,
+            "link_target": os.readlink(name, dir_fd=dir_fd),
+        }
+    fd, _ = _open_regular(dir_fd, name)
+    try:
+        return {"kind": "file", "sha256_before": _sha256_fd(fd)}
+    finally:
+        os.close(fd)

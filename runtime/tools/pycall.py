@@ -1,0 +1,208 @@
+"""Python callables as tools: ``python: mypkg.tools:add`` in the manifest.
+
+The function's signature becomes a closed pydantic arguments model, so the model gets a
+real JSON schema and hallucinated or mistyped arguments fail before the call. The callable
+is operator code and is trusted; its *arguments* are not. Exceptions become ``tool_error``
+results showing only the exception type and message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import hashlib
+import importlib
+import inspect
+import re
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pydantic_core
+from pydantic import BaseModel, ConfigDict, Field, PydanticSchemaGenerationError, create_model
+
+from runtime.tools.base import BaseTool, ToolConfigError, ToolResult, ToolTimeout
+
+_SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+
+
+def load_python_tool(
+    spec: str,
+    *,
+    name: str,
+    description: str | None = None,
+    timeout_s: float = 30.0,
+    max_output_bytes: int = 65536,
+) -> PythonTool:
+    """Import ``package.module:function`` and wrap it as a tool named ``name``.
+
+    Raises ``ToolConfigError`` with a clear message if the module or attribute is missing,
+    the target is not a function, or its signature cannot become an arguments model.
+    """
+    func = import_callable(spec, tool=name)
+    return PythonTool(
+        func,
+        spec=spec,
+        name=name,
+        description=description,
+        timeout_s=timeout_s,
+        max_output_bytes=max_output_bytes,
+    )
+
+
+def import_callable(spec: str, *, tool: str) -> Callable[..., Any]:
+    if not _SPEC.fullmatch(spec):
+        raise ToolConfigError(
+            f"tool {tool!r}: python: {spec!r} must look like 'package.module:function'"
+        )
+    module_name, _, attr_path = spec.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except Exception as exc:  # a broken module must not crash manifest loading
+        raise ToolConfigError(
+            f"tool {tool!r}: cannot import module {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from None
+    for part in attr_path.split("."):
+        if not hasattr(obj, part):
+            close = difflib.get_close_matches(part, [n for n in dir(obj) if n[0] != "_"], n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ToolConfigError(f"tool {tool!r}: {spec!r}: no attribute {part!r}.{hint}")
+        obj = getattr(obj, part)
+    if inspect.isclass(obj) or not callable(obj):
+        raise ToolConfigError(f"tool {tool!r}: {spec!r} is not a function")
+    return obj
+
+
+def build_args_model(func: Callable[..., Any], *, tool: str) -> type[BaseModel]:
+    """A closed model with one field per parameter; the field's alias is the parameter name
+    (internal names avoid clashes with ``BaseModel`` attributes like ``json``)."""
+    try:
+        params = inspect.signature(func, eval_str=True).parameters.values()
+    except (NameError, TypeError, ValueError, SyntaxError) as exc:
+        raise ToolConfigError(
+            f"tool {tool!r}: cannot read the signature of {_qualname(func)}: {exc}"
+        ) from None
+    fields: dict[str, Any] = {}
+    for i, p in enumerate(params):
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            star = "*" if p.kind is p.VAR_POSITIONAL else "**"
+            raise ToolConfigError(
+                f"tool {tool!r}: {_qualname(func)}: parameter {star}{p.name} is not supported; "
+                "tool arguments must be named parameters"
+            )
+        annotation = Any if p.annotation is p.empty else p.annotation
+        default = ... if p.default is p.empty else p.default
+        fields[f"arg{i}"] = (annotation, Field(default, alias=p.name))
+    try:
+        return create_model(
+            f"{tool}_args", __config__=ConfigDict(extra="forbid", frozen=True), **fields
+        )
+    except (PydanticSchemaGenerationError, TypeError) as exc:
+        raise ToolConfigError(
+            f"tool {tool!r}: {_qualname(func)} has an unsupported parameter type: {exc}"
+        ) from None
+
+
+def _qualname(func: Callable[..., Any]) -> str:
+    return getattr(func, "__qualname__", None) or repr(func)
+
+
+def docstring_summary(func: Callable[..., Any]) -> str:
+    """The first paragraph of the docstring, on one line."""
+    doc = inspect.getdoc(func) or ""
+    return " ".join(doc.split("\n\n", 1)[0].split())
+
+
+class PythonTool(BaseTool):
+    """A trusted Python callable with untrusted, schema-validated arguments."""
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        *,
+        spec: str,
+        name: str,
+        description: str | None,
+        timeout_s: float,
+        max_output_bytes: int,
+    ) -> None:
+        super().__init__(
+            name=name,
+            description=description or docstring_summary(func) or f"Calls {spec}.",
+            timeout_s=timeout_s,
+            max_output_bytes=max_output_bytes,
+        )
+        self.func = func
+        self.spec = spec
+        self.args_model = build_args_model(func, tool=name)
+        self._params = list(inspect.signature(func).parameters.values())
+
+    def _check(self, args: BaseModel) -> None:
+        """No scope beyond the validated arguments (``run`` re-validates them)."""
+
+    def _execute(self, args: BaseModel) -> ToolResult:
+        positional, keyword = self._call_args(args)
+        result = _call_with_timeout(self.func, positional, keyword, self.timeout_s)
+        text, jsonable = _serialize(result)
+        shown, truncated = self._clip(text)
+        data = {} if truncated else {"result": jsonable}
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        evidence = {"callable": self.spec, "result_sha256": digest}
+        return ToolResult(ok=True, output=shown, data=data, evidence=evidence, truncated=truncated)
+
+    def _call_args(self, args: BaseModel) -> tuple[list[Any], dict[str, Any]]:
+        positional: list[Any] = []
+        keyword: dict[str, Any] = {}
+        for i, p in enumerate(self._params):
+            value = getattr(args, f"arg{i}")
+            if p.kind is p.POSITIONAL_ONLY:
+                positional.append(value)
+            else:
+                keyword[p.name] = value
+        return positional, keyword
+
+
+def _call_with_timeout(
+    func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], timeout_s: float
+) -> Any:
+    """Run the call in a worker thread and wait at most ``timeout_s``.
+
+    Python cannot kill a thread: a sync function that overruns is reported as a timeout but
+    keeps running in the background. Coroutines are cancelled at the deadline.
+    """
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            value = func(*args, **kwargs)
+            if inspect.isawaitable(value):
+                value = asyncio.run(_await_with_timeout(value, timeout_s))
+            box["value"] = value
+        except BaseException as exc:  # carried to the caller's thread below
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, name="govrun-pycall", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        raise ToolTimeout(f"Python tool did not return within {timeout_s}s")
+    error = box.get("error")
+    if isinstance(error, TimeoutError):
+        raise ToolTimeout(f"Python tool did not return within {timeout_s}s")
+    if error is not None and not isinstance(error, Exception):
+        raise RuntimeError(f"the tool raised {type(error).__name__}")
+    if error is not None:
+        raise error
+    return box.get("value")
+
+
+async def _await_with_timeout(awaitable: Any, timeout_s: float) -> Any:
+    return await asyncio.wait_for(awaitable, timeout_s)
+
+
+def _serialize(result: Any) -> tuple[str, Any]:
+    """Text for the model (strings as-is, everything else as JSON) and a JSON-able copy."""
+    jsonable = pydantic_core.to_jsonable_python(result, fallback=str)
+    if isinstance(result, str):
+        return result, jsonable
+    return pydantic_core.to_json(result, fallback=str).decode("utf-8"), jsonable
