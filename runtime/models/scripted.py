@@ -1,0 +1,357 @@
+"""The offline model adapter: replies come from a YAML script, one turn per call.
+
+A real adapter, not a test double: demos run without a network, tests drive the loop with it,
+and error turns let retries be shown offline. A script is a YAML list; each turn is one of::
+
+    - content: "text"
+    - tool_calls: [{name: fs_write, arguments: {path: a.txt, content: hi}}]
+    - tool_calls: [{name: fs_write, arguments: '{"path": "a.txt"'}]   # raw, even malformed
+    - error: {status: 429, message: rate limited, retry_after_s: 0.5}
+    - error: {timeout: true}
+
+with optional ``usage: {prompt_tokens, completion_tokens}`` and ``finish_reason``. Turns are
+numbered from 0 like list indices: call ids are ``call_<turn>_<i>`` unless given. Everything is
+validated and precomputed at load, so ``complete()`` only counts prompt bytes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+import orjson
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from yaml.nodes import MappingNode, Node, SequenceNode
+
+from runtime.errors import GovrunError
+from runtime.ports import Model, ModelCallError, ModelReply, ToolCallRequest, Usage
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+"""Besides 5xx: statuses an error turn is retryable for by default (as over HTTP)."""
+
+_HINT = (
+    "Each turn is a mapping with `content:` and/or `tool_calls: [{name, arguments}]`, or "
+    "`error: {status: 429}` / `error: {timeout: true}`; `usage:` and `finish_reason:` are "
+    "optional."
+)
+
+
+# --- the script format -----------------------------------------------------------------------
+
+
+def _mapping_or_text(value: Any) -> Any:
+    """One clear message instead of pydantic's two union branches."""
+    if not isinstance(value, dict | str):
+        raise ValueError("expected a mapping (sent as JSON) or a raw string (sent as is)")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScriptToolCall(_Strict):
+    name: str = Field(min_length=1, description="Tool name, as the model would send it.")
+    arguments: Annotated[dict[str, Any] | str, BeforeValidator(_mapping_or_text)] = Field(
+        default_factory=dict,
+        description="A mapping (sent as JSON with sorted keys) or a raw string (sent unparsed).",
+    )
+    id: str | None = Field(None, min_length=1, description="Call id; call_<turn>_<i> if absent.")
+
+
+class ScriptError(_Strict):
+    status: int | None = Field(None, ge=100, le=599, description="HTTP status to simulate.")
+    timeout: bool = Field(False, description="Simulate a timeout instead of a status.")
+    message: str | None = Field(None, description="Error message; a default names the status.")
+    retry_after_s: float | None = Field(None, ge=0, description="Server's retry-after hint.")
+    retryable: bool | None = Field(
+        None, description="Override: by default 408/409/429/5xx and timeouts are retryable."
+    )
+
+    @model_validator(mode="after")
+    def _status_or_timeout(self) -> Self:
+        if (self.status is None) == (not self.timeout):
+            raise ValueError("expected exactly one of `status: <code>` or `timeout: true`")
+        return self
+
+
+class ScriptUsage(_Strict):
+    prompt_tokens: int | None = Field(None, ge=0, description="Estimated when absent.")
+    completion_tokens: int | None = Field(None, ge=0, description="Estimated when absent.")
+
+
+class ScriptTurn(_Strict):
+    """One scripted model reply (or failed attempt)."""
+
+    content: str | None = None
+    tool_calls: list[ScriptToolCall] | None = None
+    error: ScriptError | None = None
+    usage: ScriptUsage | None = None
+    finish_reason: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        has_reply = self.content is not None or self.tool_calls is not None
+        if self.error is not None and (has_reply or self.usage or self.finish_reason):
+            raise ValueError("an `error` turn cannot also have content, tool_calls or usage")
+        if self.error is None and not has_reply:
+            raise ValueError("expected `content`, `tool_calls` or `error`")
+        return self
+
+
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "tool_calls": ScriptToolCall,
+    "error": ScriptError,
+    "usage": ScriptUsage,
+}
+
+
+# --- the adapter -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A turn ready to answer: the reply minus what depends on the prompt, or an error."""
+
+    reply: ModelReply | None
+    prompt_tokens: int | None
+    completion_tokens: int
+    error: dict[str, Any] | None
+
+
+class ScriptedModel(Model):
+    """Answers each call with the next scripted turn; raises when the script runs out."""
+
+    def __init__(
+        self,
+        turns: Sequence[ScriptTurn | Mapping[str, Any]],
+        *,
+        name: str = "scripted",
+        source: str = "<turns>",
+    ) -> None:
+        self.name = name
+        self.source = source
+        validated = _validate(turns, source, root=None)
+        self._turns = [_prepare(turn, index, name) for index, turn in enumerate(validated)]
+        self._next = 0
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, name: str = "scripted") -> ScriptedModel:
+        """Load and validate a YAML script; problems raise GovrunError naming file:line."""
+        source = str(path)
+        data, root = _load_yaml(_read(Path(path)), source)
+        return cls(_validate(data, source, root=root), name=name, source=source)
+
+    def __repr__(self) -> str:
+        return f"ScriptedModel(name={self.name!r}, source={self.source!r})"
+
+    @property
+    def remaining(self) -> int:
+        """Turns not answered yet."""
+        return len(self._turns) - self._next
+
+    def reset(self) -> None:
+        """Start again from the first turn (benchmarks reuse one model)."""
+        self._next = 0
+
+    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
+        if self._next >= len(self._turns):
+            raise ModelCallError(
+                f"scripted model: script exhausted after {len(self._turns)} turns; "
+                "the agent asked for more",
+                retryable=False,
+            )
+        turn = self._turns[self._next]
+        self._next += 1
+        if turn.error is not None:
+            raise ModelCallError(**turn.error)
+        assert turn.reply is not None
+        if turn.prompt_tokens is not None:
+            return turn.reply
+        prompt = estimate_prompt_tokens(messages, tools)
+        usage = Usage(
+            prompt_tokens=prompt,
+            completion_tokens=turn.completion_tokens,
+            total_tokens=prompt + turn.completion_tokens,
+        )
+        return turn.reply.model_copy(update={"usage": usage})
+
+
+def estimate_prompt_tokens(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> int:
+    """Deterministic offline estimate: UTF-8 bytes of the canonical JSON prompt / 4, rounded
+    up, so token budgets behave offline."""
+    canonical = orjson.dumps({"messages": messages, "tools": tools}, option=orjson.OPT_SORT_KEYS)
+    return _tokens(len(canonical))
+
+
+def _tokens(size: int) -> int:
+    return -(-size // 4)
+
+
+def _prepare(turn: ScriptTurn, index: int, name: str) -> _Prepared:
+    if turn.error is not None:
+        return _Prepared(None, None, 0, _error_kwargs(turn.error))
+    calls = [_call(call, index, i) for i, call in enumerate(turn.tool_calls or [])]
+    text = (turn.content or "") + "".join(call.arguments for call in calls)
+    usage = turn.usage or ScriptUsage()
+    completion = usage.completion_tokens
+    if completion is None:
+        completion = _tokens(len(text.encode()))
+    reply = ModelReply(
+        model=name,
+        content=turn.content,
+        tool_calls=calls,
+        finish_reason=turn.finish_reason or ("tool_calls" if calls else "stop"),
+        usage=Usage(
+            prompt_tokens=usage.prompt_tokens or 0,
+            completion_tokens=completion,
+            total_tokens=(usage.prompt_tokens or 0) + completion,
+        ),
+    )
+    return _Prepared(reply, usage.prompt_tokens, completion, None)
+
+
+def _call(call: ScriptToolCall, turn: int, index: int) -> ToolCallRequest:
+    arguments = call.arguments
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments, sort_keys=True, ensure_ascii=False)
+    call_id = call.id or f"call_{turn}_{index}"
+    return ToolCallRequest(id=call_id, name=call.name, arguments=arguments)
+
+
+def _error_kwargs(error: ScriptError) -> dict[str, Any]:
+    if error.timeout:
+        return {
+            "message": error.message or "scripted timeout: no response",
+            "retryable": True if error.retryable is None else error.retryable,
+            "failure_class": "timeout",
+        }
+    status = error.status or 0
+    retryable = status >= 500 or status in RETRYABLE_STATUSES
+    return {
+        "message": error.message or f"scripted error: HTTP {status}",
+        "retryable": retryable if error.retryable is None else error.retryable,
+        "status": status,
+        "retry_after_s": error.retry_after_s,
+    }
+
+
+# --- loading and validation ---------------------------------------------------------------
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GovrunError(
+            f"model script not found: {path}",
+            hint="model.script is relative to the manifest's folder.",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise GovrunError(f"cannot read model script {path}: {reason}") from None
+
+
+def _load_yaml(text: str, source: str) -> tuple[Any, Node | None]:
+    """The data plus its node tree, so problems can name a line."""
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        return (loader.construct_document(root) if root is not None else None), root
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise GovrunError(f"{where}: model script is not valid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise GovrunError(f"{source}: model script is not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+
+
+def _validate(data: Any, source: str, *, root: Node | None) -> list[ScriptTurn]:
+    """Every problem at once, one line each: ``FILE:LINE:COL turns[2].error: ...``."""
+    if not isinstance(data, list | tuple) or not data:
+        got = "nothing" if data is None else _show(data)
+        raise GovrunError(
+            f"{source}: expected a YAML list of at least one turn; got {got}", hint=_HINT
+        )
+    turns: list[ScriptTurn] = []
+    problems: list[str] = []
+    for index, item in enumerate(data):
+        try:
+            turns.append(ScriptTurn.model_validate(item))
+        except ValidationError as exc:
+            problems.extend(_problem(source, root, index, error) for error in exc.errors())
+    if problems:
+        count = f"{len(problems)} problem" + ("s" if len(problems) > 1 else "")
+        lines = "\n".join(f"  {p}" for p in problems)
+        raise GovrunError(f"{source} is not a valid model script ({count}):\n{lines}", hint=_HINT)
+    return turns
+
+
+def _problem(source: str, root: Node | None, index: int, error: Any) -> str:
+    loc = (index, *error["loc"])
+    where = source
+    if root is not None:
+        line, col = _locate(root, loc)
+        where = f"{source}:{line}:{col}"
+    return f"{where} {_path(loc)}: {_explain(error)}"
+
+
+def _explain(error: Any) -> str:
+    loc, kind = error["loc"], error["type"]
+    if kind == "missing":
+        return f"required key {loc[-1]!r} is missing"
+    if kind == "extra_forbidden":
+        return _unknown_key(str(loc[-1]), loc[:-1])
+    if kind == "model_type":
+        return f"expected a mapping; got {_show(error['input'])}"
+    text = error["msg"].removeprefix("Value error, ")
+    return text if kind == "value_error" else f"{text}; got {_show(error['input'])}"
+
+
+def _unknown_key(key: str, parent: tuple[Any, ...]) -> str:
+    section = next((p for p in reversed(parent) if isinstance(p, str)), None)
+    allowed = list(_SECTIONS.get(section or "", ScriptTurn).model_fields)
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of {', '.join(allowed)}"
+    return f"unknown key {key!r}{hint}"
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    return "turns" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+
+
+def _locate(node: Node, loc: tuple[Any, ...]) -> tuple[int, int]:
+    """1-based line and column of the deepest node on ``loc`` that exists."""
+    for part in loc:
+        child = _child(node, part)
+        if child is None:
+            break
+        node = child
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _child(node: Node, part: Any) -> Node | None:
+    if isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
+        return node.value[part]
+    if isinstance(node, MappingNode):
+        # The key node for a leaf (an unknown key points at itself), the value to go deeper.
+        for key, value in node.value:
+            if key.value == part:
+                return value if isinstance(value, MappingNode | SequenceNode) else key
+    return None
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    text = "null" if value is None else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
