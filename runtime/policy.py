@@ -1,0 +1,469 @@
+"""Policy: decide each proposed tool call ``allow``, ``deny`` or ``ask``.
+
+The manifest's rules are tried in order and the first one that matches decides; when none
+matches, ``policy.default`` decides (deny unless the manifest says otherwise). A rule
+matches when the tool is named by one of its ``tools`` globs (by name or builtin, e.g.
+``fs.*``), the tool's risk is in its ``risk`` list (if it has one), and every ``when``
+predicate holds for the call's arguments.
+
+Deciding is pure and deterministic: no clock, no environment, no randomness. The only I/O
+is ``Path.resolve()`` for ``inside``/``not_inside``, which must follow symlinks exactly as
+the fs tools will.
+
+**Fail closed.** The model is hostile, so a predicate that *cannot be evaluated* never
+helps it. A value of the wrong type, a path with control characters or Unicode look-alikes
+(text whose NFKC normalization differs), a path that cannot be resolved, a URL that does
+not parse, has userinfo (``http://allowed.com@evil.com``), a scheme other than http(s) or
+an unusual IP spelling — each makes its predicate *undecidable*, and an undecidable
+predicate takes whichever outcome is safest for the rule that tests it:
+
+- in an ``allow`` rule it counts as not holding, so it can never let a call through;
+- in a ``deny`` or ``ask`` rule it counts as holding, so it always stops the call.
+
+A predicate that is definitely false still makes its rule not match (``a and False`` is
+false whatever ``a`` is). An argument the call does not have makes the rule not match:
+nothing is acted on, and a missing argument can never satisfy an allow rule.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+import unicodedata
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from runtime.manifest import Manifest, PolicyRule, Predicate, ToolSpec
+from runtime.manifest_fields import Effect, Risk
+from runtime.tools.base import ScopeViolation
+from runtime.tools.fs import validate_path_text
+from runtime.tools.http import HostRule, parse_host_rule
+from runtime.trace import canonical, sha256_hex
+
+try:
+    import httpx
+except ImportError:  # openai>=3 depends on the fork, which keeps httpx's API
+    import httpx2 as httpx  # type: ignore[no-redef]
+
+BUILTIN_RISK: dict[str, Risk] = {
+    "fs.read": "low",
+    "fs.list": "low",
+    "fs.write": "medium",
+    "fs.delete": "high",
+    "shell": "high",
+    "http.get": "medium",
+}
+"""Risk of a builtin whose tool declares none."""
+
+PYTHON_RISK: Risk = "medium"
+"""Risk of a Python-callable tool that declares none."""
+
+UNKNOWN_TOOL_RISK: Risk = "high"
+
+_VERB: dict[str, str] = {"allow": "allowed", "deny": "denied", "ask": "approval required"}
+_SCHEMES = ("http", "https")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_NUMERIC_LABEL = re.compile(r"(0x[0-9a-f]*|[0-9]+)")
+_SHOW_LIMIT = 60
+
+
+def tool_risk(spec: ToolSpec) -> Risk:
+    """The tool's declared risk, else the default for its builtin (Python tools: medium)."""
+    if spec.risk is not None:
+        return spec.risk
+    return BUILTIN_RISK.get(spec.uses, PYTHON_RISK) if spec.uses else PYTHON_RISK
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Policy's verdict on one call."""
+
+    effect: Effect
+    rule: str | None
+    """Id of the rule that decided; None when the default (or a fail-closed guard) did."""
+    reason: str
+    """Short and specific, for people and for the model."""
+    risk: Risk
+
+
+@dataclass(frozen=True)
+class RuleTrace:
+    """How one rule fared against one call, for ``govrun policy explain``."""
+
+    rule: str
+    effect: Effect
+    matched: bool
+    decided: bool
+    """True for the one rule that decided the call (the first that matched)."""
+    why: str
+    """What held when matched; the first condition that failed when not."""
+    fail_closed: bool
+    """The outcome came from a condition that could not be evaluated (see module doc)."""
+
+
+@dataclass(frozen=True)
+class _Test:
+    """One evaluated condition: held True/False, or None when it cannot be evaluated."""
+
+    held: bool | None
+    text: str
+    on_argument: bool = True
+
+
+def _test(ok: bool, arg: str, held: str, failed: str) -> _Test:
+    """``path inside ws`` when it held, ``when.path: '/x' is not inside ws`` when not."""
+    return _Test(True, f"{arg} {held}") if ok else _Test(False, f"when.{arg}: {failed}")
+
+
+def _undecidable(arg: str, key: str, why: str) -> _Test:
+    return _Test(None, f"when.{arg}: cannot check {key}: {why}")
+
+
+@dataclass(frozen=True)
+class _Predicate:
+    """A manifest predicate with its regex compiled and its folders resolved."""
+
+    spec: Predicate
+    keys: tuple[str, ...]
+    regex: re.Pattern[str] | None
+    inside: tuple[tuple[str, Path], ...]
+    not_inside: tuple[tuple[str, Path], ...]
+    hosts: tuple[HostRule, ...]
+
+
+class PolicyEngine:
+    """Decides calls by one manifest's policy. Build once per run; ``decide`` is pure."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self._manifest = manifest
+        self._tool_base = {spec.name: _tool_base(manifest, spec) for spec in manifest.tools}
+        self._when = {
+            rule.id: {arg: _compile(pred, manifest.base_dir) for arg, pred in rule.when.items()}
+            for rule in manifest.policy.rules
+        }
+        self._hash = sha256_hex(
+            canonical(manifest.policy.model_dump(mode="json", by_alias=True, exclude_none=True))
+        )
+
+    @property
+    def policy_hash(self) -> str:
+        """SHA-256 of the policy section as canonical JSON (sorted keys, no nulls)."""
+        return self._hash
+
+    def decide(self, tool: str, arguments: Mapping[str, Any]) -> Decision:
+        """The first matching rule's effect, else the default. Unknown tools are denied."""
+        spec = self._manifest.tool(tool)
+        if spec is None:
+            return Decision("deny", None, f"unknown tool {tool!r}", UNKNOWN_TOOL_RISK)
+        risk = tool_risk(spec)
+        if not isinstance(arguments, Mapping):
+            return Decision("deny", None, "arguments are not a JSON object", risk)
+        for rule in self._manifest.policy.rules:
+            trace = self._evaluate(rule, spec, arguments)
+            if trace.matched:
+                return Decision(rule.effect, rule.id, _reason(rule, trace), risk)
+        default = self._manifest.policy.default
+        return Decision(default, None, f"no rule matched; default is {default}", risk)
+
+    def explain(self, tool: str, arguments: Mapping[str, Any]) -> list[RuleTrace]:
+        """Every rule in order: whether it matched, and what held or which condition failed."""
+        spec = self._manifest.tool(tool)
+        rules = self._manifest.policy.rules
+        if spec is None or not isinstance(arguments, Mapping):
+            why = f"tool {tool!r} is not declared" if spec is None else "arguments not an object"
+            return [RuleTrace(r.id, r.effect, False, False, why, False) for r in rules]
+        traces = [self._evaluate(rule, spec, arguments) for rule in rules]
+        first = next((i for i, t in enumerate(traces) if t.matched), None)
+        return [replace(t, decided=i == first) for i, t in enumerate(traces)]
+
+    # --- evaluation -------------------------------------------------------------------
+
+    def _evaluate(
+        self, rule: PolicyRule, spec: ToolSpec, arguments: Mapping[str, Any]
+    ) -> RuleTrace:
+        """Kleene AND of the rule's conditions; an undecidable one resolves by effect."""
+        held: list[_Test] = []
+        undecidable: _Test | None = None
+        for test in self._tests(rule, spec, arguments):
+            if test.held is False:
+                return RuleTrace(rule.id, rule.effect, False, False, test.text, False)
+            if test.held is None:
+                undecidable = undecidable or test
+            else:
+                held.append(test)
+        if undecidable is not None:
+            matched = rule.effect != "allow"
+            closed = "treated as matching" if matched else "an allow rule never matches on it"
+            why = f"{undecidable.text} — fail closed: {closed}"
+            return RuleTrace(rule.id, rule.effect, matched, False, why, True)
+        shown = [t for t in held if t.on_argument] or held
+        return RuleTrace(rule.id, rule.effect, True, False, ", ".join(t.text for t in shown), False)
+
+    def _tests(
+        self, rule: PolicyRule, spec: ToolSpec, arguments: Mapping[str, Any]
+    ) -> Iterator[_Test]:
+        """Conditions in a fixed order: tools, risk, then each argument predicate key."""
+        glob = next((g for g in rule.tools if spec.matches(g)), None)
+        if glob is None:
+            name = f"{spec.name!r}" + (f" ({spec.uses})" if spec.uses else "")
+            yield _Test(False, f"tools: {name} does not match {list(rule.tools)}", False)
+            return
+        yield _Test(True, f"tool {spec.name} matches {glob!r}", False)
+        if rule.risk is not None:
+            risk = tool_risk(spec)
+            if risk in rule.risk:
+                yield _Test(True, f"risk {risk} in {list(rule.risk)}", False)
+            else:
+                yield _Test(False, f"risk: {risk!r} is not in {list(rule.risk)}", False)
+        base = self._tool_base[spec.name]
+        for arg, pred in self._when[rule.id].items():
+            if arg not in arguments:
+                yield _Test(False, f"when.{arg}: argument missing")
+                continue
+            for key in pred.keys:
+                yield _check(key, pred, arg, arguments[arg], base)
+
+
+# --- compiling ------------------------------------------------------------------------
+
+
+def _tool_base(manifest: Manifest, spec: ToolSpec) -> Path:
+    """Where a relative path argument resolves: the tool's first root, else the manifest
+    folder — the same anchor the fs tools use."""
+    roots = spec.scope.roots
+    return (manifest.base_dir / roots[0]).resolve() if roots else manifest.base_dir.resolve()
+
+
+def _compile(pred: Predicate, base_dir: Path) -> _Predicate:
+    keys = tuple(k for k in Predicate.model_fields if getattr(pred, k) is not None)
+
+    def folders(paths: list[str] | None) -> tuple[tuple[str, Path], ...]:
+        return tuple((p, (base_dir / p).resolve()) for p in paths or ())
+
+    return _Predicate(
+        spec=pred,
+        keys=keys,
+        regex=re.compile(pred.regex) if pred.regex is not None else None,
+        inside=folders(pred.inside),
+        not_inside=folders(pred.not_inside),
+        hosts=tuple(parse_host_rule(h) for h in pred.host_in or ()),
+    )
+
+
+# --- predicates -----------------------------------------------------------------------
+
+
+def _check(key: str, pred: _Predicate, arg: str, value: Any, base: Path) -> _Test:
+    """Evaluate one predicate key on one argument value."""
+    p = pred.spec
+    shown = _show(value)
+    if key in ("glob", "regex"):
+        if not isinstance(value, str):
+            return _undecidable(arg, key, f"expected a string, got {_type(value)}")
+        if key == "glob":
+            ok = fnmatchcase(value, p.glob or "")
+            return _test(ok, arg, f"matches {p.glob!r}", f"{shown} does not match {p.glob!r}")
+        ok = pred.regex is not None and pred.regex.search(value) is not None
+        return _test(ok, arg, f"matches /{p.regex}/", f"{shown} does not match /{p.regex}/")
+    if key in ("inside", "not_inside"):
+        return _check_inside(key, pred, arg, value, base)
+    if key == "host_in":
+        return _check_host(pred, arg, value)
+    if key in ("min", "max"):
+        return _check_bound(key, p, arg, value)
+    if key == "equals":
+        want = _show(p.equals)
+        return _test(
+            _same(value, p.equals), arg, f"equals {want}", f"{shown} does not equal {want}"
+        )
+    if key == "one_of":
+        options = p.one_of or []
+        ok = any(_same(value, option) for option in options)
+        want = _show(options)
+        return _test(ok, arg, f"is one of {want}", f"{shown} is not one of {want}")
+    if key == "max_bytes":
+        try:
+            size = len(orjson.dumps(value))
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            return _undecidable(arg, key, f"not JSON-serializable ({exc})")
+        limit = p.max_bytes or 0
+        return _test(
+            size <= limit, arg, f"is {size} bytes", f"{size} bytes is more than max_bytes {limit}"
+        )
+    raise AssertionError(f"unhandled predicate key {key!r}")  # pragma: no cover
+
+
+def _check_inside(key: str, pred: _Predicate, arg: str, value: Any, base: Path) -> _Test:
+    folders = pred.inside if key == "inside" else pred.not_inside
+    resolved = _resolve_path(value, base)
+    if isinstance(resolved, str):
+        return _undecidable(arg, key, resolved)
+    hit = next((name for name, root in folders if resolved.is_relative_to(root)), None)
+    names = " or ".join(name for name, _ in folders)
+    if key == "inside":
+        return _test(hit is not None, arg, f"inside {hit}", f"{_show(value)} is not inside {names}")
+    return _test(hit is None, arg, f"not inside {names}", f"{_show(value)} is inside {hit}")
+
+
+def _resolve_path(value: Any, base: Path) -> Path | str:
+    """The path the fs tools would act on, or why it cannot be known (a str)."""
+    if not isinstance(value, str):
+        return f"expected a path string, got {_type(value)}"
+    try:
+        validate_path_text(value)
+    except ScopeViolation as exc:
+        return exc.message
+    candidate = Path(value)
+    if not candidate.is_absolute():
+        candidate = base / candidate
+    try:
+        return candidate.resolve(strict=False)
+    except (OSError, RuntimeError, ValueError) as exc:  # symlink loops, overlong names
+        return f"path {_show(value)} cannot be resolved: {exc}"
+
+
+def _check_host(pred: _Predicate, arg: str, value: Any) -> _Test:
+    target = _url_target(value)
+    if isinstance(target, str):
+        return _undecidable(arg, "host_in", target)
+    host, port, scheme = target
+    listed = [
+        r for r in pred.hosts if (host.endswith("." + r.host) if r.wildcard else host == r.host)
+    ]
+    allowed = list(pred.spec.host_in or [])
+    effective = port or _DEFAULT_PORTS[scheme]
+    if not listed or any(effective == (r.port or _DEFAULT_PORTS[scheme]) for r in listed):
+        return _test(
+            bool(listed),
+            arg,
+            f"host {host!r} is in {allowed}",
+            f"host {host!r} is not in {allowed}",
+        )
+    # Listed host, other port: an allow rule must not let it through, and a deny rule
+    # written for the host must still stop it.
+    return _undecidable(arg, "host_in", f"host {host!r} is listed, but not port {effective}")
+
+
+def _url_target(value: Any) -> tuple[str, int | None, str] | str:
+    """(host, port, scheme) as the http tool's client will connect, or why not (a str)."""
+    if not isinstance(value, str):
+        return f"expected a URL string, got {_type(value)}"
+    if (bad := _bad_char(value)) is not None:
+        return f"URL {_show(value)} contains {bad}"
+    try:
+        url = httpx.URL(value)
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        return f"URL {_show(value)} is not valid: {exc}"
+    if url.scheme not in _SCHEMES:
+        return f"URL {_show(value)} is not http(s)"
+    if url.userinfo or "@" in _authority(value):
+        return f"URL {_show(value)} contains userinfo ('@' before the host)"
+    spelled = url.raw_host.decode("ascii").lower()
+    host = spelled.rstrip(".")
+    if not host or "%" in host:
+        return f"URL {_show(value)} has no usable host"
+    is_ip = ":" in host or _NUMERIC_LABEL.fullmatch(host.rsplit(".", 1)[-1])
+    if is_ip and not _canonical_ip(spelled):
+        return f"URL {_show(value)} spells an IP address unusually"
+    return host, url.port, url.scheme
+
+
+def _bad_char(text: str) -> str | None:
+    """Why ``text`` cannot be trusted to mean what it shows, or None."""
+    for ch in text:
+        if ch == "\\" or unicodedata.category(ch)[0] in "CZ":
+            return f"character U+{ord(ch):04X}"
+    if unicodedata.normalize("NFKC", text) != text:
+        return "look-alike characters (not NFKC-normalized)"
+    return None
+
+
+def _authority(raw: str) -> str:
+    rest = raw.split("://", 1)[-1]
+    return re.split(r"[/?#]", rest, maxsplit=1)[0]
+
+
+def _canonical_ip(spelled: str) -> bool:
+    """Whether an IP host is spelled the one way every parser agrees on."""
+    try:
+        ip = ipaddress.ip_address(spelled)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and (ip.ipv4_mapped or ip.sixtofour or ip.teredo):
+        return False
+    return ip.compressed == spelled
+
+
+def _check_bound(key: str, p: Predicate, arg: str, value: Any) -> _Test:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or (isinstance(value, float) and math.isnan(value)):
+        return _undecidable(arg, key, f"expected a number, got {_show(value)}")
+    if key == "min":
+        bound = p.min if p.min is not None else -math.inf
+        return _test(
+            value >= bound, arg, f">= {bound:g}", f"{_show(value)} is less than min {bound:g}"
+        )
+    bound = p.max if p.max is not None else math.inf
+    return _test(value <= bound, arg, f"<= {bound:g}", f"{_show(value)} is more than max {bound:g}")
+
+
+# --- small helpers ----------------------------------------------------------------------
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: ``true`` is not ``1``, ``1`` is ``1.0``, containers compare deeply."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+def _reason(rule: PolicyRule, trace: RuleTrace) -> str:
+    head = f"{_VERB[rule.effect]} by rule {rule.id}"
+    if rule.reason and not trace.fail_closed:
+        return f"{head}: {rule.reason}"
+    if rule.reason:
+        return f"{head}: {rule.reason} ({trace.why})"
+    return f"{head} ({trace.why})"
+
+
+def _show(value: Any) -> str:
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's digit limit
+        return f"<{_type(value)} too large to show>"
+    return text if len(text) <= _SHOW_LIMIT else text[: _SHOW_LIMIT - 1] + "…"
+
+
+def _type(value: Any) -> str:
+    names = {
+        dict: "an object",
+        list: "a list",
+        type(None): "null",
+        bool: "a boolean",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+__all__ = [
+    "BUILTIN_RISK",
+    "PYTHON_RISK",
+    "Decision",
+    "PolicyEngine",
+    "RuleTrace",
+    "tool_risk",
+]
