@@ -37,6 +37,7 @@ FailureClass = Literal[
     "operator_stop",
     "divergence",
     "trace_error",
+    "internal_error",
 ]
 """Why something failed. Every failure event and a failed ``run_finished`` carry one."""
 

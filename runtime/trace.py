@@ -14,6 +14,7 @@ fatal (:class:`TraceWriteError`).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from array import array
 from collections.abc import Callable, Iterable, Iterator
@@ -80,12 +81,18 @@ class TraceWriter:
         self._fsync = durability == "fsync"
         self._threshold = blob_threshold
         self._observers = list(observers)
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._secrets = _secret_forms({s for s in secrets if s})
         self._needles = _secret_needles(self._secrets)
         self._broken: str | None = None
         self._blobs_made = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # FileExistsError here means a file where the folder goes
+            raise TraceWriteError(
+                f"cannot create trace {self.path}: cannot make folder {exc.filename} "
+                f"({exc.strerror})."
+            ) from exc
+        try:
             self._fd = os.open(
                 self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644
             )
@@ -101,25 +108,37 @@ class TraceWriter:
         self._observers.append(observer)
 
     def append(self, event: Event) -> str:
-        """Stamp the envelope, write the line durably, notify observers with the stamped
-        event, and return its hash (the new head). Raises :class:`TraceWriteError` if the
-        line may not be on disk; nothing may happen after that."""
+        """Write a typed event; see :meth:`write`. Returns the new head hash."""
+        payload = event.__pydantic_serializer__.to_python(event, mode="json")
+        for key in _ENVELOPE:
+            payload.pop(key, None)
+        return self.write(type(event), event.step, payload)
+
+    def write(self, cls: type[Event], step: int, payload: dict[str, Any]) -> str:
+        """Stamp the envelope onto ``payload`` (JSON-native values of ``cls``'s fields),
+        write the line durably, notify observers with the typed event, and return its hash.
+
+        This is the loop's hot path: it skips building a pydantic object per event (the
+        classes stay the schema; readers and observers validate through the union). Raises
+        :class:`TraceWriteError` if the line may not be on disk; nothing may happen after.
+        """
         if self._broken:
             raise TraceWriteError(
                 f"trace {self.path} is unusable after an earlier error: {self._broken}"
             )
-        data = event.__pydantic_serializer__.to_python(event, mode="json")
-        data.pop("hash", None)
+        data = payload
+        data["type"] = cls.model_fields["type"].default
+        data["v"] = SCHEMA_MAJOR
         data["seq"] = self.seq
         data["ts"] = self._clock.now()
         data["run_id"] = self.run_id
+        data["step"] = step
         data["prev"] = self.head
         body = canonical(data)
-        shown = event
         if self._needles and any(n in body for n in self._needles):
             data = _redact(data, self._secrets)
             body = canonical(data)
-            shown = type(event).model_validate(data)
+        shown = data
         if len(body) > self._threshold:
             data = self._externalize(data)
             body = canonical(data)
@@ -129,22 +148,19 @@ class TraceWriter:
         self.head = digest
         self.seq += 1
         if self._observers:
-            stamped = shown.model_copy(
-                update={
-                    "seq": data["seq"],
-                    "ts": data["ts"],
-                    "run_id": self.run_id,
-                    "prev": data["prev"],
-                    "hash": digest,
-                }
-            )
+            event = cls.model_validate({**shown, "hash": digest})
             for observer in self._observers:
-                observer(stamped)
+                observer(event)
         return digest
 
     @property
     def closed(self) -> bool:
         return self._fd < 0
+
+    @property
+    def broken(self) -> bool:
+        """True after a write failed: the trace may not be extended any more."""
+        return self._broken is not None
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -220,15 +236,22 @@ class TraceWriter:
 _ENVELOPE = frozenset(("v", "seq", "ts", "run_id", "step", "type", "prev", "hash"))
 
 
-def _secret_needles(secrets: list[str]) -> list[bytes]:
-    """Byte patterns under which a secret can appear in canonical JSON: as is, and escaped
-    once or twice (a JSON document inside a JSON string)."""
-    needles: set[bytes] = set()
-    for s in secrets:
-        once = orjson.dumps(s)[1:-1]
-        needles.add(once)
-        needles.add(orjson.dumps(once.decode())[1:-1])
-    return sorted(needles, key=len, reverse=True)
+def _secret_forms(secrets: Iterable[str], depth: int = 3) -> list[str]:
+    """How a secret can appear inside a string value, longest first: as is, and JSON-escaped
+    once or twice (JSON text inside a string, such as raw tool arguments whose own values
+    hold JSON text), by orjson or by ``json.dumps``, whose default ``ensure_ascii`` turns
+    non-ASCII characters into ``\\uXXXX``."""
+    forms: set[str] = set()
+    level = set(secrets)
+    for _ in range(depth):
+        forms |= level
+        level = {e for f in level for e in (orjson.dumps(f)[1:-1].decode(), json.dumps(f)[1:-1])}
+    return sorted(forms, key=len, reverse=True)
+
+
+def _secret_needles(forms: list[str]) -> list[bytes]:
+    """Byte patterns under which a secret form appears in canonical JSON."""
+    return sorted({orjson.dumps(f)[1:-1] for f in forms}, key=len, reverse=True)
 
 
 def _redact(value: Any, secrets: list[str]) -> Any:
@@ -236,9 +259,6 @@ def _redact(value: Any, secrets: list[str]) -> Any:
         for s in secrets:
             if s in value:
                 value = value.replace(s, REDACTED)
-            escaped = orjson.dumps(s)[1:-1].decode()
-            if escaped != s and escaped in value:
-                value = value.replace(escaped, REDACTED)
         return value
     if isinstance(value, dict):
         return {_redact(k, secrets): _redact(v, secrets) for k, v in value.items()}
@@ -296,21 +316,24 @@ def _validate(data: dict[str, Any], line: int, path: Path) -> Event:
         ) from None
 
 
-def _resolve_blobs(value: Any, folder: Path, *, strict: bool = False) -> Any:
+def _resolve_blobs(value: Any, folder: Path, *, strict: bool = False, load: bool = True) -> Any:
     """Inline sidecar blobs. A missing blob becomes a visible placeholder so that viewers
-    still work on a trace copied without its folder; ``verify`` reports it as damage."""
+    still work on a trace copied without its folder; ``verify`` reports it as damage.
+    ``load=False`` puts a short placeholder in place of every blob without reading it."""
     if isinstance(value, dict):
         ref = value.get(_BLOB_KEY)
         if isinstance(ref, str):
+            if not load:
+                return f"[blob {ref[:12]}… {value.get('size')} bytes, not loaded]"
             try:
                 return (folder / ref).read_bytes().decode(errors="replace")
             except OSError:
                 if strict:
                     raise TraceError(f"blob {ref} is missing from {folder}.") from None
                 return f"[blob {ref[:12]}… missing from {folder.name}]"
-        return {k: _resolve_blobs(v, folder, strict=strict) for k, v in value.items()}
+        return {k: _resolve_blobs(v, folder, strict=strict, load=load) for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve_blobs(v, folder, strict=strict) for v in value]
+        return [_resolve_blobs(v, folder, strict=strict, load=load) for v in value]
     return value
 
 
@@ -340,8 +363,8 @@ class TraceReader:
                 _check_version(data, line_no, self.path)
             else:
                 data = _decode(raw, line_no, self.path)
-            if self.resolve_blobs and _BLOB_MARK in raw:
-                data = _resolve_blobs(data, folder)
+            if _BLOB_MARK in raw:
+                data = _resolve_blobs(data, folder, load=self.resolve_blobs)
             event = _validate(data, line_no, self.path)
             last_seq = event.seq
             yield event
@@ -435,8 +458,8 @@ class TraceIndex:
     def get(self, n: int, *, resolve_blobs: bool = True) -> Event:
         raw = self.raw(n)
         data = _decode(raw, n + 1, self.path)
-        if resolve_blobs and _BLOB_MARK in raw:
-            data = _resolve_blobs(data, blob_dir(self.path))
+        if _BLOB_MARK in raw:
+            data = _resolve_blobs(data, blob_dir(self.path), load=resolve_blobs)
         return _validate(data, n + 1, self.path)
 
     def close(self) -> None:

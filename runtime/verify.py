@@ -170,7 +170,9 @@ class _Verifier:
     ) -> None:
         seq = data.get("seq")
         v = data.get("v")
-        if isinstance(v, int) and v > SCHEMA_MAJOR:
+        # A newer trace says so on its first line; later, a line claiming a newer schema
+        # amid verified events is damage like any other, reported below, not a reason to stop.
+        if isinstance(v, int) and v > SCHEMA_MAJOR and self.expected == 0:
             raise TraceError(
                 f"{self.path}:{line_no}: written with trace schema v{v}, but this "
                 f"govrun reads v{SCHEMA_MAJOR} and older.",
@@ -191,16 +193,6 @@ class _Verifier:
                     f"seq {seq} (line {line_no}) does not match its hash: the event was edited.",
                 )
             )
-        if self.finished_line is not None:
-            raise _Found(
-                Problem(
-                    "inserted",
-                    line_no,
-                    seq,
-                    f"seq {seq} (line {line_no}) comes after run_finished "
-                    f"(line {self.finished_line}): events were appended.",
-                )
-            )
         run_id = data.get("run_id")
         if self.run_id is None:
             self.run_id = run_id
@@ -213,6 +205,16 @@ class _Verifier:
                     f"seq {seq} (line {line_no}) belongs to run {run_id!r}, but the "
                     f"trace is run {self.run_id!r}: a trace holds one run "
                     "(were two traces concatenated?).",
+                )
+            )
+        if self.finished_line is not None:
+            raise _Found(
+                Problem(
+                    "inserted",
+                    line_no,
+                    seq,
+                    f"seq {seq} (line {line_no}) comes after run_finished "
+                    f"(line {self.finished_line}): events were appended.",
                 )
             )
         if seq != self.expected:
@@ -348,8 +350,8 @@ class _Verifier:
             "torn",
             line_no,
             None,
-            f"intact up to seq {self._last()}, then a torn line {line_no} "
-            "(a crash mid-write, not tampering).",
+            f"intact up to seq {self._last()}, then a torn final line (line {line_no}): "
+            "a crash mid-write, not tampering.",
         )
 
     def _ending(self) -> Problem | None:
