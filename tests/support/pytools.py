@@ -1,0 +1,84 @@
+"""Functions loaded as Python tools by ``tests/test_tools_pycall.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class Point(BaseModel):
+    x: int
+    y: int
+
+
+def add(a: int, b: int = 2) -> int:
+    """Add two integers.
+
+    The second paragraph is detail the model does not need.
+    """
+    return a + b
+
+
+def greet(name: str) -> str:
+    """Say hello."""
+    return f"hello {name}"
+
+
+def untyped(value, times=2):  # no annotations on purpose
+    return [value] * times
+
+
+def shadowing(json: str, copy: int = 0) -> dict[str, Any]:
+    """Parameters named like BaseModel attributes."""
+    return {"json": json, "copy": copy}
+
+
+def move(p: Point, dx: int) -> Point:
+    """Return a moved point."""
+    return Point(x=p.x + dx, y=p.y)
+
+
+def positional(a: int, /, b: int) -> list[int]:
+    return [a, b]
+
+
+def fails(message: str) -> None:
+    """Always raises."""
+    raise ValueError(f"bad input: {message}")
+
+
+def exits() -> None:
+    raise SystemExit(3)
+
+
+def slow(seconds: float) -> str:
+    time.sleep(seconds)
+    return "finished"
+
+
+async def aslow(seconds: float) -> str:
+    """An async tool."""
+    await asyncio.sleep(seconds)
+    return "async finished"
+
+
+def opaque() -> object:
+    return object()
+
+
+def long_text(n: int) -> str:
+    return "y" * n
+
+
+def star_args(*values: int) -> int:
+    return sum(values)
+
+
+def star_kwargs(**options: str) -> int:
+    return len(options)
+
+
+NOT_CALLABLE = 42
