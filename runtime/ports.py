@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 @runtime_checkable
@@ -22,6 +24,10 @@ class Clock(Protocol):
 
     def monotonic(self) -> float:
         """Seconds from an arbitrary origin; only differences mean anything."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait (retry backoff). Replay does not wait."""
         ...
 
 
@@ -43,6 +49,9 @@ class SystemClock:
     def monotonic(self) -> float:
         return time.monotonic()
 
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
 
 class FixedClock:
     """A clock that ticks a fixed amount per reading: deterministic traces for tests and
@@ -59,3 +68,152 @@ class FixedClock:
     def monotonic(self) -> float:
         self._t += self._tick
         return self._t
+
+    def sleep(self, seconds: float) -> None:
+        self._t += seconds
+
+
+# --- model -------------------------------------------------------------------------------
+
+
+class ToolCallRequest(BaseModel):
+    """One tool call as the model sent it: arguments stay the raw string, unparsed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(description="The model's id for the call.")
+    name: str = Field(description="Tool name as the model gave it.")
+    arguments: str = Field(description="Arguments exactly as sent (JSON text, maybe malformed).")
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ModelReply(BaseModel):
+    """The model's raw answer, before any post-processing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str = Field(description="Model id that answered.")
+    content: str | None = Field(None, description="Assistant text.")
+    tool_calls: list[ToolCallRequest] = Field(default_factory=list)
+    finish_reason: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+
+
+class ModelCallError(Exception):
+    """One failed attempt to get a reply. ``retryable`` says whether trying again may help
+    (429, 5xx, connection errors, timeouts); ``failure_class`` is ``model_error`` or
+    ``timeout``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        failure_class: str = "model_error",
+        status: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.failure_class = failure_class
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+
+@runtime_checkable
+class Model(Protocol):
+    """Answers a prompt. One call is one attempt: retries, backoff and recording are the
+    loop's job, so every attempt lands in the trace and replay reproduces them."""
+
+    name: str
+
+    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
+        """Return the reply or raise :class:`ModelCallError`."""
+        ...
+
+
+# --- tools, approvals, operator ----------------------------------------------------------
+
+
+@runtime_checkable
+class Tools(Protocol):
+    """Executes a prepared, allowed call. Live: the tool itself; replay: the record."""
+
+    def execute(self, call: Any) -> Any:
+        """Run ``call`` (a :class:`runtime.toolbox.PreparedCall`) and return its
+        :class:`runtime.tools.base.ToolResult`. Never raises for a tool's own failure."""
+        ...
+
+
+class ApprovalRequest(BaseModel):
+    """What an approver is asked to decide: the exact call, its risk and context."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    step: int
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    call_hash: str
+    risk: str
+    rule: str | None
+    reason: str
+    rationale: str | None = Field(None, description="The model's last message: why it asks.")
+    timeout_s: float | None = None
+
+
+class ApprovalDecision(BaseModel):
+    """An approver's answer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    decision: Literal["approve", "reject", "stop"]
+    approver: str
+    via: Literal["prompt", "auto", "deny", "rule", "timeout", "replay"]
+    reason: str = ""
+
+
+@runtime_checkable
+class Approver(Protocol):
+    """Decides calls that policy sent to the approval gate."""
+
+    def decide(self, request: ApprovalRequest) -> ApprovalDecision: ...
+
+
+@runtime_checkable
+class Operator(Protocol):
+    """The person (or policy) asked when a run pauses: resume or stop."""
+
+    def on_pause(self, reason: str) -> Literal["resume", "stop"]: ...
+
+
+class Control:
+    """Requests from outside the loop (Ctrl-C, later `govrun ctl`), polled between stages.
+
+    Setting a flag is all a signal handler may do safely; the loop acts on it at the next
+    stage boundary, records it, and asks the operator.
+    """
+
+    def __init__(self) -> None:
+        self.requested: Literal["pause", "stop"] | None = None
+        self.by: str | None = None
+
+    def request(self, what: Literal["pause", "stop"], *, by: str) -> None:
+        if self.requested != "stop":
+            self.requested, self.by = what, by
+
+    def take(self) -> tuple[str, str] | None:
+        if self.requested is None:
+            return None
+        taken = (self.requested, self.by or "operator")
+        self.requested = self.by = None
+        return taken

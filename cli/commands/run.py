@@ -1,0 +1,242 @@
+"""`govrun run`: the governed loop with a live view, Ctrl-C pause, and a final summary."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+from rich.panel import Panel
+from rich.prompt import Prompt
+from rich.table import Table
+
+from cli.console import err, handle_errors, out
+
+if TYPE_CHECKING:
+    from runtime.guards import Counters
+    from runtime.loop import RunResult
+    from runtime.manifest import Budgets, Manifest
+
+
+class ApproveMode(StrEnum):
+    auto = "auto"
+    deny = "deny"
+
+
+class DurabilityMode(StrEnum):
+    flush = "flush"
+    fsync = "fsync"
+
+
+class TerminalOperator:
+    """Asks the person at the terminal whether to resume a paused run."""
+
+    def __init__(self, console: Console, live: Live | None, identity: str) -> None:
+        self.console, self.live, self.identity = console, live, identity
+
+    def on_pause(self, reason: str) -> Literal["resume", "stop"]:
+        with _live_paused(self.live):
+            self.console.print(
+                Panel(f"[bold yellow]Paused:[/] {escape(reason)}", border_style="yellow")
+            )
+            choice = Prompt.ask(
+                "[bold]r[/]esume or [bold]s[/]top?",
+                choices=["r", "s"],
+                default="s",
+                console=self.console,
+            )
+        return "resume" if choice == "r" else "stop"
+
+
+@contextlib.contextmanager
+def _live_paused(live: Live | None) -> Iterator[None]:
+    if live is None:
+        yield
+        return
+    live.stop()
+    try:
+        yield
+    finally:
+        live.start()
+
+
+@contextlib.contextmanager
+def _ctrl_c_pauses(control, interactive: bool, who: str) -> Iterator[None]:
+    """First Ctrl-C asks the loop to pause at its next stage boundary (recorded); a second
+    one before that interrupts at once. Without a terminal Ctrl-C requests a stop."""
+
+    def handler(signum: int, frame: object) -> None:
+        if control.requested is not None:
+            raise KeyboardInterrupt
+        control.request("pause" if interactive else "stop", by=who)
+        err.print(
+            "[yellow]Ctrl-C: pausing after the current stage (Ctrl-C again to stop now)[/]"
+            if interactive
+            else "[yellow]Ctrl-C: stopping[/]"
+        )
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@handle_errors
+def run(
+    manifest: Annotated[Path, typer.Argument(help="The agent manifest.", metavar="AGENT.yaml")],
+    input: Annotated[
+        str | None,
+        typer.Option(
+            "-i",
+            "--input",
+            help="The task; defaults to the manifest's `input:`. Use @FILE to read it from a file.",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Trace path; default runs/<agent>-<timestamp>.jsonl."),
+    ] = None,
+    approve: Annotated[
+        ApproveMode,
+        typer.Option(
+            help="Who decides `ask` calls: auto approves (recorded as automatic), deny rejects."
+        ),
+    ] = ApproveMode.deny,
+    approver: Annotated[
+        str | None,
+        typer.Option(help="Approver identity recorded with each decision (default: user@host)."),
+    ] = None,
+    durability: Annotated[
+        DurabilityMode | None,
+        typer.Option(help="flush each event, or also fsync it (overrides the manifest)."),
+    ] = None,
+    json_events: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Stream events to stdout as JSON lines for other programs; no live view."
+        ),
+    ] = False,
+) -> None:
+    """Run an agent under the governed loop and record every step in a trace."""
+    from runtime.approval import StopOperator, approver_for, local_identity
+    from runtime.manifest import load_manifest
+    from runtime.ports import Control
+    from runtime.run import run_agent
+
+    m = load_manifest(manifest)
+    task = _read_task(input)
+    who = approver or local_identity()
+    control = Control()
+    interactive = sys.stdin.isatty() and sys.stdout.isatty() and not json_events
+    observers = []
+    live: Live | None = None
+    if json_events:
+        observers.append(_json_streamer())
+    elif interactive:
+        from cli.live import RunView
+
+        view = RunView(manifest=m)
+        live = Live(view, console=out, refresh_per_second=8, transient=False)
+        observers.append(view.observe)
+    else:
+        from cli.live import PlainLog
+
+        observers.append(PlainLog(err).observe)
+    operator = TerminalOperator(out, live, who) if interactive else StopOperator()
+    with _ctrl_c_pauses(control, interactive, who), live or contextlib.nullcontext():
+        result = run_agent(
+            m,
+            task=task,
+            trace_path=output,
+            approver=approver_for(approve.value, approver),
+            operator=operator,
+            control=control,
+            observers=observers,
+            durability=durability.value if durability else None,
+            manifest_path=manifest,
+        )
+    _summary(result, m, err if json_events else out)
+    raise typer.Exit(0 if result.status == "completed" else 1)
+
+
+def _read_task(value: str | None) -> str | None:
+    if value is None or not value.startswith("@"):
+        return value
+    from runtime.errors import GovrunError
+
+    try:
+        return Path(value[1:]).read_text()
+    except OSError as exc:
+        raise GovrunError(f"cannot read the task from {value[1:]}: {exc.strerror}") from None
+
+
+def _json_streamer():
+    def emit(e) -> None:
+        sys.stdout.write(e.model_dump_json() + "\n")
+        sys.stdout.flush()
+
+    return emit
+
+
+STATUS = {"completed": "bold green", "failed": "bold red", "stopped": "bold yellow"}
+
+
+def _budget_usage(c: Counters, b: Budgets) -> str:
+    """`used/limit` for every budget the manifest sets."""
+    parts = [f"steps {c.steps}/{b.max_steps}"]
+    for label, used, limit, fmt in (
+        ("model calls", c.model_calls, b.max_model_calls, "{:g}"),
+        ("tool calls", c.tool_calls, b.max_tool_calls, "{:g}"),
+        ("tokens", c.tokens, b.max_tokens, "{:,}"),
+        ("cost", c.cost_usd, b.max_cost_usd, "${:.4f}"),
+        ("wall s", c.elapsed_s, b.max_wall_time_s, "{:.1f}"),
+    ):
+        if limit is not None:
+            parts.append(f"{label} {fmt.format(used)}/{fmt.format(limit)}")
+    parts += [f"{tool} {c.per_tool[tool]}/{n}" for tool, n in b.max_tool_calls_per_tool.items()]
+    return ", ".join(parts)
+
+
+def _summary(result: RunResult, manifest: Manifest, console: Console) -> None:
+    c = result.counters
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold cyan")
+    grid.add_column()
+    status = f"[{STATUS.get(result.status, 'bold')}]{result.status.upper()}[/]"
+    if result.failure_class:
+        status += f"  [red]{result.failure_class}[/]"
+    grid.add_row("status", status)
+    grid.add_row("reason", escape(result.reason))
+    if result.final_answer:
+        grid.add_row("answer", escape(result.final_answer.strip()[:400]))
+    grid.add_row(
+        "steps",
+        f"{result.steps}  ({c.model_calls} model calls, {c.tool_calls} tool "
+        f"calls, {c.denials} denied)",
+    )
+    grid.add_row("tokens", f"{c.tokens:,}  cost ${c.cost_usd:.4f}  time {c.elapsed_s:.2f}s")
+    grid.add_row("budgets", _budget_usage(c, manifest.budgets))
+    grid.add_row("trace", escape(result.trace_path))
+    console.print(
+        Panel(
+            grid,
+            title=f"govrun run · {escape(result.run_id)}",
+            title_align="left",
+            border_style=STATUS.get(result.status, "white").split()[-1],
+        )
+    )
+    console.print(f"head {result.head}", soft_wrap=True, highlight=False)
+    console.print(
+        f"[dim]verify later with: govrun verify {escape(result.trace_path)} --head "
+        f"{result.head}[/]",
+        soft_wrap=True,
+    )

@@ -1,0 +1,136 @@
+"""The ``govrun`` command: a thin typer app over the runtime.
+
+Heavy imports (pydantic models, openai, textual) happen inside the command that needs them,
+so ``govrun --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+from cli.commands.policy import policy_app
+from cli.commands.run import run as run_command
+from cli.console import err, handle_errors, out
+from runtime import __version__
+
+app = typer.Typer(
+    name="govrun",
+    help="Run LLM agents under a governed control loop, and prove what they did.",
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"govrun {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """govrun: see, constrain, stop and prove what an agent did."""
+
+
+app.command(name="run")(run_command)
+app.add_typer(policy_app, name="policy")
+
+ManifestPath = Annotated[
+    Path, typer.Argument(help="The agent manifest (YAML).", metavar="AGENT.yaml")
+]
+TracePath = Annotated[Path, typer.Argument(help="A govrun trace (JSONL).", metavar="TRACE.jsonl")]
+
+
+@app.command()
+@handle_errors
+def validate(manifest: ManifestPath) -> None:
+    """Check a manifest. Exit 0 when valid, 2 with every problem (file:line:col field) when not."""
+    from runtime.manifest import load_manifest
+
+    m = load_manifest(manifest)
+    tools = ", ".join(t.name for t in m.tools) or "no tools"
+    out.print(
+        f"[green]✓[/] {manifest} is a valid govrun manifest: agent [bold]{m.name}[/], "
+        f"model {m.model.provider}:{m.model.name or '-'}, {tools}."
+    )
+
+
+class SchemaKind(StrEnum):
+    manifest = "manifest"
+    events = "events"
+
+
+@app.command()
+@handle_errors
+def schema(
+    kind: Annotated[
+        SchemaKind, typer.Argument(help="Which schema to print.")
+    ] = SchemaKind.manifest,
+) -> None:
+    """Print a JSON Schema to stdout: the manifest (for editors) or a trace event."""
+    if kind is SchemaKind.manifest:
+        from runtime.manifest import manifest_json_schema
+
+        doc = manifest_json_schema()
+    else:
+        from runtime.events import events_json_schema
+
+        doc = events_json_schema()
+    sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+    sys.stdout.write("\n")
+
+
+@app.command()
+@handle_errors
+def verify(
+    trace: TracePath,
+    head: Annotated[
+        str | None,
+        typer.Option(
+            help="Head hash kept elsewhere (printed by `govrun run`); detects a trace "
+            "cut short or re-chained."
+        ),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
+) -> None:
+    """Prove a trace was not altered. Exit 0 only for an intact, complete trace."""
+    from cli.render.verify import render_verify
+    from runtime.verify import verify_trace
+
+    report = verify_trace(trace, head=head)
+    render_verify(report, as_json=json_output)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+@handle_errors
+def show(trace: TracePath) -> None:
+    """One-screen summary of a run: outcome, failure class, steps, calls, tokens, cost."""
+    from cli.render.show import render_summary
+    from runtime.summary import summarize
+    from runtime.trace import read_trace
+
+    events, torn = read_trace(trace)
+    render_summary(summarize(events, torn), trace)
+
+
+def main() -> None:  # pragma: no cover - console-script entry
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        raise SystemExit(130) from None

@@ -1,0 +1,1 @@
+"""rich renderings of runtime results; one module per command."""

@@ -1,0 +1,46 @@
+"""The decision a proposed call gets before anything runs: validation, scope, then policy.
+
+One function for the loop, ``govrun policy explain`` and counterfactual replay, so what a
+user tests is exactly what a run does. Scope comes before the rules: a call outside its
+tool's scope is never allowed, whatever the rules say.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runtime.policy import PolicyEngine
+from runtime.ports import ToolCallRequest
+from runtime.toolbox import PreparedCall, RejectedCall, Toolbox
+
+SCOPE_RULE = "scope"
+"""Rule id recorded when a tool's own scope denied the call."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """allow, deny or ask, with the rule that decided and the failure class of a denial."""
+
+    call: PreparedCall | RejectedCall
+    effect: str
+    rule: str | None
+    reason: str
+    failure_class: str | None
+    risk: str | None
+
+
+def decide_call(
+    toolbox: Toolbox, policy: PolicyEngine, step: int, request: ToolCallRequest
+) -> Verdict:
+    call = toolbox.prepare(step, request)
+    if isinstance(call, RejectedCall):
+        return Verdict(call, "deny", None, call.reason, call.failure_class, None)
+    try:
+        call.tool.check(call.args)
+    except Exception as exc:  # a ScopeViolation, or a check that broke: fail closed
+        reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        failure = getattr(exc, "failure_class", "policy_denied")
+        return Verdict(call, "deny", SCOPE_RULE, reason, failure, call.risk)
+    d = policy.decide(call.name, call.arguments)
+    failure = "policy_denied" if d.effect == "deny" else None
+    return Verdict(call, d.effect, d.rule, d.reason, failure, call.risk)

@@ -1,0 +1,558 @@
+"""The governed loop. Read ``_step`` top to bottom: it is the product (DESIGN section 2).
+
+The loop talks to the world only through ports (model, tools, approver, operator, clock)
+and records every stage as a typed event before acting on it. It prints nothing: the CLI
+observes events. Runs end by raising :class:`RunEnded`, caught in one place; the trace is
+finished in ``finally`` so even a crash leaves a verifiable record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from runtime import events as ev
+from runtime.checks import (
+    CallContext,
+    CheckOutcome,
+    default_evidence_outcome,
+    verify_call,
+    verify_success,
+)
+from runtime.decide import decide_call
+from runtime.errors import TraceWriteError
+from runtime.guards import Counters, Guards, Trip
+from runtime.manifest import Manifest
+from runtime.models.pricing import cost_usd
+from runtime.policy import PolicyEngine
+from runtime.ports import (
+    ApprovalRequest,
+    Approver,
+    Clock,
+    Control,
+    Model,
+    ModelCallError,
+    ModelReply,
+    Operator,
+    ToolCallRequest,
+    Tools,
+)
+from runtime.toolbox import PreparedCall, Toolbox
+from runtime.tools import ToolResult
+from runtime.trace import TraceWriter, canonical
+
+MAX_BACKOFF_S = 8.0
+
+
+class RunEnded(Exception):
+    """Ends the run with a status and, unless completed, a failure class."""
+
+    def __init__(
+        self, status: str, failure_class: str | None, reason: str, answer: str | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.status, self.failure_class, self.reason, self.answer = (
+            status,
+            failure_class,
+            reason,
+            answer,
+        )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended, and where its record is."""
+
+    run_id: str
+    status: str
+    failure_class: str | None
+    reason: str
+    steps: int
+    final_answer: str | None
+    head: str
+    trace_path: str
+    events: int
+    counters: Counters
+
+
+class GovernedLoop:
+    """One run of one agent under its manifest."""
+
+    def __init__(
+        self,
+        *,
+        manifest: Manifest,
+        task: str,
+        trace: TraceWriter,
+        model: Model,
+        toolbox: Toolbox,
+        tools: Tools,
+        approver: Approver,
+        operator: Operator,
+        clock: Clock,
+        control: Control | None = None,
+        run_started: dict[str, Any] | None = None,
+    ) -> None:
+        self.m = manifest
+        self.task = task
+        self.trace = trace
+        self.model = model
+        self.toolbox = toolbox
+        self.tools = tools
+        self.approver = approver
+        self.operator = operator
+        self.clock = clock
+        self.control = control or Control()
+        self.policy = PolicyEngine(manifest)
+        self.guards = Guards(manifest)
+        self.c = Counters()
+        self.step = 0
+        self.messages: list[dict[str, Any]] = []
+        self._sent = 0  # messages already recorded in a model_request
+        self._prompt = hashlib.sha256(
+            canonical(
+                {
+                    "model": model.name,
+                    "tools": toolbox.definitions,
+                    "params": manifest.model.params.model_dump(mode="json", exclude_none=True),
+                }
+            )
+        )
+        self._run_started = run_started or {}
+        self._t0 = clock.monotonic()
+
+    # --- the run ------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        end = RunEnded("failed", "internal_error", "the run ended unexpectedly")
+        try:
+            self._start()
+            while True:
+                self._step()
+        except RunEnded as ended:
+            end = ended
+        except TraceWriteError:
+            raise  # the record cannot be written: nothing more may happen, not even this
+        except KeyboardInterrupt:
+            end = RunEnded("stopped", "operator_stop", "interrupted (Ctrl-C twice)")
+            raise
+        except Exception as exc:
+            end = RunEnded(
+                "failed", "internal_error", f"internal error: {type(exc).__name__}: {exc}"
+            )
+            raise
+        finally:
+            if not (self.trace.closed or self.trace.broken) and self.trace.seq > 0:
+                self._finish(end)
+        return self._result(end)
+
+    def _start(self) -> None:
+        self._emit(ev.RunStarted, **self._run_started)
+        if self.m.system:
+            self.messages.append({"role": "system", "content": self.m.system})
+        self.messages.append({"role": "user", "content": self.task})
+
+    def _step(self) -> None:
+        self.step += 1
+        started = self.clock.monotonic()
+        self._checkpoint(self.guards.before_step(self._counters()))
+        self._emit(ev.StepStarted)
+        tokens_before, cost_before = self.c.tokens, self.c.cost_usd
+        reply = self._propose()  # 1-3: context, interrupts, model
+        self.messages.append(_assistant_message(reply))
+        if not reply.tool_calls:
+            self._complete(reply.content)  # 7: success checks end the run
+        for call in reply.tool_calls:
+            self._govern(call, reply.content)  # 4-7 for each proposed call
+        self.c.steps += 1
+        self._emit(
+            ev.StepFinished,
+            outcome="continue",
+            tokens=self.c.tokens - tokens_before,
+            cost_usd=round(self.c.cost_usd - cost_before, 8),
+            duration_ms=_ms(self.clock.monotonic() - started),
+        )
+
+    # --- propose ------------------------------------------------------------------------
+
+    def _propose(self) -> ModelReply:
+        """Ask the model, retrying transient failures with backoff; every attempt is
+        recorded, the request before it is sent and the response before it is used."""
+        added = self.messages[self._sent :]
+        for message in added:
+            self._prompt.update(canonical(message))
+        self._sent = len(self.messages)
+        prompt_hash = self._prompt.hexdigest()
+        attempts = self.m.model.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            self._checkpoint(self.guards.before_model_call(self._counters()))
+            self._emit(
+                ev.ModelRequest,
+                model=self.model.name,
+                attempt=attempt,
+                messages_added=added if attempt == 1 else [],
+                message_count=len(self.messages),
+                prompt_hash=prompt_hash,
+            )
+            started = self.clock.monotonic()
+            self.c.model_calls += 1
+            try:
+                reply = self.model.complete(self.messages, self.toolbox.definitions)
+            except ModelCallError as exc:
+                self._emit(
+                    ev.ModelResponse,
+                    model=self.model.name,
+                    attempt=attempt,
+                    error=exc.message,
+                    failure_class=exc.failure_class,
+                    duration_ms=_ms(self.clock.monotonic() - started),
+                )
+                if not exc.retryable or attempt == attempts:
+                    tries = f" after {attempt} attempts" if attempt > 1 else ""
+                    raise RunEnded(
+                        "failed", exc.failure_class, f"model call failed{tries}: {exc.message}"
+                    ) from None
+                self.clock.sleep(_backoff(attempt, exc.retry_after_s))
+                continue
+            cost = cost_usd(reply.usage, self.m.model.pricing)
+            self.c.prompt_tokens += reply.usage.prompt_tokens
+            self.c.completion_tokens += reply.usage.completion_tokens
+            self.c.cost_usd += cost
+            self._emit(
+                ev.ModelResponse,
+                model=reply.model,
+                attempt=attempt,
+                content=reply.content,
+                finish_reason=reply.finish_reason,
+                tool_calls=[c.model_dump() for c in reply.tool_calls],
+                usage=reply.usage.model_dump(),
+                cost_usd=round(cost, 8),
+                duration_ms=_ms(self.clock.monotonic() - started),
+            )
+            return reply
+        raise AssertionError("unreachable")
+
+    # --- one proposed call: policy, approval, execute, verify -----------------------------
+
+    def _govern(self, call: ToolCallRequest, rationale: str | None) -> None:
+        v = decide_call(self.toolbox, self.policy, self.step, call)
+        self._emit(
+            ev.ToolCallProposed,
+            call_id=call.id,
+            tool=call.name,
+            arguments=v.call.arguments,
+            raw_arguments=getattr(v.call, "raw_arguments", None),
+            call_hash=v.call.call_hash,
+        )
+        self._emit(
+            ev.PolicyDecision,
+            call_id=call.id,
+            tool=call.name,
+            effect=v.effect,
+            rule=v.rule,
+            reason=v.reason,
+            risk=v.risk,
+            failure_class=v.failure_class,
+        )
+        if v.effect == "deny":
+            self.c.denials += 1
+            self._tell(call.id, f"[{v.failure_class}] call not executed: {v.reason}")
+        self._checkpoint(self.guards.on_proposed(call.name, v.call.arguments, len(call.arguments)))
+        if v.effect == "deny" or not isinstance(v.call, PreparedCall):
+            return
+        if v.effect == "ask" and not self._approved(v.call, v.rule, v.reason, rationale):
+            return
+        self._checkpoint(self.guards.before_tool_call(self._counters(), call.name))
+        result = self._execute(v.call)
+        self._verify(v.call, result)
+
+    def _approved(
+        self, call: PreparedCall, rule: str | None, reason: str, rationale: str | None
+    ) -> bool:
+        self._emit(
+            ev.ApprovalRequested,
+            call_id=call.call_id,
+            tool=call.name,
+            call_hash=call.call_hash,
+            risk=call.risk,
+            rule=rule,
+        )
+        d = self.approver.decide(
+            ApprovalRequest(
+                run_id=self.trace.run_id,
+                step=self.step,
+                call_id=call.call_id,
+                tool=call.name,
+                arguments=call.arguments,
+                call_hash=call.call_hash,
+                risk=call.risk,
+                rule=rule,
+                reason=reason,
+                rationale=rationale,
+            )
+        )
+        self._emit(
+            ev.ApprovalDecided,
+            call_id=call.call_id,
+            tool=call.name,
+            call_hash=call.call_hash,
+            decision=d.decision,
+            approver=d.approver,
+            via=d.via,
+            reason=d.reason,
+            decided_at=self.clock.now(),
+            policy_hash=self.policy.policy_hash,
+        )
+        if d.decision == "stop":
+            raise RunEnded(
+                "stopped",
+                "approval_rejected",
+                f"{d.approver} stopped the run at {call.name}: {d.reason or 'no reason'}",
+            )
+        if d.decision == "reject":
+            self._tell(
+                call.call_id,
+                f"[approval_rejected] {d.approver} rejected this call"
+                + (f": {d.reason}" if d.reason else "."),
+            )
+            return False
+        self.c.approvals += 1
+        return True
+
+    def _execute(self, call: PreparedCall) -> ToolResult:
+        """Write-ahead: ``tool_started`` is on disk before the side effect begins."""
+        self._emit(
+            ev.ToolStarted,
+            call_id=call.call_id,
+            tool=call.name,
+            arguments=call.arguments,
+            call_hash=call.call_hash,
+        )
+        started = self.clock.monotonic()
+        self.c.tool_calls += 1
+        self.c.per_tool[call.name] += 1
+        result = self.tools.execute(call)
+        self.guards.on_executed(call.name)
+        self._emit(
+            ev.ToolFinished,
+            call_id=call.call_id,
+            tool=call.name,
+            ok=result.ok,
+            output=result.output,
+            data=result.data,
+            evidence=result.evidence,
+            error=result.error,
+            failure_class=result.failure_class,
+            duration_ms=_ms(self.clock.monotonic() - started),
+        )
+        return result
+
+    def _verify(self, call: PreparedCall, result: ToolResult) -> None:
+        """Each call's declared checks, plus the builtin's default evidence. A call that
+        already failed is not verified: its failure is classified on ``tool_finished``."""
+        if not result.ok:
+            self._tell(call.call_id, result.output)
+            return
+        ctx = CallContext(
+            tool=call.name,
+            arguments=call.arguments,
+            result=result,
+            roots=[self.m.resolve_path(r) for r in call.spec.scope.roots or []],
+        )
+        outcomes = verify_call(call.spec.verify, ctx, base_dir=self.m.base_dir)
+        default = default_evidence_outcome(call.spec.uses, ctx)
+        if default is not None:
+            outcomes = [default, *outcomes]
+        for o in outcomes:
+            self._record_check(o, call.call_id)
+        failed = [o for o in outcomes if o.failure_class]
+        text = result.output
+        if failed:
+            text += "\n" + "\n".join(f"[{o.failure_class}] {o.check}: {o.detail}" for o in failed)
+        self._tell(call.call_id, text)
+
+    def _record_check(self, o: CheckOutcome, call_id: str | None) -> None:
+        self._emit(
+            ev.Verification,
+            call_id=call_id,
+            check=o.check,
+            check_id=o.check_id,
+            passed=o.passed,
+            evidence=o.evidence,
+            detail=o.detail,
+            failure_class=o.failure_class,
+        )
+
+    # --- completion and interrupts ------------------------------------------------------
+
+    def _complete(self, answer: str | None) -> None:
+        """The model answered without tool calls: the run ends, completed only if every
+        required success check holds."""
+        self.c.steps += 1
+        outcomes = verify_success(self.m.success, final_answer=answer, base_dir=self.m.base_dir)
+        for o in outcomes:
+            self._record_check(o, None)
+        failed = [o for o in outcomes if o.failure_class]
+        self._emit(
+            ev.StepFinished,
+            outcome="final" if not failed else "failed",
+            tokens=0,
+            cost_usd=0.0,
+            duration_ms=0.0,
+        )
+        if failed:
+            first = failed[0]
+            raise RunEnded(
+                "failed",
+                first.failure_class,
+                f"success check {first.check_id or first.check} failed: {first.detail}",
+                answer,
+            )
+        raise RunEnded("completed", None, "the agent finished and every success check held", answer)
+
+    def _checkpoint(self, trip: Trip | None) -> None:
+        """Act on a tripped guard or an operator request: record it, then pause or stop."""
+        request = self.control.take()
+        if request is not None:
+            what, by = request
+            self._interrupt(
+                "operator", "operator_request", what, f"{what} requested by {by}", by=by
+            )
+        if trip is not None:
+            self._interrupt(
+                trip.kind,
+                trip.rule,
+                trip.action,
+                trip.reason,
+                detail=trip.detail,
+                failure_class=trip.failure_class,
+            )
+
+    def _interrupt(
+        self,
+        kind: str,
+        rule: str,
+        action: str,
+        reason: str,
+        *,
+        by: str | None = None,
+        detail: dict[str, Any] | None = None,
+        failure_class: str | None = None,
+    ) -> None:
+        stop_class = failure_class or "operator_stop"
+        if action == "stop":
+            self._emit(
+                ev.Interrupt,
+                kind=kind,
+                rule=rule,
+                action="stop",
+                reason=reason,
+                by=by,
+                detail=detail or {},
+                failure_class=stop_class,
+            )
+            raise RunEnded("stopped", stop_class, reason)
+        self._emit(
+            ev.Interrupt,
+            kind=kind,
+            rule=rule,
+            action="pause",
+            reason=reason,
+            by=by,
+            detail=detail or {},
+        )
+        choice = self.operator.on_pause(reason)
+        who = getattr(self.operator, "identity", "operator")
+        if choice == "resume":
+            self._emit(
+                ev.Interrupt,
+                kind="operator",
+                rule=rule,
+                action="resume",
+                reason="operator resumed the run",
+                by=who,
+            )
+            return
+        self._emit(
+            ev.Interrupt,
+            kind="operator",
+            rule=rule,
+            action="stop",
+            reason="operator stopped the run",
+            by=who,
+            failure_class=stop_class,
+        )
+        raise RunEnded("stopped", stop_class, f"stopped after pause: {reason}")
+
+    # --- recording ------------------------------------------------------------------------
+
+    def _emit(self, cls: type[ev.Event], **payload: Any) -> None:
+        self.trace.write(cls, self.step, payload)
+
+    def _tell(self, call_id: str, content: str) -> None:
+        self.messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
+
+    def _counters(self) -> Counters:
+        self.c.elapsed_s = self.clock.monotonic() - self._t0
+        return self.c
+
+    def _finish(self, end: RunEnded) -> None:
+        c = self._counters()
+        self._emit(
+            ev.RunFinished,
+            status=end.status,
+            failure_class=end.failure_class,
+            reason=end.reason,
+            steps=c.steps,
+            event_count=self.trace.seq + 1,
+            head=self.trace.head,
+            final_answer=end.answer,
+            totals={
+                "model_calls": c.model_calls,
+                "tool_calls": c.tool_calls,
+                "prompt_tokens": c.prompt_tokens,
+                "completion_tokens": c.completion_tokens,
+                "tokens": c.tokens,
+                "cost_usd": round(c.cost_usd, 8),
+                "denials": c.denials,
+                "approvals": c.approvals,
+                "duration_ms": _ms(c.elapsed_s),
+            },
+        )
+
+    def _result(self, end: RunEnded) -> RunResult:
+        return RunResult(
+            run_id=self.trace.run_id,
+            status=end.status,
+            failure_class=end.failure_class,
+            reason=end.reason,
+            steps=self.c.steps,
+            final_answer=end.answer,
+            head=self.trace.head,
+            trace_path=str(self.trace.path),
+            events=self.trace.seq,
+            counters=self.c,
+        )
+
+
+def _assistant_message(reply: ModelReply) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+    if reply.tool_calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in reply.tool_calls
+        ]
+    return message
+
+
+def _backoff(attempt: int, retry_after_s: float | None) -> float:
+    """Deterministic exponential backoff (no jitter: replay must reproduce it), honouring
+    a server's Retry-After when it gives one."""
+    if retry_after_s is not None:
+        return min(max(retry_after_s, 0.0), MAX_BACKOFF_S)
+    return min(0.5 * 2 ** (attempt - 1), MAX_BACKOFF_S)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)

@@ -1,0 +1,118 @@
+"""Wire a manifest to live adapters and run it: the library entry point behind `govrun run`.
+
+Embedders call :func:`run_agent` and get the same governance as the CLI; every port can
+be swapped (a scripted model, a replay adapter, another approver).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+import socket
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from runtime import __version__
+from runtime.approval import DenyApprover, StopOperator
+from runtime.errors import GovrunError
+from runtime.loop import GovernedLoop, RunResult
+from runtime.manifest import Manifest
+from runtime.policy import PolicyEngine
+from runtime.ports import Approver, Clock, Control, Model, Operator, SystemClock, Tools
+from runtime.toolbox import LiveTools, Toolbox
+from runtime.trace import Durability, Observer, TraceWriter, canonical, sha256_hex
+
+
+def new_run_id(agent: str) -> str:
+    """``<agent>-<UTC time>-<6 hex>``: sortable, readable, unique enough for one host."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return f"{agent}-{stamp}-{secrets.token_hex(3)}"
+
+
+def default_trace_path(agent: str, runs_dir: str | Path = "runs") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    path = Path(runs_dir) / f"{agent}-{stamp}.jsonl"
+    n = 1
+    while path.exists() or path.with_name(path.name + ".blobs").exists():
+        n += 1
+        path = Path(runs_dir) / f"{agent}-{stamp}-{n}.jsonl"
+    return path
+
+
+def run_agent(
+    manifest: Manifest,
+    *,
+    task: str | None = None,
+    trace_path: str | Path | None = None,
+    model: Model | None = None,
+    tools: Tools | None = None,
+    approver: Approver | None = None,
+    operator: Operator | None = None,
+    clock: Clock | None = None,
+    control: Control | None = None,
+    observers: Iterable[Observer] = (),
+    durability: Durability | None = None,
+    env: Mapping[str, str] | None = None,
+    run_id: str | None = None,
+    manifest_path: str | Path | None = None,
+) -> RunResult:
+    """Run ``manifest`` on ``task`` under the governed loop, writing a new trace."""
+    env = os.environ if env is None else env
+    task = task if task is not None else manifest.input
+    if not task:
+        raise GovrunError(
+            "no task for the agent: pass one with -i/--input or set `input:` in the manifest."
+        )
+    if model is None:
+        from runtime.models import build_model
+
+        model = build_model(manifest.model, base_dir=manifest.base_dir, env=env)
+    toolbox = Toolbox(manifest)
+    clock = clock or SystemClock()
+    run_id = run_id or new_run_id(manifest.name)
+    path = Path(trace_path) if trace_path else default_trace_path(manifest.name)
+    snapshot = manifest.canonical_dict()
+    writer = TraceWriter(
+        path,
+        run_id=run_id,
+        clock=clock,
+        durability=durability or manifest.durability,
+        secrets=manifest.secret_values(env),
+        observers=observers,
+    )
+    try:
+        loop = GovernedLoop(
+            manifest=manifest,
+            task=task,
+            trace=writer,
+            model=model,
+            toolbox=toolbox,
+            tools=tools or LiveTools(),
+            approver=approver or DenyApprover(),
+            operator=operator or StopOperator(),
+            clock=clock,
+            control=control,
+            run_started={
+                "agent": manifest.name,
+                "manifest": snapshot,
+                "manifest_hash": sha256_hex(canonical(snapshot)),
+                "manifest_path": str(manifest_path) if manifest_path else None,
+                "input": task,
+                "govrun_version": __version__,
+                "policy_hash": PolicyEngine(manifest).policy_hash,
+                "user": _user(),
+                "host": socket.gethostname(),
+            },
+        )
+        return loop.run()
+    finally:
+        writer.close()
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -1,0 +1,172 @@
+"""The manifest's tools, built once per run: what the model is offered, and how a proposed
+call becomes a validated, hashable call (or a classified rejection) before policy."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+from runtime.manifest import Manifest, ToolSpec
+from runtime.policy import tool_risk
+from runtime.ports import ToolCallRequest
+from runtime.tools import ScopeViolation, Tool, ToolResult, build_builtin, load_python_tool
+from runtime.tools.base import parse_arguments
+from runtime.trace import canonical, sha256_hex
+
+
+@dataclass(frozen=True)
+class PreparedCall:
+    """A proposed call whose tool exists and whose arguments validated."""
+
+    call_id: str
+    name: str
+    spec: ToolSpec
+    tool: Tool
+    args: BaseModel
+    arguments: dict[str, Any]
+    call_hash: str
+    risk: str
+
+
+@dataclass(frozen=True)
+class RejectedCall:
+    """A proposed call that cannot even reach policy: unknown tool or invalid arguments."""
+
+    call_id: str
+    name: str
+    failure_class: str
+    reason: str
+    arguments: dict[str, Any] | None = None
+    raw_arguments: str | None = None
+    call_hash: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def call_hash(tool: str, arguments: Any, step: int) -> str:
+    """SHA-256 naming one exact call: tool, canonical arguments and step."""
+    return sha256_hex(canonical({"tool": tool, "arguments": arguments, "step": step}))
+
+
+class Toolbox:
+    """Builds every declared tool up front, so a bad scope or a missing Python callable is
+    a clear error before the run starts, not in the middle of it."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self._specs = {spec.name: spec for spec in manifest.tools}
+        base = str(manifest.base_dir)
+        if any(spec.python for spec in manifest.tools) and base not in sys.path:
+            sys.path.insert(0, base)  # a tools module may live beside its manifest
+        self._tools: dict[str, Tool] = {
+            spec.name: _build(spec, manifest) for spec in manifest.tools
+        }
+        self.definitions: list[dict[str, Any]] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": name,
+                    "description": tool.description,
+                    "parameters": tool.json_schema(),
+                },
+            }
+            for name, tool in self._tools.items()
+        ]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def tool(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def prepare(self, step: int, call: ToolCallRequest) -> PreparedCall | RejectedCall:
+        """Parse and validate a proposed call. Model-controlled text never picks a tool
+        that was not declared and never reaches a tool without validating."""
+        tool = self._tools.get(call.name)
+        parsed, raw = _parse_json(call.arguments)
+        if tool is None:
+            known = ", ".join(self._tools) or "none"
+            return RejectedCall(
+                call.id,
+                call.name,
+                "unknown_tool",
+                f"unknown tool {call.name!r}; the tools are: {known}",
+                arguments=parsed,
+                raw_arguments=raw,
+            )
+        if parsed is None:
+            return RejectedCall(
+                call.id,
+                call.name,
+                "invalid_arguments",
+                f"arguments for {call.name} are not a JSON object: {_snippet(call.arguments)}",
+                raw_arguments=call.arguments,
+            )
+        try:
+            args = parse_arguments(tool, parsed)
+        except ScopeViolation as exc:
+            return RejectedCall(
+                call.id,
+                call.name,
+                exc.failure_class,
+                exc.message,
+                arguments=parsed,
+                call_hash=call_hash(call.name, parsed, step),
+            )
+        spec = self._specs[call.name]
+        return PreparedCall(
+            call.id,
+            call.name,
+            spec,
+            tool,
+            args,
+            parsed,
+            call_hash(call.name, parsed, step),
+            tool_risk(spec),
+        )
+
+
+class LiveTools:
+    """The live ``Tools`` port: the tool runs, inside its scope."""
+
+    def execute(self, call: PreparedCall) -> ToolResult:
+        return call.tool.run(call.args)
+
+
+def _build(spec: ToolSpec, manifest: Manifest) -> Tool:
+    if spec.python:
+        return load_python_tool(
+            spec.python,
+            name=spec.name,
+            description=spec.description,
+            timeout_s=spec.timeout_s,
+            max_output_bytes=spec.max_output_bytes,
+        )
+    scope = spec.scope
+    return build_builtin(
+        spec.uses or "",
+        name=spec.name,
+        description=spec.description,
+        roots=[manifest.resolve_path(r) for r in scope.roots or []],
+        commands={k: v.model_dump() for k, v in (scope.commands or {}).items()},
+        hosts=list(scope.hosts or []),
+        cwd=manifest.resolve_path(scope.cwd) if scope.cwd else None,
+        timeout_s=spec.timeout_s,
+        max_output_bytes=spec.max_output_bytes,
+    )
+
+
+def _parse_json(text: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(object, None) when the text is a JSON object, else (None, text as sent)."""
+    try:
+        value = orjson.loads(text) if text.strip() else {}
+    except orjson.JSONDecodeError:
+        return None, text
+    return (value, None) if isinstance(value, dict) else (None, text)
+
+
+def _snippet(text: str, limit: int = 120) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "…")
