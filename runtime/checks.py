@@ -110,6 +110,8 @@ def verify_call(checks: Sequence[Check], ctx: CallContext, *, base_dir: Path) ->
     resolve against the tool's first root (``base_dir`` when it has none) and must stay
     inside its roots (or ``base_dir``).
     """
+    if not checks:  # the common case: resolving roots costs syscalls for nothing
+        return []
     if ctx.roots:
         scene = _Scene(ctx, None, _resolve_roots(ctx.roots), "the tool's roots")
     else:
@@ -121,6 +123,8 @@ def verify_success(
     checks: Sequence[Check], *, final_answer: str | None, base_dir: Path
 ) -> list[CheckOutcome]:
     """Run the manifest's ``success:`` checks; paths resolve inside ``base_dir``."""
+    if not checks:
+        return []
     scene = _Scene(None, final_answer, _resolve_roots([base_dir]), "the manifest folder")
     return [_verify(check, scene) for check in checks]
 

@@ -31,7 +31,7 @@ import ipaddress
 import math
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -112,17 +112,13 @@ class _Test:
     """One evaluated condition: held True/False, or None when it cannot be evaluated."""
 
     held: bool | None
-    text: str
+    make_text: Callable[[], str]
     on_argument: bool = True
 
-
-def _test(ok: bool, arg: str, held: str, failed: str) -> _Test:
-    """``path inside ws`` when it held, ``when.path: '/x' is not inside ws`` when not."""
-    return _Test(True, f"{arg} {held}") if ok else _Test(False, f"when.{arg}: {failed}")
-
-
-def _undecidable(arg: str, key: str, why: str) -> _Test:
-    return _Test(None, f"when.{arg}: cannot check {key}: {why}")
+    @property
+    def text(self) -> str:
+        """Formatted only when asked for: deciding a call needs none of it."""
+        return self.make_text()
 
 
 @dataclass(frozen=True)
@@ -147,6 +143,13 @@ class PolicyEngine:
             rule.id: {arg: _compile(pred, manifest.base_dir) for arg, pred in rule.when.items()}
             for rule in manifest.policy.rules
         }
+        # Which declared tools each rule names: tool globs are resolved once, not per call.
+        self._rule_tools = {
+            rule.id: frozenset(
+                spec.name for spec in manifest.tools if any(spec.matches(g) for g in rule.tools)
+            )
+            for rule in manifest.policy.rules
+        }
         self._hash = sha256_hex(
             canonical(manifest.policy.model_dump(mode="json", by_alias=True, exclude_none=True))
         )
@@ -165,8 +168,8 @@ class PolicyEngine:
         if not isinstance(arguments, Mapping):
             return Decision("deny", None, "arguments are not a JSON object", risk)
         for rule in self._manifest.policy.rules:
-            trace = self._evaluate(rule, spec, arguments)
-            if trace.matched:
+            if self._matches(rule, spec, arguments):
+                trace = self._evaluate(rule, spec, arguments)
                 return Decision(rule.effect, rule.id, _reason(rule, trace), risk)
         default = self._manifest.policy.default
         return Decision(default, None, f"no rule matched; default is {default}", risk)
@@ -183,6 +186,26 @@ class PolicyEngine:
         return [replace(t, decided=i == first) for i, t in enumerate(traces)]
 
     # --- evaluation -------------------------------------------------------------------
+
+    def _matches(self, rule: PolicyRule, spec: ToolSpec, arguments: Mapping[str, Any]) -> bool:
+        """What ``_evaluate`` decides (the same conditions, in the same Kleene AND), without
+        building any explanation: the per-call hot path."""
+        if spec.name not in self._rule_tools[rule.id]:
+            return False
+        if rule.risk is not None and tool_risk(spec) not in rule.risk:
+            return False
+        base = self._tool_base[spec.name]
+        undecidable = False
+        for arg, pred in self._when[rule.id].items():
+            if arg not in arguments:
+                return False
+            value = arguments[arg]
+            for key in pred.keys:
+                held = _holds(key, pred, value, base)
+                if held is False:
+                    return False
+                undecidable = undecidable or held is None
+        return rule.effect != "allow" if undecidable else True
 
     def _evaluate(
         self, rule: PolicyRule, spec: ToolSpec, arguments: Mapping[str, Any]
@@ -212,19 +235,19 @@ class PolicyEngine:
         glob = next((g for g in rule.tools if spec.matches(g)), None)
         if glob is None:
             name = f"{spec.name!r}" + (f" ({spec.uses})" if spec.uses else "")
-            yield _Test(False, f"tools: {name} does not match {list(rule.tools)}", False)
+            yield _Test(False, lambda: f"tools: {name} does not match {list(rule.tools)}", False)
             return
-        yield _Test(True, f"tool {spec.name} matches {glob!r}", False)
+        yield _Test(True, lambda: f"tool {spec.name} matches {glob!r}", False)
         if rule.risk is not None:
             risk = tool_risk(spec)
             if risk in rule.risk:
-                yield _Test(True, f"risk {risk} in {list(rule.risk)}", False)
+                yield _Test(True, lambda: f"risk {risk} in {list(rule.risk)}", False)
             else:
-                yield _Test(False, f"risk: {risk!r} is not in {list(rule.risk)}", False)
+                yield _Test(False, lambda: f"risk: {risk!r} is not in {list(rule.risk)}", False)
         base = self._tool_base[spec.name]
         for arg, pred in self._when[rule.id].items():
             if arg not in arguments:
-                yield _Test(False, f"when.{arg}: argument missing")
+                yield _Test(False, lambda arg=arg: f"when.{arg}: argument missing")
                 continue
             for key in pred.keys:
                 yield _check(key, pred, arg, arguments[arg], base)
@@ -260,55 +283,128 @@ def _compile(pred: Predicate, base_dir: Path) -> _Predicate:
 
 
 def _check(key: str, pred: _Predicate, arg: str, value: Any, base: Path) -> _Test:
-    """Evaluate one predicate key on one argument value."""
+    """Evaluate one predicate key on one argument value; the text is built only if read."""
+    held = _holds(key, pred, value, base)
+    return _Test(held, lambda: _describe(key, pred, arg, value, base, held))
+
+
+def _holds(key: str, pred: _Predicate, value: Any, base: Path) -> bool | None:
+    """Whether one predicate key holds for ``value``: True, False, or None when it cannot
+    be evaluated (wrong type, unresolvable path, untrustworthy URL). The single source of
+    truth for decisions; ``_describe`` only explains its answer."""
     p = pred.spec
-    shown = _show(value)
-    if key in ("glob", "regex"):
-        if not isinstance(value, str):
-            return _undecidable(arg, key, f"expected a string, got {_type(value)}")
-        if key == "glob":
-            ok = fnmatchcase(value, p.glob or "")
-            return _test(ok, arg, f"matches {p.glob!r}", f"{shown} does not match {p.glob!r}")
-        ok = pred.regex is not None and pred.regex.search(value) is not None
-        return _test(ok, arg, f"matches /{p.regex}/", f"{shown} does not match /{p.regex}/")
-    if key in ("inside", "not_inside"):
-        return _check_inside(key, pred, arg, value, base)
-    if key == "host_in":
-        return _check_host(pred, arg, value)
+    if key == "glob":
+        return fnmatchcase(value, p.glob or "") if isinstance(value, str) else None
+    if key == "regex":
+        if not isinstance(value, str) or pred.regex is None:
+            return None
+        return pred.regex.search(value) is not None
     if key in ("min", "max"):
-        return _check_bound(key, p, arg, value)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        if key == "min":
+            return value >= (p.min if p.min is not None else -math.inf)
+        return value <= (p.max if p.max is not None else math.inf)
+    if key in ("inside", "not_inside"):
+        hit = _folder_hit(key, pred, value, base)
+        if isinstance(hit, _Unknown):
+            return None
+        return hit is not None if key == "inside" else hit is None
+    if key == "host_in":
+        return _host_listed(pred, value)
     if key == "equals":
-        want = _show(p.equals)
-        return _test(
-            _same(value, p.equals), arg, f"equals {want}", f"{shown} does not equal {want}"
-        )
+        return _same(value, p.equals)
     if key == "one_of":
-        options = p.one_of or []
-        ok = any(_same(value, option) for option in options)
-        want = _show(options)
-        return _test(ok, arg, f"is one of {want}", f"{shown} is not one of {want}")
+        return any(_same(value, option) for option in p.one_of or [])
     if key == "max_bytes":
-        try:
-            size = len(orjson.dumps(value))
-        except (TypeError, orjson.JSONEncodeError) as exc:
-            return _undecidable(arg, key, f"not JSON-serializable ({exc})")
-        limit = p.max_bytes or 0
-        return _test(
-            size <= limit, arg, f"is {size} bytes", f"{size} bytes is more than max_bytes {limit}"
-        )
+        size = _json_size(value)
+        return None if size is None else size <= (p.max_bytes or 0)
     raise AssertionError(f"unhandled predicate key {key!r}")  # pragma: no cover
 
 
-def _check_inside(key: str, pred: _Predicate, arg: str, value: Any, base: Path) -> _Test:
-    folders = pred.inside if key == "inside" else pred.not_inside
+def _describe(
+    key: str, pred: _Predicate, arg: str, value: Any, base: Path, held: bool | None
+) -> str:
+    """``path inside ws`` when it held, ``when.path: '/x' is not inside ws`` when not."""
+    p, shown = pred.spec, _show(value)
+    if held is None:
+        return f"when.{arg}: cannot check {key}: {_why_unknown(key, pred, value, base)}"
+    if key == "glob":
+        ok, bad = f"matches {p.glob!r}", f"{shown} does not match {p.glob!r}"
+    elif key == "regex":
+        ok, bad = f"matches /{p.regex}/", f"{shown} does not match /{p.regex}/"
+    elif key == "min":
+        ok, bad = f">= {p.min:g}", f"{shown} is less than min {p.min:g}"
+    elif key == "max":
+        ok, bad = f"<= {p.max:g}", f"{shown} is more than max {p.max:g}"
+    elif key in ("inside", "not_inside"):
+        hit = _folder_hit(key, pred, value, base)
+        names = " or ".join(
+            name for name, _ in (pred.inside if key == "inside" else pred.not_inside)
+        )
+        if key == "inside":
+            ok, bad = f"inside {hit}", f"{shown} is not inside {names}"
+        else:
+            ok, bad = f"not inside {names}", f"{shown} is inside {hit}"
+    elif key == "host_in":
+        target = _url_target(value)
+        host = target[0] if isinstance(target, tuple) else shown
+        allowed = list(p.host_in or [])
+        ok, bad = f"host {host!r} is in {allowed}", f"host {host!r} is not in {allowed}"
+    elif key == "equals":
+        ok, bad = f"equals {_show(p.equals)}", f"{shown} does not equal {_show(p.equals)}"
+    elif key == "one_of":
+        want = _show(p.one_of or [])
+        ok, bad = f"is one of {want}", f"{shown} is not one of {want}"
+    else:  # max_bytes
+        size = _json_size(value)
+        ok, bad = f"is {size} bytes", f"{size} bytes is more than max_bytes {p.max_bytes}"
+    return f"{arg} {ok}" if held else f"when.{arg}: {bad}"
+
+
+def _why_unknown(key: str, pred: _Predicate, value: Any, base: Path) -> str:
+    """Why ``_holds`` could not answer, for people."""
+    if key in ("glob", "regex"):
+        return f"expected a string, got {_type(value)}"
+    if key in ("min", "max"):
+        return f"expected a number, got {_show(value)}"
+    if key in ("inside", "not_inside"):
+        resolved = _resolve_path(value, base)
+        return resolved if isinstance(resolved, str) else "path cannot be resolved"
+    if key == "host_in":
+        target = _url_target(value)
+        if isinstance(target, str):
+            return target
+        host, port, scheme = target
+        return f"host {host!r} is listed, but not port {port or _DEFAULT_PORTS[scheme]}"
+    if key == "max_bytes":
+        return "not JSON-serializable"
+    return "cannot be evaluated"
+
+
+class _Unknown:
+    """Marker: a path whose location cannot be known."""
+
+
+_UNKNOWN = _Unknown()
+
+
+def _folder_hit(key: str, pred: _Predicate, value: Any, base: Path) -> str | _Unknown | None:
+    """The name of the first listed folder the path is inside, None, or unknown."""
     resolved = _resolve_path(value, base)
     if isinstance(resolved, str):
-        return _undecidable(arg, key, resolved)
-    hit = next((name for name, root in folders if resolved.is_relative_to(root)), None)
-    names = " or ".join(name for name, _ in folders)
-    if key == "inside":
-        return _test(hit is not None, arg, f"inside {hit}", f"{_show(value)} is not inside {names}")
-    return _test(hit is None, arg, f"not inside {names}", f"{_show(value)} is inside {hit}")
+        return _UNKNOWN
+    folders = pred.inside if key == "inside" else pred.not_inside
+    return next((name for name, root in folders if resolved.is_relative_to(root)), None)
+
+
+def _json_size(value: Any) -> int | None:
+    try:
+        return len(orjson.dumps(value))
+    except (TypeError, orjson.JSONEncodeError):
+        return None
 
 
 def _resolve_path(value: Any, base: Path) -> Path | str:
@@ -328,26 +424,21 @@ def _resolve_path(value: Any, base: Path) -> Path | str:
         return f"path {_show(value)} cannot be resolved: {exc}"
 
 
-def _check_host(pred: _Predicate, arg: str, value: Any) -> _Test:
+def _host_listed(pred: _Predicate, value: Any) -> bool | None:
+    """Whether the URL's host (as the http tool will connect) is listed. A listed host on
+    another port is unknown: an allow rule must not let it through, and a deny rule
+    written for the host must still stop it."""
     target = _url_target(value)
     if isinstance(target, str):
-        return _undecidable(arg, "host_in", target)
+        return None
     host, port, scheme = target
     listed = [
         r for r in pred.hosts if (host.endswith("." + r.host) if r.wildcard else host == r.host)
     ]
-    allowed = list(pred.spec.host_in or [])
+    if not listed:
+        return False
     effective = port or _DEFAULT_PORTS[scheme]
-    if not listed or any(effective == (r.port or _DEFAULT_PORTS[scheme]) for r in listed):
-        return _test(
-            bool(listed),
-            arg,
-            f"host {host!r} is in {allowed}",
-            f"host {host!r} is not in {allowed}",
-        )
-    # Listed host, other port: an allow rule must not let it through, and a deny rule
-    # written for the host must still stop it.
-    return _undecidable(arg, "host_in", f"host {host!r} is listed, but not port {effective}")
+    return True if any(effective == (r.port or _DEFAULT_PORTS[scheme]) for r in listed) else None
 
 
 def _url_target(value: Any) -> tuple[str, int | None, str] | str:
@@ -398,19 +489,6 @@ def _canonical_ip(spelled: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and (ip.ipv4_mapped or ip.sixtofour or ip.teredo):
         return False
     return ip.compressed == spelled
-
-
-def _check_bound(key: str, p: Predicate, arg: str, value: Any) -> _Test:
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not number or (isinstance(value, float) and math.isnan(value)):
-        return _undecidable(arg, key, f"expected a number, got {_show(value)}")
-    if key == "min":
-        bound = p.min if p.min is not None else -math.inf
-        return _test(
-            value >= bound, arg, f">= {bound:g}", f"{_show(value)} is less than min {bound:g}"
-        )
-    bound = p.max if p.max is not None else math.inf
-    return _test(value <= bound, arg, f"<= {bound:g}", f"{_show(value)} is more than max {bound:g}")
 
 
 # --- small helpers ----------------------------------------------------------------------

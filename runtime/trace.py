@@ -37,6 +37,18 @@ BLOB_THRESHOLD = 64 * 1024
 
 REDACTED = "[redacted]"
 _SORT = orjson.OPT_SORT_KEYS
+_SORT_NL = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+_TAGS: dict[type, str] = {}
+
+
+def _tag(cls: type[Event]) -> str:
+    """An event class's ``type`` literal, cached: pydantic's field lookup is slow."""
+    tag = _TAGS.get(cls)
+    if tag is None:
+        tag = _TAGS[cls] = cls.model_fields["type"].default
+    return tag
+
+
 _BLOB_KEY = "$blob"
 _BLOB_MARK = b'"$blob"'
 
@@ -127,24 +139,24 @@ class TraceWriter:
                 f"trace {self.path} is unusable after an earlier error: {self._broken}"
             )
         data = payload
-        data["type"] = cls.model_fields["type"].default
+        data["type"] = _tag(cls)
         data["v"] = SCHEMA_MAJOR
         data["seq"] = self.seq
         data["ts"] = self._clock.now()
         data["run_id"] = self.run_id
         data["step"] = step
         data["prev"] = self.head
-        body = canonical(data)
+        body = orjson.dumps(data, option=_SORT)
         if self._needles and any(n in body for n in self._needles):
             data = _redact(data, self._secrets)
-            body = canonical(data)
+            body = orjson.dumps(data, option=_SORT)
         shown = data
         if len(body) > self._threshold:
             data = self._externalize(data)
-            body = canonical(data)
-        digest = sha256_hex(body)
+            body = orjson.dumps(data, option=_SORT)
+        digest = hashlib.sha256(body).hexdigest()
         data["hash"] = digest
-        self._write(canonical(data) + b"\n")
+        self._write(orjson.dumps(data, option=_SORT_NL))
         self.head = digest
         self.seq += 1
         if self._observers:

@@ -139,6 +139,7 @@ class ScriptedModel(Model):
         validated = _validate(turns, source, root=None)
         self._turns = [_prepare(turn, index, name) for index, turn in enumerate(validated)]
         self._next = 0
+        self._sizer = PromptSizer()
 
     @classmethod
     def from_file(cls, path: str | Path, *, name: str = "scripted") -> ScriptedModel:
@@ -173,7 +174,7 @@ class ScriptedModel(Model):
         assert turn.reply is not None
         if turn.prompt_tokens is not None:
             return turn.reply
-        prompt = estimate_prompt_tokens(messages, tools)
+        prompt = _tokens(self._sizer.size(messages, tools))
         usage = Usage(
             prompt_tokens=prompt,
             completion_tokens=turn.completion_tokens,
@@ -187,6 +188,34 @@ def estimate_prompt_tokens(messages: list[dict[str, Any]], tools: list[dict[str,
     up, so token budgets behave offline."""
     canonical = orjson.dumps({"messages": messages, "tools": tools}, option=orjson.OPT_SORT_KEYS)
     return _tokens(len(canonical))
+
+
+class PromptSizer:
+    """The byte size of ``{"messages": ..., "tools": ...}`` as canonical JSON, computed
+    incrementally: the loop only appends messages, so re-serializing the whole prompt on
+    every call would make each step cost more than the last."""
+
+    _OPEN = len(b'{"messages":[')
+    _MIDDLE = len(b'],"tools":')
+
+    def __init__(self) -> None:
+        self._messages: list[dict[str, Any]] | None = None
+        self._count = 0
+        self._bytes = 0
+        self._tools: list[dict[str, Any]] | None = None
+        self._tools_bytes = 0
+
+    def size(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> int:
+        if messages is not self._messages or len(messages) < self._count:
+            self._messages, self._count, self._bytes = messages, 0, 0
+        for message in messages[self._count :]:
+            self._bytes += len(orjson.dumps(message, option=orjson.OPT_SORT_KEYS))
+        self._count = len(messages)
+        if tools is not self._tools:
+            self._tools = tools
+            self._tools_bytes = len(orjson.dumps(tools, option=orjson.OPT_SORT_KEYS))
+        commas = max(self._count - 1, 0)
+        return self._OPEN + self._bytes + commas + self._MIDDLE + self._tools_bytes + 1
 
 
 def _tokens(size: int) -> int:
