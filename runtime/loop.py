@@ -162,7 +162,8 @@ class GovernedLoop:
         reply = self._propose()  # 1-3: context, interrupts, model
         self.messages.append(_assistant_message(reply))
         if not reply.tool_calls:
-            self._complete(reply.content)  # 7: success checks end the run
+            # 7: success checks end the run
+            self._complete(reply.content, tokens_before, cost_before, started)
         for call in reply.tool_calls:
             self._govern(call, reply.content)  # 4-7 for each proposed call
         self.c.steps += 1
@@ -258,7 +259,8 @@ class GovernedLoop:
         if v.effect == "deny":
             self.c.denials += 1
             self._tell(call.id, f"[{v.failure_class}] call not executed: {v.reason}")
-        self._checkpoint(self.guards.on_proposed(call.name, v.call.arguments, len(call.arguments)))
+        size = len(call.arguments.encode("utf-8", "surrogatepass"))  # bytes, not characters
+        self._checkpoint(self.guards.on_proposed(call.name, v.call.arguments, size))
         if v.effect == "deny" or not isinstance(v.call, PreparedCall):
             return
         if v.effect == "ask" and not self._approved(v.call, v.rule, v.reason, rationale):
@@ -351,8 +353,8 @@ class GovernedLoop:
     def _verify(self, call: PreparedCall, result: ToolResult) -> None:
         """Each call's declared checks, plus the builtin's default evidence. A call that
         already failed is not verified: its failure is classified on ``tool_finished``."""
-        if not result.ok:
-            self._tell(call.call_id, result.output)
+        if not result.ok or (not call.spec.verify and call.spec.uses is None):
+            self._tell(call.call_id, result.output)  # nothing to verify
             return
         ctx = CallContext(
             tool=call.name,
@@ -386,7 +388,9 @@ class GovernedLoop:
 
     # --- completion and interrupts ------------------------------------------------------
 
-    def _complete(self, answer: str | None) -> None:
+    def _complete(
+        self, answer: str | None, tokens_before: int, cost_before: float, started: float
+    ) -> None:
         """The model answered without tool calls: the run ends, completed only if every
         required success check holds."""
         self.c.steps += 1
@@ -397,9 +401,9 @@ class GovernedLoop:
         self._emit(
             ev.StepFinished,
             outcome="final" if not failed else "failed",
-            tokens=0,
-            cost_usd=0.0,
-            duration_ms=0.0,
+            tokens=self.c.tokens - tokens_before,
+            cost_usd=round(self.c.cost_usd - cost_before, 8),
+            duration_ms=_ms(self.clock.monotonic() - started),
         )
         if failed:
             first = failed[0]

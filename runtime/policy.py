@@ -71,6 +71,9 @@ _SCHEMES = ("http", "https")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _NUMERIC_LABEL = re.compile(r"(0x[0-9a-f]*|[0-9]+)")
 _SHOW_LIMIT = 60
+_STATIC_KEYS = frozenset({"glob", "regex", "min", "max", "equals", "one_of"})
+"""Predicate keys whose 'held' text names only the predicate, never the value."""
+_NO, _HELD, _CLOSED = object(), object(), object()
 
 
 def tool_risk(spec: ToolSpec) -> Risk:
@@ -143,6 +146,13 @@ class PolicyEngine:
             rule.id: {arg: _compile(pred, manifest.base_dir) for arg, pred in rule.when.items()}
             for rule in manifest.policy.rules
         }
+        # Rules whose explanation cannot depend on argument values: their reason is cached.
+        self._static = {
+            rule.id
+            for rule in manifest.policy.rules
+            if all(k in _STATIC_KEYS for p in self._when[rule.id].values() for k in p.keys)
+        }
+        self._reasons: dict[tuple[str, str], str] = {}
         # Which declared tools each rule names: tool globs are resolved once, not per call.
         self._rule_tools = {
             rule.id: frozenset(
@@ -168,7 +178,16 @@ class PolicyEngine:
         if not isinstance(arguments, Mapping):
             return Decision("deny", None, "arguments are not a JSON object", risk)
         for rule in self._manifest.policy.rules:
-            if self._matches(rule, spec, arguments):
+            match = self._matches(rule, spec, arguments)
+            if match is _HELD and rule.id in self._static:
+                key = (rule.id, spec.name)
+                reason = self._reasons.get(key)
+                if reason is None:
+                    reason = self._reasons[key] = _reason(
+                        rule, self._evaluate(rule, spec, arguments)
+                    )
+                return Decision(rule.effect, rule.id, reason, risk)
+            if match is not _NO:
                 trace = self._evaluate(rule, spec, arguments)
                 return Decision(rule.effect, rule.id, _reason(rule, trace), risk)
         default = self._manifest.policy.default
@@ -187,25 +206,29 @@ class PolicyEngine:
 
     # --- evaluation -------------------------------------------------------------------
 
-    def _matches(self, rule: PolicyRule, spec: ToolSpec, arguments: Mapping[str, Any]) -> bool:
+    def _matches(self, rule: PolicyRule, spec: ToolSpec, arguments: Mapping[str, Any]) -> object:
         """What ``_evaluate`` decides (the same conditions, in the same Kleene AND), without
-        building any explanation: the per-call hot path."""
+        building any explanation: the per-call hot path. Returns ``_NO``, ``_HELD`` (every
+        condition held) or ``_CLOSED`` (matched because a condition could not be evaluated
+        and the rule is not an allow rule)."""
         if spec.name not in self._rule_tools[rule.id]:
-            return False
+            return _NO
         if rule.risk is not None and tool_risk(spec) not in rule.risk:
-            return False
+            return _NO
         base = self._tool_base[spec.name]
         undecidable = False
         for arg, pred in self._when[rule.id].items():
             if arg not in arguments:
-                return False
+                return _NO
             value = arguments[arg]
             for key in pred.keys:
                 held = _holds(key, pred, value, base)
                 if held is False:
-                    return False
+                    return _NO
                 undecidable = undecidable or held is None
-        return rule.effect != "allow" if undecidable else True
+        if undecidable:
+            return _NO if rule.effect == "allow" else _CLOSED
+        return _HELD
 
     def _evaluate(
         self, rule: PolicyRule, spec: ToolSpec, arguments: Mapping[str, Any]
