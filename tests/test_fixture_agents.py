@@ -1,0 +1,100 @@
+"""The example agents in fixtures/agents run as documented: the offline quickstart, and the
+OpenAI-compatible example against a real HTTP server on 127.0.0.1 through the openai client."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from runtime import events as ev
+from runtime.manifest import load_manifest
+from runtime.run import run_agent
+from runtime.trace import read_trace
+from runtime.verify import verify_trace
+from tests.support.fake_openai import FakeOpenAI
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def _copy_agent(tmp_path: Path, name: str) -> Path:
+    """The manifest, its scripts and a fresh copy of the workspace, laid out as in fixtures/."""
+    agents = tmp_path / "agents"
+    shutil.copytree(FIXTURES / "agents" / "quickstart-workspace", agents / "quickstart-workspace")
+    (agents / "quickstart-workspace" / "report.md").unlink(missing_ok=True)
+    shutil.copy(FIXTURES / "agents" / name, agents / name)
+    shutil.copytree(FIXTURES / "scripts", tmp_path / "scripts")
+    return agents / name
+
+
+def _types(events: list[ev.Event], step: int) -> list[str]:
+    return [e.type for e in events if e.step == step]
+
+
+def test_quickstart_shows_allow_deny_verification_and_budgets(tmp_path: Path) -> None:
+    manifest = load_manifest(_copy_agent(tmp_path, "quickstart.yaml"))
+    result = run_agent(manifest, trace_path=tmp_path / "q.jsonl")
+    assert (result.status, result.failure_class) == ("completed", None)
+    assert verify_trace(tmp_path / "q.jsonl").ok
+    events, _ = read_trace(tmp_path / "q.jsonl")
+    decisions = [e for e in events if isinstance(e, ev.PolicyDecision)]
+    assert [(d.tool, d.effect, d.rule) for d in decisions] == [
+        ("list_files", "allow", "reads"),
+        ("read_file", "allow", "reads"),
+        ("read_file", "deny", "no-dotenv"),
+        ("write_file", "deny", "scope"),
+        ("write_file", "allow", "markdown-writes"),
+        ("count_lines", "allow", "reads"),
+    ]
+    assert not (tmp_path / "escaped.md").exists()
+    checks = [(v.check, v.check_id, v.passed) for v in events if isinstance(v, ev.Verification)]
+    assert ("file_sha256", "default", True) in checks  # fs.write's default evidence
+    assert ("file_contains", "has-title", True) in checks
+    assert ("file_exists", None, True) in checks and ("final_answer_matches", None, True) in checks
+    report = tmp_path / "agents" / "quickstart-workspace" / "report.md"
+    assert report.read_text().startswith("# Report")
+    assert result.counters.steps <= manifest.budgets.max_steps
+
+
+def test_local_openai_example_runs_against_an_openai_compatible_server(tmp_path: Path) -> None:
+    with FakeOpenAI(models=("qwen2.5:7b",)) as server:
+        server.reply(tool_calls=[{"name": "read_file", "arguments": {"path": "notes.md"}}])
+        server.reply(
+            tool_calls=[
+                {
+                    "name": "write_file",
+                    "arguments": {
+                        "path": "report.md",
+                        "content": "# Report\n\n- Ship the verifier on Friday.\n",
+                    },
+                }
+            ]
+        )
+        server.reply(content="The report is in report.md.")
+        manifest = load_manifest(
+            _copy_agent(tmp_path, "local-openai.yaml"), env={"OPENAI_BASE_URL": server.base_url}
+        )
+        result = run_agent(
+            manifest, trace_path=tmp_path / "o.jsonl", env={"OPENAI_BASE_URL": server.base_url}
+        )
+        sent = server.requests
+    assert (result.status, result.failure_class) == ("completed", None), result.reason
+    assert verify_trace(tmp_path / "o.jsonl").ok
+    assert [r.json["model"] for r in sent] == ["qwen2.5:7b"] * 3
+    assert sent[0].json["temperature"] == 0
+    assert [t["function"]["name"] for t in sent[0].json["tools"]] == [
+        "list_files",
+        "read_file",
+        "write_file",
+    ]
+    events, _ = read_trace(tmp_path / "o.jsonl")
+    assert _types(events, 1) == [
+        "step_started",
+        "model_request",
+        "model_response",
+        "tool_call_proposed",
+        "policy_decision",
+        "tool_started",
+        "tool_finished",
+        "step_finished",
+    ]
+    assert events[-1].type == "run_finished"
