@@ -143,6 +143,12 @@ class ModelConfig(Section):
             )
         if self.provider == "scripted":
             problems.update(self._script_problems(base_dir(info)))
+            for key in SCRIPTED_IGNORES:
+                if key in self.model_fields_set:
+                    problems[(key,)] = (
+                        f"expected no `{key}` with provider scripted (it answers from its "
+                        "script and would ignore it); remove it or use provider openai"
+                    )
         elif self.script is not None:
             problems[("script",)] = (
                 f"expected `script` only with provider scripted; got provider {self.provider}"
@@ -162,6 +168,10 @@ class ModelConfig(Section):
                 f"got {show(self.script)}"
             }
         return {}
+
+
+SCRIPTED_IGNORES = ("base_url", "api_key_env", "params", "timeout_s")
+"""Model keys the scripted adapter has no use for: refused rather than silently ignored."""
 
 
 def base_dir(info: ValidationInfo) -> Path:

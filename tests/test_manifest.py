@@ -565,3 +565,17 @@ def test_any_input_gives_a_manifest_or_located_problems(data: Any) -> None:
     except ManifestError as error:
         assert error.problems
         assert all(re.match(r"m\.yaml:\d+:\d+ \S", p) for p in error.problems), error.problems
+
+
+@pytest.mark.parametrize("key", ["base_url: 'http://127.0.0.1:1/v1'", "api_key_env: KEY",
+                                 "timeout_s: 5", "params: {temperature: 0}"])
+def test_scripted_provider_refuses_keys_it_would_ignore(tmp_path: Path, key: str) -> None:
+    (tmp_path / "s.yaml").write_text("- content: hi\n")
+    text = f"name: a\nmodel:\n  provider: scripted\n  script: s.yaml\n  {key}\n"
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(text, source="agent.yaml", base_dir=tmp_path)
+    field = key.split(":")[0]
+    assert caught.value.problems == [
+        f"agent.yaml:5:3 model.{field}: expected no `{field}` with provider scripted (it "
+        "answers from its script and would ignore it); remove it or use provider openai"
+    ]
