@@ -110,6 +110,7 @@ class GovernedLoop:
         self.step = 0
         self.messages: list[dict[str, Any]] = []
         self._sent = 0  # messages already recorded in a model_request
+        self._open: tuple[float, int, float] | None = None  # the step in progress
         self._prompt = hashlib.sha256(
             canonical(
                 {
@@ -154,24 +155,31 @@ class GovernedLoop:
         self.messages.append({"role": "user", "content": self.task})
 
     def _step(self) -> None:
-        self.step += 1
-        started = self.clock.monotonic()
+        # Checked between steps, so an interrupt here belongs to the step that just ended.
         self._checkpoint(self.guards.before_step(self._counters()))
+        self.step += 1
+        self._open = (self.clock.monotonic(), self.c.tokens, self.c.cost_usd)
         self._emit(ev.StepStarted)
-        tokens_before, cost_before = self.c.tokens, self.c.cost_usd
         reply = self._propose()  # 1-3: context, interrupts, model
         self.messages.append(_assistant_message(reply))
         if not reply.tool_calls:
-            # 7: success checks end the run
-            self._complete(reply.content, tokens_before, cost_before, started)
+            self._complete(reply.content)  # 7: success checks end the run
         for call in reply.tool_calls:
             self._govern(call, reply.content)  # 4-7 for each proposed call
         self.c.steps += 1
+        self._close_step("continue")
+
+    def _close_step(self, outcome: str) -> None:
+        """Every step_started gets its step_finished, whatever ended the step."""
+        if self._open is None:
+            return
+        started, tokens, cost = self._open
+        self._open = None
         self._emit(
             ev.StepFinished,
-            outcome="continue",
-            tokens=self.c.tokens - tokens_before,
-            cost_usd=round(self.c.cost_usd - cost_before, 8),
+            outcome=outcome,
+            tokens=self.c.tokens - tokens,
+            cost_usd=round(self.c.cost_usd - cost, 8),
             duration_ms=_ms(self.clock.monotonic() - started),
         )
 
@@ -388,9 +396,7 @@ class GovernedLoop:
 
     # --- completion and interrupts ------------------------------------------------------
 
-    def _complete(
-        self, answer: str | None, tokens_before: int, cost_before: float, started: float
-    ) -> None:
+    def _complete(self, answer: str | None) -> None:
         """The model answered without tool calls: the run ends, completed only if every
         required success check holds."""
         self.c.steps += 1
@@ -398,13 +404,7 @@ class GovernedLoop:
         for o in outcomes:
             self._record_check(o, None)
         failed = [o for o in outcomes if o.failure_class]
-        self._emit(
-            ev.StepFinished,
-            outcome="final" if not failed else "failed",
-            tokens=self.c.tokens - tokens_before,
-            cost_usd=round(self.c.cost_usd - cost_before, 8),
-            duration_ms=_ms(self.clock.monotonic() - started),
-        )
+        self._close_step("failed" if failed else "final")
         if failed:
             first = failed[0]
             raise RunEnded(
@@ -502,6 +502,9 @@ class GovernedLoop:
         return self.c
 
     def _finish(self, end: RunEnded) -> None:
+        if self._open is not None:  # the run ended inside a step
+            self.c.steps += 1
+            self._close_step("stop" if end.status == "stopped" else "failed")
         c = self._counters()
         self._emit(
             ev.RunFinished,
