@@ -1,0 +1,82 @@
+"""A trace that cannot be written halts the run before the next side effect.
+
+Real subprocess, real file-size limit (RLIMIT_FSIZE): the kernel refuses the write of the
+write-ahead ``tool_started`` that announces the report write. The write must then never
+happen, `govrun run` must say why and exit 1, and the trace must verify as intact up to
+the last event that was written (a crash, not tampering).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from runtime.verify import verify_trace
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+DRIVER = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+sys.argv = ["govrun", "run", sys.argv[2], "-o", sys.argv[3]]
+from cli.main import main
+main()
+"""
+
+
+def _layout(tmp_path: Path) -> Path:
+    agents = tmp_path / "agents"
+    shutil.copytree(FIXTURES / "agents" / "quickstart-workspace", agents / "quickstart-workspace")
+    (agents / "quickstart-workspace" / "report.md").unlink(missing_ok=True)
+    shutil.copy(FIXTURES / "agents" / "quickstart.yaml", agents)
+    shutil.copytree(FIXTURES / "scripts", tmp_path / "scripts")
+    return agents / "quickstart.yaml"
+
+
+def _govrun(limit: int, manifest: Path, trace: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", DRIVER, str(limit), str(manifest), str(trace)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_a_failed_trace_write_stops_the_run_before_the_side_effect(tmp_path: Path) -> None:
+    manifest = _layout(tmp_path)
+    probe = _govrun(1 << 30, manifest, tmp_path / "probe.jsonl")
+    assert probe.returncode == 0, probe.stderr
+    lines = (tmp_path / "probe.jsonl").read_bytes().splitlines(keepends=True)
+    # the write-ahead record of the call that writes report.md
+    index = next(
+        i
+        for i, line in enumerate(lines)
+        if b'"type":"tool_started"' in line and b"report.md" in line
+    )
+    limit = sum(len(line) for line in lines[:index]) + 10  # that line cannot fit
+    report = manifest.parent / "quickstart-workspace" / "report.md"
+    report.unlink()
+
+    run = _govrun(limit, manifest, tmp_path / "t.jsonl")
+
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "writing trace" in run.stderr and "halts" in run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
+    assert "COMPLETED" not in run.stdout
+    assert not report.exists(), "the side effect ran although its write-ahead record failed"
+    verdict = verify_trace(tmp_path / "t.jsonl")
+    assert verdict.intact and not verdict.ok
+    assert verdict.problem is not None and verdict.problem.is_crash
+    assert verdict.events == index
+    rows = [
+        json.loads(line)
+        for line in (tmp_path / "t.jsonl").read_bytes().splitlines()
+        if line.endswith(b"}")
+    ]
+    assert rows[-1]["type"] == "policy_decision"
