@@ -32,7 +32,8 @@ def render_verify(report: VerifyReport, *, as_json: bool) -> None:
                 "crash": p.is_crash,
             },
         }
-        out.print_json(orjson.dumps(doc).decode())
+        # plain, even when colour is forced (FORCE_COLOR): this output is for programs
+        out.print_json(orjson.dumps(doc).decode(), highlight=False)
         return
     name = escape(str(report.path))
     if report.ok:

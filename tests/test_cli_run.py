@@ -1,0 +1,418 @@
+"""`govrun run` and `govrun policy explain` through the real typer app (CliRunner: no
+terminal, so no live view and no prompts), with offline scripted models. Every run writes
+into tmp_path, never into the repository.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from cli.console import err, out
+from cli.main import app
+from runtime import __version__
+from runtime.events import parse_event
+
+REPO = Path(__file__).resolve().parent.parent
+QUICKSTART = REPO / "fixtures" / "agents" / "quickstart.yaml"
+MINIMAL = REPO / "fixtures" / "agents" / "minimal.yaml"
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+ENV = {"COLUMNS": "250"}
+HEAD_LINE = re.compile(r"^head ([0-9a-f]{64})$", re.MULTILINE)
+
+
+class Ran:
+    """A finished CLI invocation: exit code, stdout and stderr without colour codes."""
+
+    def __init__(self, result: Any) -> None:
+        self.code: int = result.exit_code
+        self.out = ANSI.sub("", result.stdout)
+        self.err = ANSI.sub("", result.stderr)
+        self.exception = result.exception
+
+    @property
+    def flat(self) -> str:
+        """stdout and stderr with every run of whitespace made one space (undoes wrapping)."""
+        return " ".join(f"{self.out}\n{self.err}".split())
+
+    def assert_clean(self) -> None:
+        """No Python traceback: only govrun's own messages and exit codes."""
+        assert "Traceback" not in self.out + self.err, self.out + self.err
+        assert self.exception is None or isinstance(self.exception, SystemExit), repr(
+            self.exception
+        )
+
+
+def govrun(*args: object) -> Ran:
+    ran = Ran(CliRunner().invoke(app, [str(a) for a in args], env=ENV))
+    ran.assert_clean()
+    return ran
+
+
+@pytest.fixture(autouse=True)
+def _console_width_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich fixes a console's width when it is created if COLUMNS is set then; let the
+    COLUMNS each invocation passes decide, so output wraps the same wherever tests run."""
+    for console in (out, err):
+        monkeypatch.setattr(console, "_width", None)
+
+
+def events_of(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def quickstart_copy(tmp_path: Path) -> Path:
+    """The quickstart agent in tmp_path with the layout its relative paths expect
+    (``quickstart-workspace`` beside it, ``../scripts/quickstart.yaml``), without the
+    report it is asked to write, so success proves this run wrote it."""
+    agents, scripts = tmp_path / "agents", tmp_path / "scripts"
+    scripts.mkdir(parents=True)
+    shutil.copytree(QUICKSTART.parent / "quickstart-workspace", agents / "quickstart-workspace")
+    shutil.copy(QUICKSTART, agents / "quickstart.yaml")
+    shutil.copy(REPO / "fixtures/scripts/quickstart.yaml", scripts / "quickstart.yaml")
+    (agents / "quickstart-workspace" / "report.md").unlink(missing_ok=True)
+    return agents / "quickstart.yaml"
+
+
+def write_agent(folder: Path, manifest: str, script: str) -> Path:
+    """A scripted agent: ``agent.yaml`` and ``script.yaml`` in ``folder``, workspace ``ws``."""
+    (folder / "ws").mkdir(parents=True, exist_ok=True)
+    (folder / "script.yaml").write_text(script)
+    path = folder / "agent.yaml"
+    path.write_text(manifest)
+    return path
+
+
+# --- a whole run ------------------------------------------------------------------------------
+
+
+def test_run_quickstart(tmp_path: Path) -> None:
+    manifest = quickstart_copy(tmp_path)
+    repo_report = (QUICKSTART.parent / "quickstart-workspace" / "report.md").read_bytes()
+    trace = tmp_path / "trace.jsonl"
+
+    ran = govrun("run", manifest, "-o", trace)
+
+    assert ran.code == 0, ran.flat
+    assert "status COMPLETED" in ran.flat
+    assert "steps 5 (5 model calls, 4 tool calls, 2 denied)" in ran.flat
+    budgets = re.search(r"│ budgets +(.*?) *│", ran.out)
+    assert budgets, ran.out
+    assert re.fullmatch(
+        r"steps 5/8, tool calls 4/10, tokens [\d,]+/20,000, cost \$[\d.]+/\$0\.0500, "
+        r"write_file 1/2",
+        budgets.group(1),
+    ), budgets.group(1)
+    assert f"trace {trace}" in ran.flat
+    events = events_of(trace)
+    printed = HEAD_LINE.findall(ran.out)
+    assert printed == [events[-1]["hash"]]
+    assert f"govrun verify {trace} --head {printed[0]}" in ran.flat
+    assert events[-1]["type"] == "run_finished"
+    assert events[-1]["status"] == "completed"
+    # the run wrote into the copy, and never into the repository
+    assert (
+        (manifest.parent / "quickstart-workspace" / "report.md").read_text().startswith("# Report")
+    )
+    assert (QUICKSTART.parent / "quickstart-workspace" / "report.md").read_bytes() == repo_report
+    assert not (tmp_path / "escaped.md").exists()  # the out-of-scope write was denied
+    # without a terminal the progress is plain lines on stderr; the summary on stdout
+    assert "agent quickstart" in ran.err
+    assert "read_file → deny (no-dotenv" in ran.err
+    assert "status" not in ran.err
+
+    verify = govrun("verify", trace, "--head", printed[0])
+    assert verify.code == 0, verify.flat
+    assert "matches the head given" in verify.flat
+
+
+def test_run_json_streams_every_event(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    ran = govrun("run", quickstart_copy(tmp_path), "-o", trace, "--json")
+    assert ran.code == 0, ran.flat
+    lines = ran.out.splitlines()
+    streamed = [parse_event(orjson.loads(line)) for line in lines]  # only JSON on stdout
+    recorded = events_of(trace)
+    assert len(streamed) == len(recorded)
+    assert [(e.seq, e.type, e.hash) for e in streamed] == [
+        (r["seq"], r["type"], r["hash"]) for r in recorded
+    ]
+    assert streamed[0].type == "run_started" and streamed[-1].type == "run_finished"
+    # the summary goes to stderr
+    assert "COMPLETED" in ran.err
+    assert HEAD_LINE.findall(ran.err) == [recorded[-1]["hash"]]
+    assert "COMPLETED" not in ran.out
+
+
+FAILING = """\
+name: failing
+input: Say done.
+model: {provider: scripted, script: script.yaml}
+success:
+  - {check: file_exists, id: wrote-it, path: ws/missing.txt}
+"""
+
+
+def test_run_that_fails_its_success_check(tmp_path: Path) -> None:
+    manifest = write_agent(tmp_path, FAILING, "- content: done\n")
+    trace = tmp_path / "trace.jsonl"
+    ran = govrun("run", manifest, "-o", trace)
+    assert ran.code == 1, ran.flat
+    assert "status FAILED" in ran.flat
+    assert "success check wrote-it failed" in ran.flat
+    finished = events_of(trace)[-1]
+    assert (finished["type"], finished["status"]) == ("run_finished", "failed")
+    assert finished["failure_class"] in ran.flat
+    assert govrun("verify", trace).code == 0  # a failed run still leaves an intact record
+
+
+# --- bad input: exit 2, clear message, no trace -----------------------------------------------
+
+
+def test_run_bad_manifest(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    bad = REPO / "fixtures/agents/invalid/unknown_top_level_key.yaml"
+    ran = govrun("run", bad, "-o", trace)
+    assert ran.code == 2, ran.flat
+    assert "is not a valid govrun manifest" in ran.flat
+    assert "• " in ran.err and "toolz: unknown key 'toolz'; did you mean 'tools'?" in ran.flat
+    assert not trace.exists()
+
+
+def test_run_missing_manifest(tmp_path: Path) -> None:
+    ran = govrun("run", tmp_path / "nope.yaml", "-o", tmp_path / "trace.jsonl")
+    assert ran.code == 2
+    assert "manifest not found" in ran.flat
+
+
+def test_run_without_a_task(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    ran = govrun("run", MINIMAL, "-o", trace)  # minimal.yaml has no `input:`
+    assert ran.code == 2, ran.flat
+    assert "no task for the agent" in ran.flat
+    assert "-i/--input" in ran.flat
+    assert not trace.exists()
+
+
+def test_run_task_from_the_command_line(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    ran = govrun("run", MINIMAL, "-i", "Say done.", "-o", trace)
+    assert ran.code == 0, ran.flat
+    assert events_of(trace)[0]["input"] == "Say done."
+
+
+def test_run_task_from_a_file(tmp_path: Path) -> None:
+    task = tmp_path / "task.md"
+    task.write_text("Say done.\nThen stop.\n")
+    trace = tmp_path / "trace.jsonl"
+    ran = govrun("run", MINIMAL, "-i", f"@{task}", "-o", trace)
+    assert ran.code == 0, ran.flat
+    assert events_of(trace)[0]["input"] == "Say done.\nThen stop.\n"
+
+
+def test_run_task_from_a_missing_file(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    ran = govrun("run", MINIMAL, "-i", f"@{tmp_path / 'missing.md'}", "-o", trace)
+    assert ran.code == 2, ran.flat
+    assert f"cannot read the task from {tmp_path / 'missing.md'}" in ran.flat
+    assert not trace.exists()
+
+
+def test_run_never_overwrites_a_trace(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    trace.write_text("precious\n")
+    ran = govrun("run", MINIMAL, "-i", "Say done.", "-o", trace)
+    assert ran.code == 2, ran.flat
+    assert "already exists; govrun never overwrites a trace" in ran.flat
+    assert trace.read_text() == "precious\n"
+
+
+def test_run_default_trace_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest = quickstart_copy(tmp_path / "agent")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    first = govrun("run", manifest)
+    assert first.code == 0, first.flat
+    (report := manifest.parent / "quickstart-workspace" / "report.md").unlink()
+    second = govrun("run", manifest)
+    assert second.code == 0, second.flat
+    assert report.exists()
+
+    traces = sorted((cwd / "runs").iterdir())
+    assert len(traces) == 2, traces  # a second run in the same second gets its own file
+    for trace in traces:
+        assert re.fullmatch(r"quickstart-\d{8}-\d{6}(-\d+)?\.jsonl", trace.name), trace.name
+        assert govrun("verify", trace).code == 0
+    printed = {m for r in (first, second) for m in re.findall(r"trace (runs/\S+\.jsonl)", r.flat)}
+    assert printed == {f"runs/{t.name}" for t in traces}
+
+
+# --- approvals --------------------------------------------------------------------------------
+
+ASKING = """\
+name: asker
+input: Write the greeting file.
+model: {provider: scripted, script: script.yaml}
+tools:
+  - {name: write_file, uses: fs.write, scope: {roots: [ws]}}
+policy:
+  default: deny
+  rules:
+    - {id: ask-writes, tools: [write_file], effect: ask}
+"""
+
+
+@pytest.mark.parametrize(
+    ("options", "decision", "via", "approver"),
+    [
+        ((), "reject", "deny", "deny ("),
+        (("--approve", "deny"), "reject", "deny", "deny ("),
+        (("--approve", "auto"), "approve", "auto", "auto ("),
+        (("--approve", "auto", "--approver", "ci-bot"), "approve", "auto", "ci-bot"),
+    ],
+)
+def test_run_ask_rule(
+    tmp_path: Path, options: tuple[str, ...], decision: str, via: str, approver: str
+) -> None:
+    script = (REPO / "fixtures/scripts/hello_file.yaml").read_text()
+    manifest = write_agent(tmp_path, ASKING, script)
+    trace = tmp_path / "trace.jsonl"
+    ran = govrun("run", manifest, "-o", trace, *options)
+    assert ran.code == 0, ran.flat
+    events = events_of(trace)
+    asked = [e for e in events if e["type"] == "approval_requested"]
+    decided = [e for e in events if e["type"] == "approval_decided"]
+    assert len(asked) == len(decided) == 1
+    assert (decided[0]["decision"], decided[0]["via"]) == (decision, via)
+    assert decided[0]["approver"].startswith(approver)
+    assert decided[0]["call_hash"] == asked[0]["call_hash"]
+    assert f"write_file {decision} by {decided[0]['approver']} ({via})" in ran.flat
+    assert (tmp_path / "ws" / "hello.txt").exists() == (decision == "approve")
+    assert [e["type"] for e in events].count("tool_started") == (decision == "approve")
+
+
+def test_run_unknown_approve_mode(tmp_path: Path) -> None:
+    ran = govrun("run", MINIMAL, "-o", tmp_path / "t.jsonl", "--approve", "maybe")
+    assert ran.code == 2
+    assert "maybe" in ran.flat
+    assert not (tmp_path / "t.jsonl").exists()
+
+
+# --- policy explain ---------------------------------------------------------------------------
+
+
+def explain(tool: str, arguments: str | None = None) -> Ran:
+    return govrun("policy", "explain", QUICKSTART, tool, *([arguments] if arguments else []))
+
+
+def test_explain_allowed() -> None:
+    ran = explain("read_file", '{"path": "notes.md"}')
+    assert ran.code == 0, ran.flat
+    assert ran.flat.startswith("ALLOW read_file (fs.read), risk low")
+    assert "allowed by rule reads" in ran.flat
+    assert re.search(r"│ 2 │ reads ← +│ allow +│ +✓ +│", ran.out), ran.out
+    assert re.search(r"│ 1 │ no-dotenv +│ deny +│ +✗ +│", ran.out), ran.out
+    assert "policy sha256" in ran.flat
+
+
+def test_explain_denied_by_rule() -> None:
+    ran = explain("read_file", '{"path": ".env"}')
+    assert ran.code == 0, ran.flat
+    assert ran.flat.startswith("DENY read_file (fs.read), risk low")
+    assert "denied by rule no-dotenv: .env files hold secrets" in ran.flat
+    assert re.search(r"│ 1 │ no-dotenv ← +│ deny +│ +✓ +│", ran.out), ran.out
+    assert "denied before the rules" not in ran.flat
+
+
+def test_explain_denied_by_scope() -> None:
+    ran = explain("write_file", '{"path": "../../escaped.md", "content": "# Report"}')
+    assert ran.code == 0, ran.flat
+    assert ran.flat.startswith("DENY write_file (fs.write), risk medium")
+    assert "denied before the rules (outside the tool's scope)" in ran.flat
+    assert "outside root" in ran.flat
+    assert "The rules below are not consulted" in ran.flat
+
+
+def test_explain_invalid_arguments() -> None:
+    ran = explain("write_file", '{"pth": "x.md"}')
+    assert ran.code == 0, ran.flat
+    assert ran.flat.startswith("DENY write_file")
+    assert "denied before the rules (invalid arguments)" in ran.flat
+    assert "pth" in ran.flat
+
+
+def test_explain_no_rule_matches() -> None:
+    ran = explain("write_file", '{"path": "notes.txt", "content": "x"}')
+    assert ran.code == 0, ran.flat
+    assert ran.flat.startswith("DENY write_file")
+    assert "no rule matched; default is deny" in ran.flat
+
+
+def test_explain_without_arguments_uses_an_empty_object() -> None:
+    ran = explain("list_files")
+    assert ran.code == 0, ran.flat
+    assert ran.flat.startswith(("ALLOW list_files", "DENY list_files"))
+
+
+def test_explain_unknown_tool() -> None:
+    ran = explain("reed_file", '{"path": "notes.md"}')
+    assert ran.code == 2
+    assert "unknown tool 'reed_file'" in ran.flat
+    assert "declared tools: list_files, read_file, write_file, count_lines" in ran.flat
+    assert "Did you mean 'read_file'?" in ran.flat
+    assert ran.out == ""
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [("{bad", "arguments must be a JSON object"), ("[1, 2]", "got an array")],
+)
+def test_explain_arguments_not_an_object(arguments: str, says: str) -> None:
+    ran = explain("read_file", arguments)
+    assert ran.code == 2
+    assert says in ran.flat
+
+
+def test_explain_bad_manifest() -> None:
+    bad = REPO / "fixtures/agents/invalid/unknown_top_level_key.yaml"
+    ran = govrun("policy", "explain", bad, "read_file", "{}")
+    assert ran.code == 2
+    assert "toolz" in ran.flat
+
+
+# --- the app itself ---------------------------------------------------------------------------
+
+
+def test_version() -> None:
+    ran = govrun("--version")
+    assert ran.code == 0
+    assert ran.out.strip() == f"govrun {__version__}"
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_help(flag: str) -> None:
+    ran = govrun(flag)
+    assert ran.code == 0
+    assert "Usage: govrun" in ran.flat
+    for command in ("run", "validate", "schema", "verify", "show", "policy"):
+        assert re.search(rf"│ {command} ", ran.out), command
+
+
+def test_run_help() -> None:
+    ran = govrun("run", "-h")
+    assert ran.code == 0
+    for option in ("--input", "--output", "--approve", "--approver", "--durability", "--json"):
+        assert option in ran.flat, option
+
+
+def test_unknown_command() -> None:
+    ran = govrun("frobnicate")
+    assert ran.code == 2
+    assert "No such command" in ran.flat
