@@ -113,6 +113,8 @@ def verify(
 
     report = verify_trace(trace, head=head)
     render_verify(report, as_json=json_output)
+    if report.problem is not None and report.problem.kind == "not_a_trace":
+        raise typer.Exit(2)  # bad input, not a failed check
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -123,9 +125,10 @@ def show(trace: TracePath) -> None:
     from cli.render.show import render_summary
     from runtime.summary import summarize
     from runtime.trace import read_trace
+    from runtime.verify import verify_trace
 
     events, torn = read_trace(trace)
-    render_summary(summarize(events, torn), trace)
+    render_summary(summarize(events, torn), trace, verify_trace(trace))
 
 
 def main() -> None:  # pragma: no cover - console-script entry

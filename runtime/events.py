@@ -342,9 +342,36 @@ def parse_event(data: dict[str, Any]) -> _Event:
     return EVENT_ADAPTER.validate_python(data)
 
 
+BLOB_REF_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A payload string stored in the trace's .blobs folder, by SHA-256.",
+    "properties": {
+        "$blob": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "size": {"type": "integer", "minimum": 0},
+    },
+    "required": ["$blob", "size"],
+}
+
+
 def events_json_schema() -> dict[str, Any]:
-    """JSON Schema for one trace line, for other tools that read traces."""
+    """JSON Schema for one trace line as stored, for other tools that read traces: any
+    payload string may instead be a reference to a sidecar blob."""
     schema = EVENT_ADAPTER.json_schema(mode="serialization")
+    for definition in schema.get("$defs", {}).values():
+        for name, prop in definition.get("properties", {}).items():
+            if name not in ENVELOPE_FIELDS:
+                definition["properties"][name] = _or_blob(prop)
+    schema.setdefault("$defs", {})["BlobRef"] = BLOB_REF_SCHEMA
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = f"govrun trace event (schema v{SCHEMA_MAJOR})"
     return schema
+
+
+def _or_blob(node: dict[str, Any]) -> dict[str, Any]:
+    if node.get("type") == "string":
+        extra = {k: v for k, v in node.items() if k in ("title", "description", "default")}
+        plain = {k: v for k, v in node.items() if k not in extra}
+        return {**extra, "anyOf": [plain, {"$ref": "#/$defs/BlobRef"}]}
+    if "anyOf" in node:
+        return {**node, "anyOf": [_or_blob(member) for member in node["anyOf"]]}
+    return node

@@ -320,12 +320,20 @@ def _validate(data: dict[str, Any], line: int, path: Path) -> Event:
     try:
         return EVENT_ADAPTER.validate_python(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
         raise TraceError(
-            f"{path}:{line}: not a valid govrun event ({where}: {err['msg']}).",
+            f"{path}:{line}: not a valid govrun event ({describe_invalid(exc)}).",
             hint="Is this a govrun trace? `govrun verify` checks it.",
         ) from None
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """The first problem with an event, in words: 'missing or unknown type' rather than
+    pydantic's internal tag-extraction message."""
+    err = exc.errors()[0]
+    if err["type"] in ("union_tag_not_found", "union_tag_invalid"):
+        return "missing or unknown `type`"
+    where = ".".join(str(p) for p in err["loc"][1:]) or "event"
+    return f"{err['loc'][0]}.{where}: {err['msg']}" if err["loc"] else err["msg"]
 
 
 def _resolve_blobs(value: Any, folder: Path, *, strict: bool = False, load: bool = True) -> Any:

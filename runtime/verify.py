@@ -29,6 +29,7 @@ from runtime.trace import (
     _try_complete,
     blob_dir,
     canonical,
+    describe_invalid,
     sha256_hex,
 )
 
@@ -43,6 +44,7 @@ ProblemKind = Literal[
     "torn",
     "unfinished",
     "head_mismatch",
+    "not_a_trace",
 ]
 
 CRASH_KINDS = frozenset({"torn", "unfinished"})
@@ -121,6 +123,14 @@ class _Verifier:
             self._walk(lines)
         except _Found as found:
             problem = found.problem
+            if self.expected == 0 and not _looks_like_trace(self.path):
+                problem = Problem(
+                    "not_a_trace",
+                    1,
+                    None,
+                    "none of its first lines is a govrun event (a JSON object with seq, "
+                    "type, prev and hash).",
+                )
         if problem is None:
             problem = self._ending()
         return VerifyReport(
@@ -235,15 +245,13 @@ class _Verifier:
         try:
             event = EVENT_ADAPTER.validate_python(data)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
             raise _Found(
                 Problem(
                     "invalid_event",
                     line_no,
                     seq,
                     f"seq {seq} (line {line_no}) is not a valid govrun event "
-                    f"({where}: {err['msg']}).",
+                    f"({describe_invalid(exc)}).",
                 )
             ) from None
         if event.type == "run_finished":
@@ -378,6 +386,21 @@ class _Verifier:
 
     def _last(self) -> str:
         return str(self.expected - 1) if self.expected else "none"
+
+
+def _looks_like_trace(path: Path, lines: int = 8) -> bool:
+    """Whether any of the first lines is shaped like a govrun event, so damage to a trace
+    is not mistaken for a file that never was one."""
+    for n, (_line, _off, raw, _complete) in enumerate(_lines(path)):
+        if n >= lines:
+            break
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(data, dict) and {"seq", "type", "prev", "hash"} <= data.keys():
+            return True
+    return False
 
 
 def _remaining_seqs(rest: Iterator[tuple[int, int, bytes, bool]]) -> set[int]:

@@ -54,20 +54,26 @@ def explain(
             hint=f"Did you mean {suggestion!r}?" if suggestion else None,
         )
     engine = PolicyEngine(m)
-    verdict = decide_call(Toolbox(m), engine, 1, ToolCallRequest(
-        id="explain", name=tool, arguments=orjson.dumps(args).decode()))
+    verdict = decide_call(
+        Toolbox(m),
+        engine,
+        1,
+        ToolCallRequest(id="explain", name=tool, arguments=orjson.dumps(args).decode()),
+    )
     traces = engine.explain(tool, args)
 
     kind = f" ({spec.uses})" if spec.uses else " (python)"
     risk = verdict.risk or engine.decide(tool, args).risk
     out.print(f"{_effect(verdict.effect, upper=True)}  {escape(tool)}{kind}, risk {risk}")
-    if verdict.rule == SCOPE_RULE or verdict.failure_class in ("invalid_arguments",
-                                                               "unknown_tool"):
+    if verdict.rule == SCOPE_RULE or verdict.failure_class in ("invalid_arguments", "unknown_tool"):
         why = "outside the tool's scope" if verdict.rule == SCOPE_RULE else "invalid arguments"
-        out.print(f"[red]denied before the rules ({why}):[/] {escape(verdict.reason)}",
-                  soft_wrap=True)
-        out.print("[dim]The rules below are not consulted for this call; this is what they "
-                  "would say inside the scope.[/]")
+        out.print(
+            f"[red]denied before the rules ({why}):[/] {escape(verdict.reason)}", soft_wrap=True
+        )
+        out.print(
+            "[dim]The rules below are not consulted for this call; this is what they "
+            "would say inside the scope.[/]"
+        )
     else:
         out.print(escape(verdict.reason), soft_wrap=True)
     out.print(f"[dim]policy sha256 {engine.policy_hash[:16]}…[/]")

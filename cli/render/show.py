@@ -12,6 +12,7 @@ from rich.text import Text
 
 from cli.console import out
 from runtime.summary import RunSummary
+from runtime.verify import VerifyReport
 
 STATUS_STYLE = {
     "completed": "bold green",
@@ -21,7 +22,7 @@ STATUS_STYLE = {
 }
 
 
-def render_summary(s: RunSummary, path: Path) -> None:
+def render_summary(s: RunSummary, path: Path, report: VerifyReport) -> None:
     status = Text(s.status.upper(), style=STATUS_STYLE.get(s.status, "bold"))
     if s.failure_class:
         status.append(f"  {s.failure_class}", style="red")
@@ -61,6 +62,7 @@ def render_summary(s: RunSummary, path: Path) -> None:
     duration = s.duration_s
     facts.add_row("duration", f"{duration:.2f}s" if duration is not None else "?")
     facts.add_row("started", s.started or "?")
+    facts.add_row("integrity", _integrity(report))
     if s.final_answer:
         facts.add_row("answer", escape(_clip(s.final_answer, 240)))
 
@@ -103,6 +105,20 @@ def render_summary(s: RunSummary, path: Path) -> None:
             title_align="left",
             border_style=STATUS_STYLE.get(s.status, "white"),
         )
+    )
+
+
+def _integrity(report: VerifyReport) -> Text:
+    """The trace's verdict in one line: a summary of an altered trace must say so."""
+    p = report.problem
+    if p is None:
+        return Text(f"✓ intact and complete, head {report.head[:16]}…", style="green")
+    if p.is_crash:
+        return Text(
+            f"✓ intact up to seq {report.last_seq}, then ends early ({p.kind})", style="magenta"
+        )
+    return Text(
+        f"✗ {p.kind.replace('_', ' ')}: {p.message} — run `govrun verify`", style="bold red"
     )
 
 

@@ -8,6 +8,8 @@ from rich.markup import escape
 from cli.console import out
 from runtime.verify import VerifyReport
 
+LABELS = {"not_a_trace": "not a govrun trace"}
+
 
 def render_verify(report: VerifyReport, *, as_json: bool) -> None:
     if as_json:
@@ -56,7 +58,8 @@ def render_verify(report: VerifyReport, *, as_json: bool) -> None:
         if report.events:
             out.print(f"  head of the intact part {report.head}", soft_wrap=True)
         return
-    out.print(f"[bold red]✗ {problem.kind.replace('_', ' ')}[/] {name}: {escape(problem.message)}")
+    label = LABELS.get(problem.kind, problem.kind.replace("_", " "))
+    out.print(f"[bold red]✗ {label}[/] {name}: {escape(problem.message)}")
     if report.events:
         out.print(
             f"  The trace is verified up to seq {report.events - 1} and cannot be trusted "
