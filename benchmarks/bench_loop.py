@@ -41,8 +41,7 @@ def govrun_once(manifest_path: Path, n: int, out: Path) -> tuple[float, Path]:
     model = ScriptedModel(turns(n), name="bench")
     trace = out / f"govrun-{time.monotonic_ns()}.jsonl"
     start = time.perf_counter()
-    result = run_agent(manifest, task="add numbers", trace_path=trace, model=model,
-                       run_id="bench")
+    result = run_agent(manifest, task="add numbers", trace_path=trace, model=model, run_id="bench")
     elapsed = time.perf_counter() - start
     if result.status != "completed" or result.steps != n + 1:
         sys.exit(f"benchmark run did not complete: {result.status} {result.reason}")
@@ -83,7 +82,9 @@ def measure(n: int, reps: int, folder: Path) -> dict[str, Any]:
     steps = n + 1
     g_med, b_med = statistics.median(runs) / steps * 1e6, statistics.median(bare) / steps * 1e6
     return {
-        "n": n, "steps": steps, "events": len(events),
+        "n": n,
+        "steps": steps,
+        "events": len(events),
         "trace_bytes": trace.stat().st_size,
         "govrun_us_median": round(g_med, 2),
         "govrun_us_min": round(min(runs) / steps * 1e6, 2),
@@ -101,35 +102,57 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="govrun-bench-") as tmp:
         rows = [measure(n, args.reps, Path(tmp)) for n in args.steps]
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"governed step benchmark · {platform.python_version()} · {platform.machine()} · "
-          f"median of {args.reps} after a warm-up")
-    header = (f"{'N':>6} {'events':>7} {'trace KB':>9} {'govrun µs/step':>15} {'min':>7} "
-              f"{'bare µs/step':>13} {'overhead µs':>12} {'ratio':>6}")
+    print(
+        f"governed step benchmark · {platform.python_version()} · {platform.machine()} · "
+        f"median of {args.reps} after a warm-up"
+    )
+    header = (
+        f"{'N':>6} {'events':>7} {'trace KB':>9} {'govrun µs/step':>15} {'min':>7} "
+        f"{'bare µs/step':>13} {'overhead µs':>12} {'ratio':>6}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['n']:>6} {r['events']:>7} {r['trace_bytes'] / 1024:>9.0f} "
-              f"{r['govrun_us_median']:>15.1f} {r['govrun_us_min']:>7.1f} "
-              f"{r['bare_us_median']:>13.1f} {r['overhead_us']:>12.1f} {r['ratio']:>5.1f}x")
+        print(
+            f"{r['n']:>6} {r['events']:>7} {r['trace_bytes'] / 1024:>9.0f} "
+            f"{r['govrun_us_median']:>15.1f} {r['govrun_us_min']:>7.1f} "
+            f"{r['bare_us_median']:>13.1f} {r['overhead_us']:>12.1f} {r['ratio']:>5.1f}x"
+        )
     last = rows[-1]
-    verdicts = [("overhead per step at N=%d <= %.0f µs" % (last["n"], TARGET_US),
-                 last["overhead_us"] <= TARGET_US)]
+    verdicts = [
+        (
+            f"overhead per step at N={last['n']} <= {TARGET_US:.0f} µs",
+            last["overhead_us"] <= TARGET_US,
+        )
+    ]
     if len(rows) > 1:
         first = rows[0]
         growth = last["govrun_us_median"] / first["govrun_us_median"] - 1
-        verdicts.append((f"per-step cost flat from N={first['n']} to N={last['n']} "
-                         f"(within {FLAT:.0%}; measured {growth:+.0%})", abs(growth) <= FLAT))
+        verdicts.append(
+            (
+                f"per-step cost flat from N={first['n']} to N={last['n']} "
+                f"(within {FLAT:.0%}; measured {growth:+.0%})",
+                abs(growth) <= FLAT,
+            )
+        )
         size_ratio = (last["trace_bytes"] / last["steps"]) / (first["trace_bytes"] / first["steps"])
-        verdicts.append((f"trace size linear in N (bytes per step ratio {size_ratio:.2f})",
-                         size_ratio < 1.2))
+        verdicts.append(
+            (f"trace size linear in N (bytes per step ratio {size_ratio:.2f})", size_ratio < 1.2)
+        )
     verdicts.append((f"peak RSS {rss_mb:.0f} MB < 100 MB", rss_mb < 100))
     for text, ok in verdicts:
         print(f"{'PASS' if ok else 'MISS'}  {text}")
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_bytes(orjson.dumps({"rows": rows, "peak_rss_mb": round(rss_mb, 1),
-                                      "verdicts": [{"check": t, "pass": ok}
-                                                   for t, ok in verdicts]},
-                                     option=orjson.OPT_INDENT_2))
+    RESULTS.write_bytes(
+        orjson.dumps(
+            {
+                "rows": rows,
+                "peak_rss_mb": round(rss_mb, 1),
+                "verdicts": [{"check": t, "pass": ok} for t, ok in verdicts],
+            },
+            option=orjson.OPT_INDENT_2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -18,8 +18,11 @@ def turns(n: int) -> list[dict[str, Any]]:
     """At call i < n ask for add(a=i, b=1) with id call_i; at call n answer "done"."""
     usage = {"prompt_tokens": 40, "completion_tokens": 8}
     calls = [
-        {"content": None, "usage": usage,
-         "tool_calls": [{"id": f"call_{i}", "name": "add", "arguments": {"a": i, "b": 1}}]}
+        {
+            "content": None,
+            "usage": usage,
+            "tool_calls": [{"id": f"call_{i}", "name": "add", "arguments": {"a": i, "b": 1}}],
+        }
         for i in range(n)
     ]
     return [*calls, {"content": "done", "usage": usage}]

@@ -567,8 +567,15 @@ def test_any_input_gives_a_manifest_or_located_problems(data: Any) -> None:
         assert all(re.match(r"m\.yaml:\d+:\d+ \S", p) for p in error.problems), error.problems
 
 
-@pytest.mark.parametrize("key", ["base_url: 'http://127.0.0.1:1/v1'", "api_key_env: KEY",
-                                 "timeout_s: 5", "params: {temperature: 0}"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "base_url: 'http://127.0.0.1:1/v1'",
+        "api_key_env: KEY",
+        "timeout_s: 5",
+        "params: {temperature: 0}",
+    ],
+)
 def test_scripted_provider_refuses_keys_it_would_ignore(tmp_path: Path, key: str) -> None:
     (tmp_path / "s.yaml").write_text("- content: hi\n")
     text = f"name: a\nmodel:\n  provider: scripted\n  script: s.yaml\n  {key}\n"
