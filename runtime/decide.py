@@ -17,7 +17,7 @@ SCOPE_RULE = "scope"
 """Rule id recorded when a tool's own scope denied the call."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # built per call: frozen dataclasses cost ~1 µs each
 class Verdict:
     """allow, deny or ask, with the rule that decided and the failure class of a denial."""
 

@@ -234,8 +234,14 @@ class GovernedLoop:
                 attempt=attempt,
                 content=reply.content,
                 finish_reason=reply.finish_reason,
-                tool_calls=[c.model_dump() for c in reply.tool_calls],
-                usage=reply.usage.model_dump(),
+                tool_calls=[
+                    {"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.tool_calls
+                ],
+                usage={
+                    "prompt_tokens": reply.usage.prompt_tokens,
+                    "completion_tokens": reply.usage.completion_tokens,
+                    "total_tokens": reply.usage.total_tokens,
+                },
                 cost_usd=round(cost, 8),
                 duration_ms=_ms(self.clock.monotonic() - started),
             )
