@@ -118,7 +118,9 @@ class RunFinished(_Event):
         "denials, approvals, duration_ms.",
     )
     seal: dict[str, Any] | None = Field(
-        None, description="Optional signature over event_count and head (key fingerprint, sig)."
+        None,
+        description="Signature over run_id, event_count and head: key_fingerprint, "
+        "public_key, key_source, signature (runtime.signing.seal_message).",
     )
 
 
@@ -214,8 +216,14 @@ class ApprovalDecided(_Event):
     reason: str = Field("", description="Why, as given by the approver.")
     decided_at: str = Field("", description="UTC time of the decision.")
     policy_hash: str | None = Field(None, description="SHA-256 of the policy in force.")
-    key_fingerprint: str | None = Field(None, description="Fingerprint of the signing key.")
-    signature: str | None = Field(None, description="Signature over the decision record.")
+    key_fingerprint: str | None = Field(None, description="sha256: fingerprint of the key.")
+    public_key: str | None = Field(None, description="Base64 Ed25519 public key that signed.")
+    key_source: str | None = Field(
+        None, description="Where the key came from: file:PATH or ephemeral (one run only)."
+    )
+    signature: str | None = Field(
+        None, description="Base64 Ed25519 signature over runtime.signing.approval_message."
+    )
 
 
 class ToolStarted(_Event):

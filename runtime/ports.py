@@ -169,6 +169,9 @@ class ApprovalRequest(BaseModel):
     reason: str
     rationale: str | None = Field(None, description="The model's last message: why it asks.")
     timeout_s: float | None = None
+    preview: str | None = Field(
+        None, description="What the call would change, e.g. a unified diff for a file write."
+    )
 
 
 class ApprovalDecision(BaseModel):
