@@ -1,7 +1,8 @@
 """Non-interactive approvers and operators: what decides when no person is asked.
 
 Every decision names who made it and how, so an automatic approval is never mistaken for
-a person's in the trace.
+a person's in the trace. Standing rules (``--approvals FILE``) live in
+``runtime.approval_rules``.
 """
 
 from __future__ import annotations

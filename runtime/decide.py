@@ -1,8 +1,11 @@
-"""The decision a proposed call gets before anything runs: validation, scope, then policy.
+"""The decision a proposed call gets before anything runs: validation, scope, policy, then
+the tool's own approval setting.
 
 One function for the loop, ``govrun policy explain`` and counterfactual replay, so what a
 user tests is exactly what a run does. Scope comes before the rules: a call outside its
-tool's scope is never allowed, whatever the rules say.
+tool's scope is never allowed, whatever the rules say. A tool declared ``approval: always``
+sends every call the policy allows to the approval gate (``ask``, rule ``tool-approval``);
+it never turns a denial into a question.
 """
 
 from __future__ import annotations
@@ -15,6 +18,10 @@ from runtime.toolbox import PreparedCall, RejectedCall, Toolbox
 
 SCOPE_RULE = "scope"
 """Rule id recorded when a tool's own scope denied the call."""
+
+TOOL_APPROVAL_RULE = "tool-approval"
+"""Rule id recorded when an allowed call goes to the gate because its tool says
+``approval: always``."""
 
 
 @dataclass(slots=True)  # built per call: frozen dataclasses cost ~1 µs each
@@ -42,5 +49,8 @@ def decide_call(
         failure = getattr(exc, "failure_class", "policy_denied")
         return Verdict(call, "deny", SCOPE_RULE, reason, failure, call.risk)
     d = policy.decide(call.name, call.arguments)
+    if d.effect == "allow" and call.spec.approval == "always":
+        reason = f"tool {call.name} requires approval (approval: always)"
+        return Verdict(call, "ask", TOOL_APPROVAL_RULE, reason, None, call.risk)
     failure = "policy_denied" if d.effect == "deny" else None
     return Verdict(call, d.effect, d.rule, d.reason, failure, call.risk)

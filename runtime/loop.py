@@ -27,6 +27,7 @@ from runtime.manifest import Manifest
 from runtime.models.pricing import cost_usd
 from runtime.policy import PolicyEngine
 from runtime.ports import (
+    ApprovalDecision,
     ApprovalRequest,
     Approver,
     Clock,
@@ -38,6 +39,8 @@ from runtime.ports import (
     ToolCallRequest,
     Tools,
 )
+from runtime.preview import preview_call
+from runtime.signing import Signer, approval_message, seal_message
 from runtime.toolbox import PreparedCall, Toolbox
 from runtime.tools import ToolResult
 from runtime.trace import TraceWriter, canonical
@@ -93,6 +96,7 @@ class GovernedLoop:
         clock: Clock,
         control: Control | None = None,
         run_started: dict[str, Any] | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.m = manifest
         self.task = task
@@ -104,6 +108,8 @@ class GovernedLoop:
         self.operator = operator
         self.clock = clock
         self.control = control or Control()
+        # Every approval and the seal are signed; without a key, by one made for this run.
+        self.signer = signer or Signer.ephemeral()
         self.policy = PolicyEngine(manifest)
         self.guards = Guards(manifest)
         self.c = Counters()
@@ -293,6 +299,7 @@ class GovernedLoop:
             call_hash=call.call_hash,
             risk=call.risk,
             rule=rule,
+            timeout_s=self.m.approvals.timeout_s,
         )
         d = self.approver.decide(
             ApprovalRequest(
@@ -306,20 +313,11 @@ class GovernedLoop:
                 rule=rule,
                 reason=reason,
                 rationale=rationale,
+                timeout_s=self.m.approvals.timeout_s,
+                preview=preview_call(call),
             )
         )
-        self._emit(
-            ev.ApprovalDecided,
-            call_id=call.call_id,
-            tool=call.name,
-            call_hash=call.call_hash,
-            decision=d.decision,
-            approver=d.approver,
-            via=d.via,
-            reason=d.reason,
-            decided_at=self.clock.now(),
-            policy_hash=self.policy.policy_hash,
-        )
+        self._record_decision(call, d)
         if d.decision == "stop":
             raise RunEnded(
                 "stopped",
@@ -335,6 +333,25 @@ class GovernedLoop:
             return False
         self.c.approvals += 1
         return True
+
+    def _record_decision(self, call: PreparedCall, d: ApprovalDecision) -> None:
+        """``approval_decided``, signed: the signature covers exactly the values recorded
+        (``run_id`` and ``step`` are the envelope values the writer stamps)."""
+        fields: dict[str, Any] = {
+            "run_id": self.trace.run_id,
+            "step": self.step,
+            "call_id": call.call_id,
+            "tool": call.name,
+            "call_hash": call.call_hash,
+            "policy_hash": self.policy.policy_hash,
+            "decision": d.decision,
+            "via": d.via,
+            "approver": d.approver,
+            "reason": d.reason,
+            "decided_at": self.clock.now(),
+        }
+        fields = self.trace.redact(fields)  # sign the values the trace will store
+        self._emit(ev.ApprovalDecided, **fields, **self._signed(approval_message(fields)))
 
     def _execute(self, call: PreparedCall) -> ToolResult:
         """Write-ahead: ``tool_started`` is on disk before the side effect begins."""
@@ -512,14 +529,19 @@ class GovernedLoop:
             self.c.steps += 1
             self._close_step("stop" if end.status == "stopped" else "failed")
         c = self._counters()
+        sealed = {
+            "run_id": self.trace.run_id,
+            "event_count": self.trace.seq + 1,  # this event included
+            "head": self.trace.head,
+        }
         self._emit(
             ev.RunFinished,
             status=end.status,
             failure_class=end.failure_class,
             reason=end.reason,
             steps=c.steps,
-            event_count=self.trace.seq + 1,
-            head=self.trace.head,
+            event_count=sealed["event_count"],
+            head=sealed["head"],
             final_answer=end.answer,
             totals={
                 "model_calls": c.model_calls,
@@ -532,7 +554,17 @@ class GovernedLoop:
                 "approvals": c.approvals,
                 "duration_ms": _ms(c.elapsed_s),
             },
+            seal=self._signed(seal_message(sealed)),
         )
+
+    def _signed(self, message: bytes) -> dict[str, str]:
+        """The signature over ``message`` and the key that made it, as recorded."""
+        return {
+            "key_fingerprint": self.signer.fingerprint,
+            "public_key": self.signer.public_key,
+            "key_source": self.signer.source,
+            "signature": self.signer.sign(message),
+        }
 
     def _result(self, end: RunEnded) -> RunResult:
         return RunResult(

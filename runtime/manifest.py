@@ -40,6 +40,7 @@ from runtime.manifest_fields import (
 )
 from runtime.manifest_problems import did_you_mean, fail_if, translate
 from runtime.manifest_sections import (
+    Approvals,
     ArgumentSize,
     Budgets,
     CommandRule,
@@ -47,6 +48,7 @@ from runtime.manifest_sections import (
     Interrupts,
     ModelConfig,
     ModelParams,
+    OnTimeout,
     Policy,
     PolicyRule,
     Predicate,
@@ -69,13 +71,9 @@ from runtime.manifest_yaml import (
 NOT_SUPPORTED_YET: dict[str, str] = {
     "models": "multi-model routing is not supported yet; declare a single `model:`",
     "routing": "multi-model routing is not supported yet; declare a single `model:`",
-    "approvals": "approval gates are not supported yet; use policy effect `ask` with "
-    "`govrun run --approve auto|deny`",
     "compaction": "context compaction is not supported yet; remove `compaction:`",
     "on_failure": "failure handlers (`on_failure`) are not supported yet; remove the section",
     "tools[].undo": "tool undo (rollback) is not supported yet; remove `undo:`",
-    "tools[].approval": "per-tool approval is not supported yet; use a policy rule with effect "
-    "`ask` for this tool",
 }
 """Keys the format reserves but the runtime does not implement: rejected, never ignored.
 Delete an entry when its feature lands. ``tools[].KEY`` means KEY inside any tool."""
@@ -100,6 +98,9 @@ class Manifest(Section):
     model: ModelConfig = Field(description="The model that drives the agent.")
     tools: list[ToolSpec] = Field(default_factory=list, description="Tools the model may call.")
     policy: Policy = Field(default_factory=Policy, description="Allow, deny or ask per tool call.")
+    approvals: Approvals = Field(
+        default_factory=Approvals, description="How `ask` calls are decided at the approval gate."
+    )
     budgets: Budgets = Field(default_factory=Budgets, description="Hard run limits.")
     interrupts: Interrupts = Field(default_factory=Interrupts, description="Behaviour detectors.")
     success: list[Check] = Field(
@@ -125,10 +126,10 @@ class Manifest(Section):
         if tools is not None:
             fail_if(
                 {
-                    ("rules", i, "tools", j): _undeclared(glob, tools)
+                    ("rules", i, "tools", j): undeclared_tool(glob, tools)
                     for i, rule in enumerate(policy.rules)
                     for j, glob in enumerate(rule.tools)
-                    if not _glob_matches(glob, tools)
+                    if not names_a_tool(glob, tools)
                 }
             )
         return policy
@@ -141,7 +142,7 @@ class Manifest(Section):
             names = {tool.name for tool in tools}
             fail_if(
                 {
-                    ("max_tool_calls_per_tool", key): _undeclared(key, tools, globs=False)
+                    ("max_tool_calls_per_tool", key): undeclared_tool(key, tools, globs=False)
                     for key in budgets.max_tool_calls_per_tool
                     if key not in names
                 }
@@ -155,10 +156,10 @@ class Manifest(Section):
         if tools is not None:
             fail_if(
                 {
-                    ("forbidden_sequences", i, "sequence", j): _undeclared(glob, tools)
+                    ("forbidden_sequences", i, "sequence", j): undeclared_tool(glob, tools)
                     for i, seq in enumerate(interrupts.forbidden_sequences)
                     for j, glob in enumerate(seq.sequence)
-                    if not _glob_matches(glob, tools)
+                    if not names_a_tool(glob, tools)
                 }
             )
         return interrupts
@@ -204,11 +205,13 @@ class Manifest(Section):
         return _replace_strings(data, restore) if restore else data
 
 
-def _glob_matches(glob: str, tools: Iterable[ToolSpec]) -> bool:
+def names_a_tool(glob: str, tools: Iterable[ToolSpec]) -> bool:
+    """Whether a tools glob (``*`` always) names at least one of ``tools``."""
     return glob == "*" or any(tool.matches(glob) for tool in tools)
 
 
-def _undeclared(glob: str, tools: Sequence[ToolSpec], *, globs: bool = True) -> str:
+def undeclared_tool(glob: str, tools: Sequence[ToolSpec], *, globs: bool = True) -> str:
+    """The problem text for a glob (or, ``globs=False``, a name) naming no declared tool."""
     kind = "a declared tool name or a glob matching one" if globs else "a declared tool name"
     names = [tool.name for tool in tools]
     if not names:
@@ -342,6 +345,7 @@ __all__ = [
     "NOT_SUPPORTED_YET",
     "PROVIDERS",
     "SUPPORTED_BUILTINS",
+    "Approvals",
     "ArgumentSize",
     "Budgets",
     "Check",
@@ -356,6 +360,7 @@ __all__ = [
     "Manifest",
     "ModelConfig",
     "ModelParams",
+    "OnTimeout",
     "OutputMatchesCheck",
     "OutputSchemaCheck",
     "Policy",
@@ -368,5 +373,7 @@ __all__ = [
     "ToolSpec",
     "load_manifest",
     "manifest_json_schema",
+    "names_a_tool",
     "parse_manifest",
+    "undeclared_tool",
 ]

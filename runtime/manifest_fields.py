@@ -26,6 +26,7 @@ Builtin = Literal["fs.read", "fs.write", "fs.list", "fs.delete", "shell", "http.
 Risk = Literal["low", "medium", "high"]
 Effect = Literal["allow", "deny", "ask"]
 Action = Literal["pause", "stop"]
+ToolApproval = Literal["policy", "always"]
 
 PROVIDERS: tuple[str, ...] = get_args(Provider)
 SUPPORTED_BUILTINS: tuple[str, ...] = get_args(Builtin)
@@ -88,6 +89,20 @@ def looks_like_key(value: str) -> bool:
     return len(value) >= 24 and "_" not in value and bool(mixed)
 
 
+_POLICY_WORDS = {"allow": "approve", "deny": "reject"}
+
+
+def not_a_policy_effect(value: Any) -> Any:
+    """``deny`` where an approval answer belongs: say which word approvals use."""
+    if isinstance(value, str) and value in _POLICY_WORDS:
+        raise message(
+            f"expected one of approve, reject; got {show(value)} — did you mean "
+            f"{_POLICY_WORDS[value]!r}? (allow/deny are policy effects; an approver approves "
+            "or rejects)"
+        )
+    return value
+
+
 def _as_list(value: Any) -> Any:
     """Let a single string stand for a one-item list (``tools: write_file``)."""
     return [value] if isinstance(value, str) else value
@@ -116,6 +131,8 @@ CallableRef = Annotated[str, StringConstraints(pattern=CALLABLE_PATTERN)]
 Url = Annotated[str, StringConstraints(pattern=URL_PATTERN)]
 Host = Annotated[str, StringConstraints(pattern=HOST_PATTERN)]
 Sha256 = Annotated[str, StringConstraints(pattern=SHA256_PATTERN)]
+Answer = Annotated[Literal["approve", "reject"], BeforeValidator(not_a_policy_effect)]
+"""An approver's answer, as written in `approvals.on_timeout` and standing approval rules."""
 TextList = Annotated[list[Text], BeforeValidator(_as_list, json_schema_input_type=str | list[str])]
 
 

@@ -1,4 +1,4 @@
-"""The manifest's sections: model, tools, policy, budgets, interrupts.
+"""The manifest's sections: model, tools, policy, approvals, budgets, interrupts.
 
 Each validator that checks several fields together reports every problem it finds, each at
 the field the user has to change (``fail_if({("scope", "roots"): ...})``).
@@ -9,14 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from runtime.manifest_checks import SUCCESS_ONLY_CHECKS, Check
 from runtime.manifest_fields import (
     SUPPORTED_BUILTINS,
     Action,
+    Answer,
     Builtin,
     CallableRef,
     Effect,
@@ -38,10 +39,12 @@ from runtime.manifest_fields import (
     Temperature,
     Text,
     TextList,
+    ToolApproval,
     ToolName,
     Url,
+    not_a_policy_effect,
 )
-from runtime.manifest_problems import fail_if
+from runtime.manifest_problems import expected_one_of, fail_if, message
 from runtime.manifest_yaml import FieldPath, show
 
 DEFAULT_API_KEY_ENV: dict[str, str] = {"openai": "OPENAI_API_KEY"}
@@ -224,6 +227,11 @@ class ToolSpec(Section):
     risk: Risk | None = Field(
         None, description="Risk for policy rules; absent means the builtin's default."
     )
+    approval: ToolApproval = Field(
+        "policy",
+        description="policy: the policy decides; always: a call the policy allows still goes "
+        "to the approval gate (a denied call stays denied).",
+    )
     timeout_s: PositiveNumber = Field(30, description="Seconds one call may run.")
     max_output_bytes: PositiveInt = Field(65536, description="Output beyond this is cut.")
     scope: ToolScope = Field(default_factory=ToolScope, description="Where the tool may act.")
@@ -360,6 +368,70 @@ class Policy(Section):
     def _unique_ids(cls, rules: list[PolicyRule]) -> list[PolicyRule]:
         fail_if(duplicates([rule.id for rule in rules], "id", "rules"))
         return rules
+
+
+# --- approvals ---------------------------------------------------------------------------------
+
+
+class OnTimeout(Section):
+    """What an unanswered approval prompt decides once `timeout_s` has passed, by the risk
+    of the call."""
+
+    low: Answer = Field("reject", description="approve or reject a low-risk call.")
+    medium: Answer = Field("reject", description="approve or reject a medium-risk call.")
+    high: Answer = Field("reject", description="approve or reject a high-risk call.")
+
+
+def _same_for_every_risk(value: Any) -> Any:
+    """``on_timeout: reject`` is short for the same answer at every risk level."""
+    if not isinstance(value, str):
+        return value
+    not_a_policy_effect(value)
+    if value not in ("approve", "reject"):
+        raise message(
+            expected_one_of(["approve", "reject"], value)
+            + " (or a mapping of risk level -> approve/reject)"
+        )
+    return dict.fromkeys(OnTimeout.model_fields, value)
+
+
+OnTimeoutSetting = Annotated[
+    OnTimeout,
+    BeforeValidator(_same_for_every_risk, json_schema_input_type=Answer | OnTimeout),
+]
+
+
+class Approvals(Section):
+    """How `ask` calls are decided at the approval gate: who is recorded, how long the
+    inline prompt waits, and what an unanswered prompt decides."""
+
+    identity: Text | None = Field(
+        None,
+        description="Approver identity recorded with each decision (overridden by "
+        "`govrun run --approver`; default user@host).",
+    )
+    timeout_s: PositiveNumber | None = Field(
+        None,
+        description="Seconds the inline prompt waits for an answer; absent waits forever. "
+        "Without a terminal nobody is prompted, so nothing waits.",
+    )
+    on_timeout: OnTimeoutSetting = Field(
+        default_factory=OnTimeout,
+        description="approve or reject per risk level (low, medium, high) when the prompt "
+        "times out, or one answer for all; default reject.",
+    )
+
+    @model_validator(mode="after")
+    def _timeout_for_on_timeout(self) -> Self:
+        if "on_timeout" in self.model_fields_set and self.timeout_s is None:
+            fail_if(
+                {
+                    ("on_timeout",): "expected `timeout_s` with `on_timeout` (without a timeout "
+                    "the prompt waits forever, so on_timeout would never apply); add "
+                    "`timeout_s: SECONDS` or remove on_timeout"
+                }
+            )
+        return self
 
 
 # --- budgets and interrupts --------------------------------------------------------------------

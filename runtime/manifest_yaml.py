@@ -97,27 +97,49 @@ class LoadedYaml:
     problems: list[Problem]
 
 
-def load_yaml(text: str, source: str) -> LoadedYaml:
+@dataclass(frozen=True)
+class Document:
+    """What kind of file is being read, for the messages about its top level."""
+
+    name: str
+    """``govrun manifest``: completes "X is not a valid ..."."""
+    keys: str
+    """Its top-level keys, in words: ``manifest keys (name, model, tools, ...)``."""
+    required: str
+    """The least a file of this kind must hold."""
+    hint: str
+    """Where to start when the file is empty."""
+
+
+MANIFEST = Document(
+    name="govrun manifest",
+    keys="manifest keys (name, model, tools, ...)",
+    required="`name` and `model`",
+    hint="Start from `govrun init`, or see `govrun schema manifest` for the format.",
+)
+
+
+def load_yaml(text: str, source: str, document: Document = MANIFEST) -> LoadedYaml:
     """Parse one YAML document whose top level must be a mapping; raise ManifestError if not."""
     root = _compose(text, source)
     if root is None:
         raise ManifestError(
             f"{source} is empty",
             problems=[
-                f"{source}:1:1 (top level): expected a mapping with at least `name` and "
-                "`model`; got an empty document"
+                f"{source}:1:1 (top level): expected a mapping with at least "
+                f"{document.required}; got an empty document"
             ],
-            hint="Start from `govrun init`, or see `govrun schema manifest` for the format.",
+            hint=document.hint,
         )
     converter = _Converter()
     data = converter.convert(root, ())
     if not isinstance(data, dict):
         line, col = _pos(root)
         raise ManifestError(
-            f"{source} is not a valid govrun manifest (1 problem)",
+            f"{source} is not a valid {document.name} (1 problem)",
             problems=[
-                f"{source}:{line}:{col} (top level): expected a mapping of manifest keys "
-                f"(name, model, tools, ...); got {show(data)}"
+                f"{source}:{line}:{col} (top level): expected a mapping of {document.keys}; "
+                f"got {show(data)}"
             ],
         )
     return LoadedYaml(data, converter.source_map, converter.problems)

@@ -136,21 +136,54 @@ class _Predicate:
     hosts: tuple[HostRule, ...]
 
 
+@dataclass(frozen=True)
+class When:
+    """A ``when:`` mapping (argument name -> :class:`Predicate`), compiled once. Policy rules
+    and standing approval rules (``runtime.approval_rules``) evaluate arguments through it,
+    so a predicate means exactly the same thing in both."""
+
+    predicates: dict[str, _Predicate]
+
+    @classmethod
+    def compile(cls, when: Mapping[str, Predicate], base_dir: Path) -> When:
+        """Compile regexes and resolve ``inside``/``not_inside`` folders against
+        ``base_dir`` (the manifest folder)."""
+        return cls({arg: _compile(pred, base_dir) for arg, pred in when.items()})
+
+    def holds(self, arguments: Mapping[str, Any], base: Path) -> bool | None:
+        """Kleene AND over every predicate key: False if an argument is missing or a key is
+        definitely false; None if none is false but one cannot be evaluated (the caller
+        fails closed, see the module doc); else True. ``base`` anchors relative path
+        arguments (:func:`argument_base`)."""
+        undecidable = False
+        for arg, pred in self.predicates.items():
+            if arg not in arguments:
+                return False
+            value = arguments[arg]
+            for key in pred.keys:
+                held = _holds(key, pred, value, base)
+                if held is False:
+                    return False
+                undecidable = undecidable or held is None
+        return None if undecidable else True
+
+
 class PolicyEngine:
     """Decides calls by one manifest's policy. Build once per run; ``decide`` is pure."""
 
     def __init__(self, manifest: Manifest) -> None:
         self._manifest = manifest
-        self._tool_base = {spec.name: _tool_base(manifest, spec) for spec in manifest.tools}
+        self._tool_base = {spec.name: argument_base(manifest, spec) for spec in manifest.tools}
         self._when = {
-            rule.id: {arg: _compile(pred, manifest.base_dir) for arg, pred in rule.when.items()}
-            for rule in manifest.policy.rules
+            rule.id: When.compile(rule.when, manifest.base_dir) for rule in manifest.policy.rules
         }
         # Rules whose explanation cannot depend on argument values: their reason is cached.
         self._static = {
             rule.id
             for rule in manifest.policy.rules
-            if all(k in _STATIC_KEYS for p in self._when[rule.id].values() for k in p.keys)
+            if all(
+                k in _STATIC_KEYS for p in self._when[rule.id].predicates.values() for k in p.keys
+            )
         }
         self._reasons: dict[tuple[str, str], str] = {}
         # Which declared tools each rule names: tool globs are resolved once, not per call.
@@ -160,9 +193,13 @@ class PolicyEngine:
             )
             for rule in manifest.policy.rules
         }
-        self._hash = sha256_hex(
-            canonical(manifest.policy.model_dump(mode="json", by_alias=True, exclude_none=True))
+        in_force: dict[str, Any] = manifest.policy.model_dump(
+            mode="json", by_alias=True, exclude_none=True
         )
+        gated = sorted(t.name for t in manifest.tools if t.approval == "always")
+        if gated:  # per-tool gates change decisions too; absent, older hashes stay valid
+            in_force = {**in_force, "tool_approval_always": gated}
+        self._hash = sha256_hex(canonical(in_force))
 
     @property
     def policy_hash(self) -> str:
@@ -215,20 +252,10 @@ class PolicyEngine:
             return _NO
         if rule.risk is not None and tool_risk(spec) not in rule.risk:
             return _NO
-        base = self._tool_base[spec.name]
-        undecidable = False
-        for arg, pred in self._when[rule.id].items():
-            if arg not in arguments:
-                return _NO
-            value = arguments[arg]
-            for key in pred.keys:
-                held = _holds(key, pred, value, base)
-                if held is False:
-                    return _NO
-                undecidable = undecidable or held is None
-        if undecidable:
+        held = self._when[rule.id].holds(arguments, self._tool_base[spec.name])
+        if held is None:
             return _NO if rule.effect == "allow" else _CLOSED
-        return _HELD
+        return _HELD if held else _NO
 
     def _evaluate(
         self, rule: PolicyRule, spec: ToolSpec, arguments: Mapping[str, Any]
@@ -268,7 +295,7 @@ class PolicyEngine:
             else:
                 yield _Test(False, lambda: f"risk: {risk!r} is not in {list(rule.risk)}", False)
         base = self._tool_base[spec.name]
-        for arg, pred in self._when[rule.id].items():
+        for arg, pred in self._when[rule.id].predicates.items():
             if arg not in arguments:
                 yield _Test(False, lambda arg=arg: f"when.{arg}: argument missing")
                 continue
@@ -279,9 +306,9 @@ class PolicyEngine:
 # --- compiling ------------------------------------------------------------------------
 
 
-def _tool_base(manifest: Manifest, spec: ToolSpec) -> Path:
-    """Where a relative path argument resolves: the tool's first root, else the manifest
-    folder — the same anchor the fs tools use."""
+def argument_base(manifest: Manifest, spec: ToolSpec) -> Path:
+    """Where a relative path argument of ``spec`` resolves: the tool's first root, else the
+    manifest folder — the same anchor the fs tools use."""
     roots = spec.scope.roots
     return (manifest.base_dir / roots[0]).resolve() if roots else manifest.base_dir.resolve()
 
@@ -566,5 +593,7 @@ __all__ = [
     "Decision",
     "PolicyEngine",
     "RuleTrace",
+    "When",
+    "argument_base",
     "tool_risk",
 ]

@@ -21,6 +21,7 @@ from runtime.loop import GovernedLoop, RunResult
 from runtime.manifest import Manifest
 from runtime.policy import PolicyEngine
 from runtime.ports import Approver, Clock, Control, Model, Operator, SystemClock, Tools
+from runtime.signing import Signer, load_default_signer
 from runtime.toolbox import LiveTools, Toolbox
 from runtime.trace import Durability, Observer, TraceWriter, canonical, sha256_hex
 
@@ -57,8 +58,15 @@ def run_agent(
     env: Mapping[str, str] | None = None,
     run_id: str | None = None,
     manifest_path: str | Path | None = None,
+    signer: Signer | None = None,
 ) -> RunResult:
-    """Run ``manifest`` on ``task`` under the governed loop, writing a new trace."""
+    """Run ``manifest`` on ``task`` under the governed loop, writing a new trace.
+
+    Approvals and the trace seal are signed by ``signer``; without one, by the user's key
+    (``govrun keys init``, found through the process environment, not ``env``), else by a
+    key made for this run only. A key file others can read is refused before the trace is
+    created.
+    """
     env = os.environ if env is None else env
     task = task if task is not None else manifest.input
     if not task:
@@ -70,6 +78,7 @@ def run_agent(
 
         model = build_model(manifest.model, base_dir=manifest.base_dir, env=env)
     toolbox = Toolbox(manifest)
+    signer = signer or load_default_signer()
     clock = clock or SystemClock()
     run_id = run_id or new_run_id(manifest.name)
     path = Path(trace_path) if trace_path else default_trace_path(manifest.name)
@@ -94,6 +103,7 @@ def run_agent(
             operator=operator or StopOperator(),
             clock=clock,
             control=control,
+            signer=signer,
             run_started={
                 "agent": manifest.name,
                 "manifest": snapshot,

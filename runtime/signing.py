@@ -145,14 +145,16 @@ def init_key(path: Path, *, force: bool = False) -> Signer:
             f"{path} already exists; keep it, or pass --force to replace it "
             "(approvals signed with the old key will no longer match it)."
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
+    if not path.parent.exists():  # only a folder made for the key is made private
+        path.parent.mkdir(parents=True, mode=0o700)
+        os.chmod(path.parent, 0o700)
     signer = Signer(Ed25519PrivateKey.generate(), f"file:{path}")
     pem = signer.key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp.unlink(missing_ok=True)  # a stale one from an interrupted init
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         os.write(fd, pem)
         os.fsync(fd)

@@ -116,6 +116,11 @@ class TraceWriter:
         except OSError as exc:
             raise TraceWriteError(f"cannot create trace {self.path}: {exc.strerror}") from exc
 
+    def redact(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``payload`` as this writer will store it, secrets replaced: for callers that
+        must sign exactly the stored values (an approver's reason may quote a secret)."""
+        return _redact(payload, self._secrets) if self._secrets else payload
+
     def add_observer(self, observer: Observer) -> None:
         self._observers.append(observer)
 

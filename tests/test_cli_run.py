@@ -1,12 +1,15 @@
 """`govrun run` and `govrun policy explain` through the real typer app (CliRunner: no
-terminal, so no live view and no prompts), with offline scripted models. Every run writes
-into tmp_path, never into the repository.
+terminal, so no live view and no prompts), with offline scripted models. Two approval tests
+need what CliRunner cannot give: real pipes left open, and a pseudo-terminal. Every run
+writes into tmp_path, never into the repository.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -303,6 +306,172 @@ def test_run_unknown_approve_mode(tmp_path: Path) -> None:
     assert ran.code == 2
     assert "maybe" in ran.flat
     assert not (tmp_path / "t.jsonl").exists()
+
+
+GATED = REPO / "fixtures" / "agents" / "gated.yaml"
+CI_RULES = REPO / "fixtures" / "approvals" / "ci.yaml"
+
+
+def gated_copy(tmp_path: Path) -> Path:
+    """The gated agent in tmp_path, laid out as in fixtures/ (workspace beside it, scripts
+    one level up), without the report it is asked to write."""
+    agents = tmp_path / "agents"
+    shutil.copytree(QUICKSTART.parent / "quickstart-workspace", agents / "quickstart-workspace")
+    (agents / "quickstart-workspace" / "report.md").unlink(missing_ok=True)
+    shutil.copy(GATED, agents / "gated.yaml")
+    shutil.copytree(REPO / "fixtures" / "scripts", tmp_path / "scripts")
+    return agents / "gated.yaml"
+
+
+def test_run_with_standing_rules_in_ci(tmp_path: Path) -> None:
+    """No terminal: the rules decide what they cover, `deny` (the default) the rest."""
+    trace = tmp_path / "trace.jsonl"
+    ran = govrun("run", gated_copy(tmp_path), "-o", trace, "--approvals", CI_RULES)
+    assert ran.code == 0, ran.flat
+    decided = [e for e in events_of(trace) if e["type"] == "approval_decided"]
+    assert [(e["tool"], e["decision"], e["via"], e["approver"]) for e in decided] == [
+        ("write_file", "approve", "rule", f"rules:{CI_RULES}#reports-ok"),
+        ("delete_file", "reject", "rule", f"rules:{CI_RULES}#no-deletes"),
+    ]
+    assert decided[1]["reason"] == "deleting needs a person; run it on a terminal"
+    assert f"write_file approve by rules:{CI_RULES}#reports-ok (rule)" in ran.flat
+    assert (tmp_path / "agents" / "quickstart-workspace" / "report.md").exists()
+
+
+def test_run_standing_rules_fall_back_to_the_approver(tmp_path: Path) -> None:
+    script = (REPO / "fixtures/scripts/hello_file.yaml").read_text()
+    manifest = write_agent(tmp_path, ASKING, script)
+    (tmp_path / "rules.yaml").write_text(
+        "rules:\n  - {id: md-ok, tools: [write_file], when: {path: {glob: '*.md'}}, "
+        "decision: approve}\n"
+    )
+    trace = tmp_path / "trace.jsonl"
+    ran = govrun("run", manifest, "-o", trace, "--approvals", tmp_path / "rules.yaml")
+    assert ran.code == 0, ran.flat
+    (decided,) = [e for e in events_of(trace) if e["type"] == "approval_decided"]
+    assert (decided["decision"], decided["via"]) == ("reject", "deny")  # hello.txt: no rule
+
+
+def test_run_bad_rules_file(tmp_path: Path) -> None:
+    script = (REPO / "fixtures/scripts/hello_file.yaml").read_text()
+    manifest = write_agent(tmp_path, ASKING, script)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {id: w, tools: [write_fil], decision: allow}\n")
+    ran = govrun("run", manifest, "-o", tmp_path / "t.jsonl", "--approvals", rules)
+    assert ran.code == 2
+    assert f"{rules} is not a valid approval rules file (2 problems)" in ran.flat
+    assert f"{rules}:2:21 rules[0].tools[0]: " in ran.flat
+    assert "did you mean 'write_file'?" in ran.flat
+    assert f"{rules}:2:33 rules[0].decision: " in ran.flat
+    assert "did you mean 'approve'?" in ran.flat
+    assert not (tmp_path / "t.jsonl").exists()
+    ran = govrun("run", manifest, "-o", tmp_path / "t.jsonl", "--approvals", tmp_path / "no.yaml")
+    assert ran.code == 2
+    assert "approval rules file not found" in ran.flat
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            (),
+            "--approve prompt needs a terminal to ask on, but neither standard input nor "
+            "output is a terminal",
+        ),
+        (("--json",), "--approve prompt cannot be used with --json"),
+    ],
+)
+def test_run_prompt_without_a_terminal_is_refused(
+    tmp_path: Path, options: tuple[str, ...], message: str
+) -> None:
+    trace = tmp_path / "t.jsonl"
+    ran = govrun("run", MINIMAL, "-o", trace, "--approve", "prompt", *options)
+    assert ran.code == 2
+    assert f"error: {message}" in ran.flat
+    assert "--approvals RULES.yaml" in ran.flat
+    assert not trace.exists()
+
+
+def test_run_without_a_terminal_never_waits_for_input(tmp_path: Path) -> None:
+    """Real pipes, stdin left open: an `ask` call is rejected at once (deny), not prompted."""
+    script = (REPO / "fixtures/scripts/hello_file.yaml").read_text()
+    manifest = write_agent(tmp_path, ASKING, script)
+    trace = tmp_path / "trace.jsonl"
+    entry = "from cli.main import main; main()"
+    with (tmp_path / "out.txt").open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-c", entry, "run", str(manifest), "-o", str(trace)],
+            stdin=subprocess.PIPE,  # open and silent: a prompt would wait forever
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+        try:
+            code = process.wait(timeout=60)
+        finally:
+            process.kill()
+            process.stdin.close()
+    shown = (tmp_path / "out.txt").read_text()
+    assert code == 0, shown
+    (decided,) = [e for e in events_of(trace) if e["type"] == "approval_decided"]
+    assert (decided["decision"], decided["via"]) == ("reject", "deny")
+
+
+def test_run_prompts_on_a_terminal_with_the_manifest_timeout(tmp_path: Path) -> None:
+    """On a real pseudo-terminal `prompt` is the default; nobody answers, so after the
+    manifest's `approvals.timeout_s` its `on_timeout` for the call's risk decides."""
+    pexpect = pytest.importorskip("pexpect")
+
+    script = (REPO / "fixtures/scripts/hello_file.yaml").read_text()
+    approvals = "approvals: {identity: alice, timeout_s: 1, on_timeout: {medium: approve}}\n"
+    manifest = write_agent(tmp_path, ASKING + approvals, script)
+    trace = tmp_path / "trace.jsonl"
+    child = pexpect.spawn(
+        sys.executable,
+        ["-c", "from cli.main import main; main()", "run", str(manifest), "-o", str(trace)],
+        cwd=str(tmp_path),
+        dimensions=(40, 120),
+        timeout=30,
+        encoding="utf-8",
+    )
+    child.expect("Approval needed")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    (decided,) = [e for e in events_of(trace) if e["type"] == "approval_decided"]
+    assert (decided["decision"], decided["via"]) == ("approve", "timeout")
+    assert "alice" in decided["approver"]
+    assert "no answer within 1s" in decided["reason"]
+    assert (tmp_path / "ws" / "hello.txt").exists()
+
+
+def test_run_approver_identity(tmp_path: Path) -> None:
+    script = (REPO / "fixtures/scripts/hello_file.yaml").read_text()
+    manifest = write_agent(tmp_path, ASKING + "approvals: {identity: alice}\n", script)
+    approvers = []
+    for options in ((), ("--approver", "bob")):
+        trace = tmp_path / f"t{len(approvers)}.jsonl"
+        assert govrun("run", manifest, "-o", trace, "--approve", "auto", *options).code == 0
+        (decided,) = [e for e in events_of(trace) if e["type"] == "approval_decided"]
+        approvers.append(decided["approver"])
+    assert approvers == ["alice", "bob"]
+
+
+def test_run_signs_approvals_with_the_given_key(tmp_path: Path) -> None:
+    from runtime.signing import init_key
+
+    signer = init_key(tmp_path / "keys" / "me.pem")
+    script = (REPO / "fixtures/scripts/hello_file.yaml").read_text()
+    manifest = write_agent(tmp_path, ASKING, script)
+    trace = tmp_path / "t.jsonl"
+    ran = govrun("run", manifest, "-o", trace, "--approve", "auto", "--key", signer.source[5:])
+    assert ran.code == 0, ran.flat
+    (decided,) = [e for e in events_of(trace) if e["type"] == "approval_decided"]
+    assert decided["key_fingerprint"] == signer.fingerprint
+    ran = govrun("run", manifest, "-o", tmp_path / "u.jsonl", "--key", tmp_path / "nokey.pem")
+    assert ran.code == 2
+    assert "cannot read signing key" in ran.flat
+    assert not (tmp_path / "u.jsonl").exists()
 
 
 # --- policy explain ---------------------------------------------------------------------------

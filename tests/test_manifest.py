@@ -92,6 +92,23 @@ def test_realistic_fixture_exercises_every_supported_feature() -> None:
     assert interrupts.repeat_call and interrupts.argument_size and interrupts.forbidden_sequences
     assert all(v is not None for v in manifest.budgets.model_dump().values())
     assert manifest.secrets == ["GITHUB_TOKEN"]
+    approvals = manifest.approvals
+    assert approvals.identity and approvals.timeout_s
+    assert set(approvals.on_timeout.model_dump().values()) == {"approve", "reject"}
+    assert {tool.approval for tool in manifest.tools} == {"policy", "always"}
+
+
+def test_approvals_are_supported() -> None:
+    """`approvals:` and per-tool `approval:` landed: no longer reserved."""
+    assert "approvals" not in NOT_SUPPORTED_YET
+    assert "tools[].approval" not in NOT_SUPPORTED_YET
+    text = (
+        f"name: x\n{OPENAI}tools: [{{name: t, uses: fs.write, scope: {{roots: [x]}}, "
+        "approval: always}]\napprovals: {identity: alice, timeout_s: 30, on_timeout: approve}\n"
+    )
+    manifest = parse_manifest(text, env={})
+    assert manifest.tools[0].approval == "always"
+    assert manifest.approvals.on_timeout.high == "approve"
 
 
 def test_there_is_an_invalid_fixture_per_common_mistake() -> None:
@@ -495,6 +512,17 @@ def test_schema_header_and_stability() -> None:
     assert list(schema) == sorted(schema)
     for keyword in ('"gt"', '"ge"', '"min_length"'):  # pydantic names that JSON Schema ignores
         assert keyword not in json.dumps(schema)
+
+
+def test_schema_describes_approvals(validator: jsonschema.Draft202012Validator) -> None:
+    defs = manifest_json_schema()["$defs"]
+    assert set(defs["Approvals"]["properties"]) == {"identity", "timeout_s", "on_timeout"}
+    assert defs["ToolSpec"]["properties"]["approval"]["enum"] == ["policy", "always"]
+    base = {"name": "x", "model": {"provider": "openai", "name": "m"}}
+    for on_timeout in ("reject", {"low": "approve"}):
+        approvals = {"timeout_s": 5, "on_timeout": on_timeout}
+        assert list(validator.iter_errors({**base, "approvals": approvals})) == []
+    assert list(validator.iter_errors({**base, "approvals": {"on_timeout": "deny"}}))
 
 
 @pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)

@@ -697,3 +697,20 @@ def test_the_cli_does_not_depend_on_the_working_folder(
     result = invoke(str(agent), "read_file", '{"path": "notes.txt"}')
     assert result.exit_code == 0, result.output
     assert "ALLOW" in result.output
+
+
+def test_policy_hash_covers_per_tool_approval_gates(tmp_path: Path) -> None:
+    from runtime.manifest import parse_manifest
+
+    (tmp_path / "s.yaml").write_text("- content: hi\n")
+    (tmp_path / "ws").mkdir(exist_ok=True)
+
+    def hash_with(approval: str) -> str:
+        text = (
+            "name: a\nmodel: {provider: scripted, script: s.yaml}\ntools:\n"
+            f"  - {{name: w, uses: fs.write, scope: {{roots: [ws]}}, approval: {approval}}}\n"
+            "policy: {rules: [{id: writes, tools: [w], effect: allow}]}\n"
+        )
+        return PolicyEngine(parse_manifest(text, base_dir=tmp_path)).policy_hash
+
+    assert hash_with("always") != hash_with("policy")

@@ -1,4 +1,9 @@
-"""`govrun run`: the governed loop with a live view, Ctrl-C pause, and a final summary."""
+"""`govrun run`: the governed loop with a live view, Ctrl-C pause, and a final summary.
+
+Who decides `ask` calls: the person at the terminal (`--approve prompt`, the default on a
+terminal), nobody (`deny`, the default without one: no run ever waits for input) or
+`auto`; `--approvals RULES.yaml` puts standing decisions in front of whichever it is.
+"""
 
 from __future__ import annotations
 
@@ -21,12 +26,15 @@ from rich.table import Table
 from cli.console import err, handle_errors, out
 
 if TYPE_CHECKING:
+    from runtime.approval_rules import ApprovalRules
     from runtime.guards import Counters
     from runtime.loop import RunResult
     from runtime.manifest import Budgets, Manifest
+    from runtime.ports import Approver
 
 
 class ApproveMode(StrEnum):
+    prompt = "prompt"
     auto = "auto"
     deny = "deny"
 
@@ -106,14 +114,37 @@ def run(
         typer.Option("-o", "--output", help="Trace path; default runs/<agent>-<timestamp>.jsonl."),
     ] = None,
     approve: Annotated[
-        ApproveMode,
+        ApproveMode | None,
         typer.Option(
-            help="Who decides `ask` calls: auto approves (recorded as automatic), deny rejects."
+            help="Who decides `ask` calls: prompt asks at the terminal (default on one), deny "
+            "rejects (default without one), auto approves (recorded as automatic).",
+            show_default=False,
         ),
-    ] = ApproveMode.deny,
+    ] = None,
+    approvals: Annotated[
+        Path | None,
+        typer.Option(
+            "--approvals",
+            metavar="RULES.yaml",
+            help="Standing approval rules tried first: the first rule matching an `ask` call "
+            "approves or rejects it; other calls go to --approve.",
+        ),
+    ] = None,
     approver: Annotated[
         str | None,
-        typer.Option(help="Approver identity recorded with each decision (default: user@host)."),
+        typer.Option(
+            help="Approver identity recorded with each decision (default: the manifest's "
+            "approvals.identity, else user@host)."
+        ),
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key",
+            metavar="KEY.pem",
+            help="Sign approvals and the trace seal with this Ed25519 private key (default: "
+            "yours from `govrun keys init`, else a key for this run only).",
+        ),
     ] = None,
     durability: Annotated[
         DurabilityMode | None,
@@ -127,16 +158,24 @@ def run(
     ] = False,
 ) -> None:
     """Run an agent under the governed loop and record every step in a trace."""
-    from runtime.approval import StopOperator, approver_for, local_identity
+    from runtime.approval import StopOperator, local_identity
+    from runtime.approval_rules import load_approval_rules
     from runtime.manifest import load_manifest
     from runtime.ports import Control
     from runtime.run import run_agent
+    from runtime.signing import Signer
 
     m = load_manifest(manifest)
     task = _read_task(input)
-    who = approver or local_identity()
+    identity = approver or m.approvals.identity
+    who = identity or local_identity()
     control = Control()
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not json_events
+    mode = approve or (ApproveMode.prompt if interactive else ApproveMode.deny)
+    if mode is ApproveMode.prompt and not interactive:
+        _refuse_prompt(json_events)
+    rules = load_approval_rules(approvals, manifest=m) if approvals else None
+    signer = Signer.load(key) if key else None
     observers = []
     live: Live | None = None
     if json_events:
@@ -152,20 +191,69 @@ def run(
 
         observers.append(PlainLog(err).observe)
     operator = TerminalOperator(out, live, who) if interactive else StopOperator()
+    decider = _approver(mode, m, identity=identity, who=who, live=live, rules=rules)
     with _ctrl_c_pauses(control, interactive, who), live or contextlib.nullcontext():
         result = run_agent(
             m,
             task=task,
             trace_path=output,
-            approver=approver_for(approve.value, approver),
+            approver=decider,
             operator=operator,
             control=control,
             observers=observers,
             durability=durability.value if durability else None,
             manifest_path=manifest,
+            signer=signer,
         )
     _summary(result, m, err if json_events else out)
     raise typer.Exit(0 if result.status == "completed" else 1)
+
+
+def _refuse_prompt(json_events: bool) -> None:
+    """``--approve prompt`` where nobody can answer: refuse before anything runs."""
+    from runtime.errors import GovrunError
+
+    choices = "--approvals RULES.yaml for standing decisions, --approve deny or --approve auto"
+    if json_events:
+        raise GovrunError(
+            "--approve prompt cannot be used with --json: standard output carries the events",
+            hint=f"Use {choices}.",
+        )
+    ttys = {"standard input": sys.stdin.isatty(), "standard output": sys.stdout.isatty()}
+    missing = [name for name, tty in ttys.items() if not tty]
+    which = f"{missing[0]} is" if len(missing) == 1 else "neither standard input nor output is"
+    raise GovrunError(
+        f"--approve prompt needs a terminal to ask on, but {which} a terminal",
+        hint=f"Nobody could answer, so the run would wait forever. Use {choices} "
+        "(deny is the default without a terminal).",
+    )
+
+
+def _approver(
+    mode: ApproveMode,
+    m: Manifest,
+    *,
+    identity: str | None,
+    who: str,
+    live: Live | None,
+    rules: ApprovalRules | None,
+) -> Approver:
+    """The approver for ``mode``, behind the standing rules if any. (The loop puts the
+    manifest's ``approvals.timeout_s`` on every request.)"""
+    from runtime.approval import approver_for
+
+    if mode is ApproveMode.prompt:
+        from cli.approval_prompt import TerminalApprover
+
+        on_timeout = m.approvals.on_timeout.model_dump()
+        decider: Approver = TerminalApprover(out, identity=who, live=live, on_timeout=on_timeout)
+    else:
+        decider = approver_for(mode.value, identity)
+    if rules is not None:
+        from runtime.approval_rules import RulesApprover
+
+        decider = RulesApprover(rules, manifest=m, fallback=decider)
+    return decider
 
 
 def _read_task(value: str | None) -> str | None:

@@ -1,0 +1,18 @@
+"""Suite-wide isolation: no test reads or writes the developer's real govrun config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _private_govrun_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A fresh GOVRUN_HOME per test, so a signing key in ~/.config/govrun never signs a
+    test's approvals (and a test's `keys init` never lands there)."""
+    home = tmp_path_factory.mktemp("govrun-home")
+    monkeypatch.setenv("GOVRUN_HOME", str(home))
+    return home
