@@ -14,52 +14,19 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from cli.console import err, out
 from cli.main import app
 from runtime.manifest_yaml import interpolate, load_yaml
+from tests.support import cli as cli_support
+from tests.support.cli import ENV, Ran
 
 REPO = Path(__file__).resolve().parent.parent
 AGENTS = Path("fixtures/agents")  # relative to REPO: what a user types, and short in output
 VALID = sorted(p.relative_to(REPO) for p in (REPO / AGENTS).glob("*.yaml"))
 INVALID = sorted(p.relative_to(REPO) for p in (REPO / AGENTS / "invalid").glob("*.yaml"))
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-ENV = {"COLUMNS": "250", "GOVRUN_TEST_UNSET_URL": None}  # None: unset for the command
-
-
-class Ran:
-    """A finished CLI invocation: exit code, stdout and stderr without colour codes."""
-
-    def __init__(self, result: Any) -> None:
-        self.code: int = result.exit_code
-        self.out = ANSI.sub("", result.stdout)
-        self.err = ANSI.sub("", result.stderr)
-        self.exception = result.exception
-
-    @property
-    def flat(self) -> str:
-        """stdout and stderr with every run of whitespace made one space (undoes wrapping)."""
-        return " ".join(f"{self.out}\n{self.err}".split())
-
-    def assert_clean(self) -> None:
-        """No Python traceback: only govrun's own messages and exit codes."""
-        assert "Traceback" not in self.out + self.err, self.out + self.err
-        assert self.exception is None or isinstance(self.exception, SystemExit), repr(
-            self.exception
-        )
 
 
 def govrun(*args: object) -> Ran:
-    ran = Ran(CliRunner().invoke(app, [str(a) for a in args], env=ENV))
-    ran.assert_clean()
-    return ran
-
-
-@pytest.fixture(autouse=True)
-def _console_width_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """rich fixes a console's width when it is created if COLUMNS is set then; let the
-    COLUMNS each invocation passes decide, so output wraps the same wherever tests run."""
-    for console in (out, err):
-        monkeypatch.setattr(console, "_width", None)
+    return cli_support.govrun(*args, env={"GOVRUN_TEST_UNSET_URL": None})
 
 
 @pytest.fixture(autouse=True)

@@ -15,55 +15,16 @@ from typing import Any
 
 import orjson
 import pytest
-from typer.testing import CliRunner
 
-from cli.console import err, out
-from cli.main import app
 from runtime import __version__
 from runtime.events import parse_event
+from tests.support.cli import Ran, govrun
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = REPO / "fixtures" / "agents" / "quickstart.yaml"
 MINIMAL = REPO / "fixtures" / "agents" / "minimal.yaml"
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-ENV = {"COLUMNS": "250"}
+
 HEAD_LINE = re.compile(r"^head ([0-9a-f]{64})$", re.MULTILINE)
-
-
-class Ran:
-    """A finished CLI invocation: exit code, stdout and stderr without colour codes."""
-
-    def __init__(self, result: Any) -> None:
-        self.code: int = result.exit_code
-        self.out = ANSI.sub("", result.stdout)
-        self.err = ANSI.sub("", result.stderr)
-        self.exception = result.exception
-
-    @property
-    def flat(self) -> str:
-        """stdout and stderr with every run of whitespace made one space (undoes wrapping)."""
-        return " ".join(f"{self.out}\n{self.err}".split())
-
-    def assert_clean(self) -> None:
-        """No Python traceback: only govrun's own messages and exit codes."""
-        assert "Traceback" not in self.out + self.err, self.out + self.err
-        assert self.exception is None or isinstance(self.exception, SystemExit), repr(
-            self.exception
-        )
-
-
-def govrun(*args: object) -> Ran:
-    ran = Ran(CliRunner().invoke(app, [str(a) for a in args], env=ENV))
-    ran.assert_clean()
-    return ran
-
-
-@pytest.fixture(autouse=True)
-def _console_width_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """rich fixes a console's width when it is created if COLUMNS is set then; let the
-    COLUMNS each invocation passes decide, so output wraps the same wherever tests run."""
-    for console in (out, err):
-        monkeypatch.setattr(console, "_width", None)
 
 
 def events_of(path: Path) -> list[dict[str, Any]]:

@@ -16,10 +16,8 @@ from typing import Any
 
 import orjson
 import pytest
-from typer.testing import CliRunner
 
-from cli.console import err, out
-from cli.main import app
+from tests.support.cli import govrun
 from tests.support.traces import rechain
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,45 +25,8 @@ TRACES = REPO / "fixtures" / "traces"
 COMPLETE_HEAD = "de5ed17b63db41da3576560f298f57f9aae4c9946adaf2c5674120b52b53ac62"
 TORN_HEAD = "060dfa63c481e910f4f250804a160990e60651de3288936b253aee5b414a3c30"
 BLOB = "d48d77c09b0a75472ab6a1a27a49b009f2357969e5eca9886514d44502247975"
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-ENV = {"COLUMNS": "250"}
+
 ENTRY = "from cli.main import main; main()"
-
-
-class Ran:
-    """A finished CLI invocation: exit code, stdout and stderr without colour codes."""
-
-    def __init__(self, result: Any) -> None:
-        self.code: int = result.exit_code
-        self.out = ANSI.sub("", result.stdout)
-        self.err = ANSI.sub("", result.stderr)
-        self.exception = result.exception
-
-    @property
-    def flat(self) -> str:
-        """stdout and stderr with every run of whitespace made one space (undoes wrapping)."""
-        return " ".join(f"{self.out}\n{self.err}".split())
-
-    def assert_clean(self) -> None:
-        """No Python traceback: only govrun's own messages and exit codes."""
-        assert "Traceback" not in self.out + self.err, self.out + self.err
-        assert self.exception is None or isinstance(self.exception, SystemExit), repr(
-            self.exception
-        )
-
-
-def govrun(*args: object) -> Ran:
-    ran = Ran(CliRunner().invoke(app, [str(a) for a in args], env=ENV))
-    ran.assert_clean()
-    return ran
-
-
-@pytest.fixture(autouse=True)
-def _console_width_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """rich fixes a console's width when it is created if COLUMNS is set then; let the
-    COLUMNS each invocation passes decide, so output wraps the same wherever tests run."""
-    for console in (out, err):
-        monkeypatch.setattr(console, "_width", None)
 
 
 def events_of(path: Path) -> list[dict[str, Any]]:
