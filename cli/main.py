@@ -14,6 +14,7 @@ from typing import Annotated
 import orjson
 import typer
 
+from cli.commands.keys import keys_app
 from cli.commands.policy import policy_app
 from cli.commands.run import run as run_command
 from cli.console import err, handle_errors, out
@@ -48,6 +49,7 @@ def _root(
 
 app.command(name="run")(run_command)
 app.add_typer(policy_app, name="policy")
+app.add_typer(keys_app, name="keys")
 
 ManifestPath = Annotated[
     Path, typer.Argument(help="The agent manifest (YAML).", metavar="AGENT.yaml")
@@ -105,13 +107,26 @@ def verify(
             "cut short or re-chained."
         ),
     ] = None,
+    trusted_keys: Annotated[
+        Path | None,
+        typer.Option(
+            "--trusted-keys",
+            metavar="FILE",
+            help="Public keys allowed to sign approvals and the seal, one per line (base64 "
+            "key or sha256: fingerprint, then the owner's name). Without it, valid "
+            "signatures prove integrity, not identity.",
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
 ) -> None:
-    """Prove a trace was not altered. Exit 0 only for an intact, complete trace."""
+    """Prove a trace was not altered and its approvals were signed. Exit 0 only for an
+    intact, complete trace whose approvals hold."""
     from cli.render.verify import render_verify
+    from runtime.signing import load_trusted_keys
     from runtime.verify import verify_trace
 
-    report = verify_trace(trace, head=head)
+    trusted = load_trusted_keys(trusted_keys) if trusted_keys is not None else None
+    report = verify_trace(trace, head=head, trusted_keys=trusted)
     render_verify(report, as_json=json_output)
     if report.problem is not None and report.problem.kind == "not_a_trace":
         raise typer.Exit(2)  # bad input, not a failed check

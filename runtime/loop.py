@@ -467,50 +467,35 @@ class GovernedLoop:
         detail: dict[str, Any] | None = None,
         failure_class: str | None = None,
     ) -> None:
+        """Record the interrupt; a stop ends the run, a pause asks the operator, whose
+        answer is recorded as an operator interrupt of its own."""
         stop_class = failure_class or "operator_stop"
-        if action == "stop":
-            self._emit(
-                ev.Interrupt,
-                kind=kind,
-                rule=rule,
-                action="stop",
-                reason=reason,
-                by=by,
-                detail=detail or {},
-                failure_class=stop_class,
-            )
-            raise RunEnded("stopped", stop_class, reason)
+        stopping = action == "stop"
         self._emit(
             ev.Interrupt,
             kind=kind,
             rule=rule,
-            action="pause",
+            action=action,
             reason=reason,
             by=by,
             detail=detail or {},
+            failure_class=stop_class if stopping else None,
         )
+        if stopping:
+            raise RunEnded("stopped", stop_class, reason)
         choice = self.operator.on_pause(reason)
-        who = getattr(self.operator, "identity", "operator")
-        if choice == "resume":
-            self._emit(
-                ev.Interrupt,
-                kind="operator",
-                rule=rule,
-                action="resume",
-                reason="operator resumed the run",
-                by=who,
-            )
-            return
+        resumed = choice == "resume"
         self._emit(
             ev.Interrupt,
             kind="operator",
             rule=rule,
-            action="stop",
-            reason="operator stopped the run",
-            by=who,
-            failure_class=stop_class,
+            action=choice,
+            reason=f"operator {'resumed' if resumed else 'stopped'} the run",
+            by=getattr(self.operator, "identity", "operator"),
+            failure_class=None if resumed else stop_class,
         )
-        raise RunEnded("stopped", stop_class, f"stopped after pause: {reason}")
+        if not resumed:
+            raise RunEnded("stopped", stop_class, f"stopped after pause: {reason}")
 
     # --- recording ------------------------------------------------------------------------
 

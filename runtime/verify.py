@@ -7,11 +7,19 @@ is last and states the right count and head. A trace that is intact but ends ear
 line or no ``run_finished``) is a crash, not tampering, and is reported as such. A chain
 alone cannot show that trailing events were cut off; ``head=`` checks against a head hash
 kept elsewhere (``govrun run`` prints it).
+
+Once the chain holds (or ends as a crash), the approval audit (:mod:`runtime.audit`) checks
+the typed events the walk verified, kept as it goes (only those it reads) rather than read
+again: one pass, and no window in which the file could change between check and audit: signed
+approvals, approvals that cover exactly the calls that ran, and the seal on
+``run_finished``. ``trusted_keys=`` pins the keys that may sign (and then a finished trace
+must be sealed). Without trusted keys, a trace with no approval, no call sent to the gate
+and no seal skips the audit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +27,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import ValidationError
 
+from runtime.audit import ApprovalAudit, AuditFeed, audit_approvals
 from runtime.errors import TraceError
 from runtime.events import EVENT_ADAPTER, SCHEMA_MAJOR, ZERO_HASH
 from runtime.trace import (
@@ -45,6 +54,7 @@ ProblemKind = Literal[
     "unfinished",
     "head_mismatch",
     "not_a_trace",
+    "approval",
 ]
 
 CRASH_KINDS = frozenset({"torn", "unfinished"})
@@ -77,6 +87,11 @@ class VerifyReport:
     finished: bool
     problem: Problem | None
     head_checked: bool = False
+    approvals: ApprovalAudit | None = None
+    """The approval audit; None when its chain is broken, or when no trusted keys were
+    given and it has nothing to audit (no approval, no call sent to the gate, no seal)."""
+    trusted_checked: bool = False
+    """Whether trusted keys were given."""
 
     @property
     def ok(self) -> bool:
@@ -97,18 +112,28 @@ class _Found(Exception):
         self.problem = problem
 
 
-def verify_trace(path: str | Path, *, head: str | None = None) -> VerifyReport:
-    """Verify a trace file. Raises :class:`TraceError` only when it cannot be read at all
-    (missing, or written by a newer major schema)."""
-    return _Verifier(Path(path), head).run()
+def verify_trace(
+    path: str | Path,
+    *,
+    head: str | None = None,
+    trusted_keys: Mapping[str, str] | None = None,
+) -> VerifyReport:
+    """Verify a trace file. ``trusted_keys`` (fingerprint -> owner, as
+    :func:`runtime.signing.load_trusted_keys` returns) pins who may sign approvals and the
+    seal; without it valid signatures prove integrity, not identity. Raises
+    :class:`TraceError` only when the file cannot be read at all (missing, or written by a
+    newer major schema)."""
+    return _Verifier(Path(path), head, trusted_keys).run()
 
 
 class _Verifier:
-    def __init__(self, path: Path, head: str | None) -> None:
+    def __init__(self, path: Path, head: str | None, trusted: Mapping[str, str] | None) -> None:
         if not path.is_file():
             raise TraceError(f"{path}: no such trace file.")
         self.path = path
         self.expect_head = head
+        self.trusted = trusted
+        self.feed = AuditFeed()  # what the approval audit reads of the verified events
         self.blob_folder = blob_dir(path)
         self.prev = ZERO_HASH
         self.expected = 0
@@ -133,6 +158,14 @@ class _Verifier:
                 )
         if problem is None:
             problem = self._ending()
+        audit = None
+        if (self.feed.needed or self.trusted is not None) and (
+            problem is None or problem.is_crash or problem.kind == "head_mismatch"
+        ):
+            audit = audit_approvals(self.feed.events, trusted=self.trusted)
+            if audit.violations and (problem is None or problem.is_crash):
+                # tampering outranks a crash: "nothing was altered" would be false
+                problem = _approval_problem(audit)
         return VerifyReport(
             path=self.path,
             events=self.expected,
@@ -142,6 +175,8 @@ class _Verifier:
             finished=self.finished_line is not None,
             problem=problem,
             head_checked=self.expect_head is not None,
+            approvals=audit,
+            trusted_checked=self.trusted is not None,
         )
 
     def _walk(self, lines: Iterator[tuple[int, int, bytes, bool]]) -> None:
@@ -256,6 +291,7 @@ class _Verifier:
             ) from None
         if event.type == "run_finished":
             self._check_finish(event, line_no)
+        self.feed.add(event)
         self.prev = claimed
         self.expected += 1
 
@@ -386,6 +422,12 @@ class _Verifier:
 
     def _last(self) -> str:
         return str(self.expected - 1) if self.expected else "none"
+
+
+def _approval_problem(audit: ApprovalAudit) -> Problem:
+    first, more = audit.violations[0], len(audit.violations) - 1
+    also = f" (and {more} more approval problem{'s' if more != 1 else ''})" if more else ""
+    return Problem("approval", first.seq + 1, first.seq, first.message + also)
 
 
 def _looks_like_trace(path: Path, lines: int = 8) -> bool:
