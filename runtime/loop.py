@@ -514,33 +514,30 @@ class GovernedLoop:
             self.c.steps += 1
             self._close_step("stop" if end.status == "stopped" else "failed")
         c = self._counters()
-        sealed = {
-            "run_id": self.trace.run_id,
-            "event_count": self.trace.seq + 1,  # this event included
-            "head": self.trace.head,
-        }
-        self._emit(
-            ev.RunFinished,
-            status=end.status,
-            failure_class=end.failure_class,
-            reason=end.reason,
-            steps=c.steps,
-            event_count=sealed["event_count"],
-            head=sealed["head"],
-            final_answer=end.answer,
-            totals={
-                "model_calls": c.model_calls,
-                "tool_calls": c.tool_calls,
-                "prompt_tokens": c.prompt_tokens,
-                "completion_tokens": c.completion_tokens,
-                "tokens": c.tokens,
-                "cost_usd": round(c.cost_usd, 8),
-                "denials": c.denials,
-                "approvals": c.approvals,
-                "duration_ms": _ms(c.elapsed_s),
-            },
-            seal=self._signed(seal_message(sealed)),
+        outcome = self.trace.redact(
+            {  # sign exactly the values the trace will store
+                "status": end.status,
+                "failure_class": end.failure_class,
+                "reason": end.reason,
+                "steps": c.steps,
+                "event_count": self.trace.seq + 1,  # this event included
+                "head": self.trace.head,
+                "final_answer": end.answer,
+                "totals": {
+                    "model_calls": c.model_calls,
+                    "tool_calls": c.tool_calls,
+                    "prompt_tokens": c.prompt_tokens,
+                    "completion_tokens": c.completion_tokens,
+                    "tokens": c.tokens,
+                    "cost_usd": round(c.cost_usd, 8),
+                    "denials": c.denials,
+                    "approvals": c.approvals,
+                    "duration_ms": _ms(c.elapsed_s),
+                },
+            }
         )
+        seal = self._signed(seal_message({**outcome, "run_id": self.trace.run_id}))
+        self._emit(ev.RunFinished, **outcome, seal=seal)
 
     def _signed(self, message: bytes) -> dict[str, str]:
         """The signature over ``message`` and the key that made it, as recorded."""

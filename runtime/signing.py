@@ -4,8 +4,8 @@ What is signed is a domain-separated, canonical byte string built from named fie
 signature can neither be replayed as another kind of record nor survive a change to any
 field it covers. An approval covers the run, step, call, the hash of the exact call, the
 hash of the policy in force, the decision and how it was reached; a seal covers the run
-id, the event count and the head hash, so cutting events off the end or re-chaining an
-edited trace is detected without the seal key.
+id, the event count, the head hash and the stated outcome, so cutting events off the end,
+re-chaining an edited trace, or editing the outcome is detected without the seal key.
 
 A key that only the trace itself carries proves integrity, not identity: only a public
 key pinned outside the trace (``verify --trusted-keys``) says *who* signed.
@@ -43,8 +43,20 @@ APPROVAL_FIELDS = (
 )
 """The fields of an ``approval_decided`` event that its signature covers."""
 
-SEAL_FIELDS = ("run_id", "event_count", "head")
-"""The fields of a ``run_finished`` event that its seal covers."""
+SEAL_FIELDS = (
+    "run_id",
+    "event_count",
+    "head",
+    "status",
+    "failure_class",
+    "reason",
+    "steps",
+    "final_answer",
+    "totals",
+)
+"""The fields of a ``run_finished`` event that its seal covers: where the trace ends, and
+the outcome it states (the last event's hash is referenced by nothing after it, so
+without this an edited outcome could be re-hashed unnoticed)."""
 
 _APPROVAL_DOMAIN = b"govrun-approval-v1\n"
 _SEAL_DOMAIN = b"govrun-seal-v1\n"

@@ -108,6 +108,8 @@ def altered(value: Any) -> Any:
         return value + 1
     if value is None:
         return "x"
+    if isinstance(value, dict):
+        return {**value, "tokens": value.get("tokens", 0) + 1}
     return value + "x"
 
 

@@ -119,7 +119,10 @@ def _signers(audit: ApprovalAudit) -> list[str]:
         sources.setdefault(audit.seal_fingerprint, audit.seal_key_source)
     lines = []
     for fp, owner in audit.signers.items():
-        who = escape(owner) if owner else "[yellow]not pinned[/]"
+        if owner is None:
+            who = "[yellow]not pinned[/]"
+        else:  # a trusted-keys line without a name gives the fingerprint as owner
+            who = "pinned" if owner == fp else f"{escape(owner)} (pinned)"
         source = f" ({escape(_source(sources[fp]))})" if fp in sources else ""
         lines.append(f"{fp} {who}{source}")
     return lines
