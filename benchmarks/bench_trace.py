@@ -43,10 +43,15 @@ from runtime.events import (
     Verification,
 )
 from runtime.ports import SystemClock
+from runtime.signing import SEAL_FIELDS, Signer, approval_message, seal_message
+from runtime.toolbox import call_hash
 from runtime.trace import TraceIndex, TraceWriter
 from runtime.verify import verify_trace
 
 REPS = 3
+RUN_ID = "run-bench"
+SIGNER = Signer.ephemeral()
+"""Approvals in the synthetic run are signed and the run sealed, as the loop does."""
 RESULTS = Path(__file__).resolve().parent / "results" / "trace.json"
 TARGET_WRITER_RATIO = 3.0
 TARGET_VERIFY_EPS = 100_000
@@ -162,18 +167,31 @@ def build_events(n: int) -> list[Event]:
                 PolicyDecision(step=step, call_id=call, tool=tool, effect="allow", rule="ws")
             )
             if step % 25 == 0:
+                exact = call_hash(tool, args, step)  # approvals must cover the exact call
+                decided = {
+                    "step": step,
+                    "call_id": call,
+                    "tool": tool,
+                    "call_hash": exact,
+                    "decision": "approve",
+                    "approver": "alice",
+                    "via": "prompt",
+                    "reason": "",
+                    "decided_at": "",
+                    "policy_hash": None,
+                }
+                signature = SIGNER.sign(approval_message({**decided, "run_id": RUN_ID}))
                 batch += [
-                    ApprovalRequested(step=step, call_id=call, tool=tool, call_hash=h),
+                    ApprovalRequested(step=step, call_id=call, tool=tool, call_hash=exact),
                     ApprovalDecided(
-                        step=step,
-                        call_id=call,
-                        tool=tool,
-                        call_hash=h,
-                        decision="approve",
-                        approver="alice",
-                        via="prompt",
+                        **decided,
+                        key_fingerprint=SIGNER.fingerprint,
+                        public_key=SIGNER.public_key,
+                        key_source=SIGNER.source,
+                        signature=signature,
                     ),
                 ]
+                h = exact
             evidence = {"path": args["path"], "sha256": h}
             batch += [
                 ToolStarted(step=step, call_id=call, tool=tool, arguments=args, call_hash=h),
@@ -221,13 +239,26 @@ def main() -> None:
 
         def write_trace(rep: int) -> None:
             path = folder / f"run-{rep}.jsonl"
-            with TraceWriter(path, run_id="run-bench", clock=SystemClock()) as writer:
+            with TraceWriter(path, run_id=RUN_ID, clock=SystemClock()) as writer:
                 for event in events:
                     writer.append(event)
                 end = RunFinished(
                     status="completed", event_count=writer.seq + 1, head=writer.head, steps=1
                 )
-                writer.append(end)
+                fields = {k: getattr(end, k) for k in SEAL_FIELDS if k != "run_id"}
+                seal = SIGNER.sign(seal_message({**fields, "run_id": RUN_ID}))
+                writer.append(
+                    end.model_copy(
+                        update={
+                            "seal": {
+                                "key_fingerprint": SIGNER.fingerprint,
+                                "public_key": SIGNER.public_key,
+                                "key_source": SIGNER.source,
+                                "signature": seal,
+                            }
+                        }
+                    )
+                )
             traces.append(path)
 
         def floor_models(rep: int) -> None:
@@ -250,7 +281,7 @@ def main() -> None:
         def write_payloads(rep: int) -> None:
             """The loop's hot path, if this TraceWriter has it: payload dicts, no models."""
             path = folder / f"payloads-{rep}.jsonl"
-            with TraceWriter(path, run_id="run-bench", clock=SystemClock()) as writer:
+            with TraceWriter(path, run_id=RUN_ID, clock=SystemClock()) as writer:
                 for event, payload in zip(events, payloads[rep], strict=True):
                     writer.write(type(event), event.step, payload)
 
