@@ -22,17 +22,16 @@ import pytest
 
 from cli.approval_prompt import NO_TERMINAL, TerminalApprover
 from runtime.errors import GovrunError
+from tests.support.pty import WAIT_S, Screen
 
 try:
     import pexpect
 except ImportError:  # reported as a failure by the `spawn` fixture, never skipped
     pexpect = None
 
-WAIT_S = 15.0
 ROWS, COLS = 50, 110
 IDENTITY = "tester@pty"
 MARK = "DECISION "
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-Za-z]|\x1b[=>78]")
 
 DRIVER = r"""
 import json, sys, time
@@ -85,48 +84,12 @@ def request(step: int = 2, tool: str = "write", **fields: Any) -> dict[str, Any]
     return base | fields
 
 
-class Prompt:
+class Prompt(Screen):
     """One driver process on a pseudo-terminal and everything it has shown so far."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
-        env.update(TERM="xterm", COLUMNS=str(COLS), LINES=str(ROWS))
-        self.child = pexpect.spawn(
-            sys.executable,
-            ["-c", DRIVER, json.dumps({"identity": IDENTITY, **spec})],
-            env=env,
-            dimensions=(ROWS, COLS),
-            encoding="utf-8",
-            codec_errors="replace",
-            timeout=WAIT_S,
-        )
-        self.raw = ""
-        self.eof = False
-
-    @property
-    def screen(self) -> str:
-        """Everything shown so far, without escape sequences or carriage returns."""
-        return ANSI.sub("", self.raw).replace("\r", "")
-
-    def _read(self, timeout: float) -> None:
-        try:
-            self.raw += self.child.read_nonblocking(65536, timeout=timeout)
-        except pexpect.TIMEOUT:
-            pass
-        except pexpect.EOF:
-            self.eof = True
-
-    def wait_for(self, text: str, *, after: int = 0, timeout: float = WAIT_S) -> int:
-        """Wait until ``text`` is on screen (after position ``after``); return where."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = self.screen.find(text, after)
-            if found >= 0:
-                return found
-            if self.eof or time.monotonic() > deadline:
-                why = "the process ended" if self.eof else f"{timeout:.0f} s passed"
-                pytest.fail(f"{text!r} never appeared ({why}); screen:\n{self.screen[-3000:]}")
-            self._read(0.1)
+        argv = [sys.executable, "-c", DRIVER, json.dumps({"identity": IDENTITY, **spec})]
+        super().__init__(argv, rows=ROWS, cols=COLS)
 
     def answer(self, line: str, *, after: int = 0) -> int:
         """Wait for the next prompt after ``after``, type ``line`` and Enter there."""

@@ -23,9 +23,9 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from cli.console import err, out
 from cli.main import app
 from runtime.approval import StopOperator, local_identity
+from tests.support.pty import ANSI, WAIT_S, Screen
 
 try:
     import pexpect
@@ -33,8 +33,6 @@ except ImportError:  # reported as a failure by the `spawn` fixture, never skipp
     pexpect = None
 
 ENTRY = "from cli.main import main; main()"
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][0-9A-Za-z]|\x1b[=>]")
-WAIT_S = 15.0  # generous for one screen or one prompt; the whole run takes ~4 s
 ROWS, COLS = 40, 100
 
 
@@ -79,60 +77,14 @@ def verify(trace: Path) -> tuple[int, str]:
     return result.exit_code, " ".join(ANSI.sub("", result.output).split())
 
 
-@pytest.fixture(autouse=True)
-def _console_width_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """rich fixes a console's width when it is created if COLUMNS is set then; let the
-    COLUMNS each invocation passes decide, so output wraps the same wherever tests run."""
-    for console in (out, err):
-        monkeypatch.setattr(console, "_width", None)
-
-
 # --- the terminal ----------------------------------------------------------------------------
 
 
-class Terminal:
+class Terminal(Screen):
     """One `govrun` process on a pseudo-terminal and everything it has shown so far."""
 
     def __init__(self, args: list[str], cwd: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
-        env.update(TERM="xterm", COLUMNS=str(COLS), LINES=str(ROWS))
-        self.child = pexpect.spawn(
-            sys.executable,
-            ["-c", ENTRY, *args],
-            cwd=str(cwd),
-            env=env,
-            dimensions=(ROWS, COLS),
-            encoding="utf-8",
-            codec_errors="replace",
-            timeout=WAIT_S,
-        )
-        self.raw = ""
-        self.eof = False
-
-    @property
-    def screen(self) -> str:
-        """Everything shown so far, without escape sequences or carriage returns."""
-        return ANSI.sub("", self.raw).replace("\r", "")
-
-    def _read(self, timeout: float) -> None:
-        try:
-            self.raw += self.child.read_nonblocking(65536, timeout=timeout)
-        except pexpect.TIMEOUT:
-            pass
-        except pexpect.EOF:
-            self.eof = True
-
-    def wait_for(self, text: str, *, after: int = 0, timeout: float = WAIT_S) -> int:
-        """Wait until ``text`` is on screen (after position ``after``); return where."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = self.screen.find(text, after)
-            if found >= 0:
-                return found
-            if self.eof or time.monotonic() > deadline:
-                why = "the process ended" if self.eof else f"{timeout:.0f} s passed"
-                pytest.fail(f"{text!r} never appeared ({why}); screen:\n{self.screen[-3000:]}")
-            self._read(0.1)
+        super().__init__([sys.executable, "-c", ENTRY, *args], rows=ROWS, cols=COLS, cwd=cwd)
 
     def finish(self, timeout: float = WAIT_S) -> int:
         """Wait for the process to exit; return its exit code (128+N if killed by signal N)."""
