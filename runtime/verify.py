@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from runtime.audit import ApprovalAudit, AuditFeed, audit_approvals
 from runtime.errors import TraceError
-from runtime.events import EVENT_ADAPTER, SCHEMA_MAJOR, ZERO_HASH
+from runtime.events import EVENT_ADAPTER, EVENT_TYPES, SCHEMA_MAJOR, ZERO_HASH
 from runtime.trace import (
     _BLOB_KEY,
     _BLOB_MARK,
@@ -56,6 +56,13 @@ ProblemKind = Literal[
     "not_a_trace",
     "approval",
 ]
+
+_CHECKED_TYPES = frozenset(
+    {"run_finished", "policy_decision", "approval_requested", "approval_decided", "tool_started"}
+)
+"""Events verify reads as typed events (the finish check and the approval audit). Others
+are integrity-checked as bytes and need only a known type: verify proves what was written
+was not altered; readers (show, the inspector) validate every event they display."""
 
 CRASH_KINDS = frozenset({"torn", "unfinished"})
 
@@ -277,8 +284,27 @@ class _Verifier:
         if _BLOB_MARK in raw:
             self._check_blobs(data, seq, line_no)
             data = _resolve_blobs(data, self.blob_folder)
+        kind = data.get("type")
+        if kind not in EVENT_TYPES:
+            raise _Found(
+                Problem(
+                    "invalid_event",
+                    line_no,
+                    seq,
+                    f"seq {seq} (line {line_no}) has unknown type {kind!r}.",
+                )
+            )
+        if kind in _CHECKED_TYPES:  # what the finish check and the approval audit read
+            event = self._typed(data, seq, line_no)
+            if kind == "run_finished":
+                self._check_finish(event, line_no)
+            self.feed.add(event)
+        self.prev = claimed
+        self.expected += 1
+
+    def _typed(self, data: dict[str, Any], seq: int, line_no: int) -> Any:
         try:
-            event = EVENT_ADAPTER.validate_python(data)
+            return EVENT_ADAPTER.validate_python(data)
         except ValidationError as exc:
             raise _Found(
                 Problem(
@@ -289,11 +315,6 @@ class _Verifier:
                     f"({describe_invalid(exc)}).",
                 )
             ) from None
-        if event.type == "run_finished":
-            self._check_finish(event, line_no)
-        self.feed.add(event)
-        self.prev = claimed
-        self.expected += 1
 
     def _out_of_order(
         self, seq: Any, line_no: int, rest: Iterator[tuple[int, int, bytes, bool]]
