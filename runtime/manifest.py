@@ -281,7 +281,7 @@ def _read(file: Path, source: str) -> str:
     try:
         return file.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        hint = "Check the path, or create a manifest with `govrun init`."
+        hint = "Check the path; fixtures/agents/quickstart.yaml is a manifest to start from."
         raise ManifestError(f"manifest not found: {source}", hint=hint) from None
     except IsADirectoryError:
         hint = f"Pass the YAML file inside it, e.g. {source}/agent.yaml."

@@ -115,7 +115,7 @@ MANIFEST = Document(
     name="govrun manifest",
     keys="manifest keys (name, model, tools, ...)",
     required="`name` and `model`",
-    hint="Start from `govrun init`, or see `govrun schema manifest` for the format.",
+    hint="Start from fixtures/agents/quickstart.yaml, or see `govrun schema manifest`.",
 )
 
 
