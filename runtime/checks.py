@@ -27,7 +27,7 @@ import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import jsonschema
 
@@ -39,11 +39,15 @@ from runtime.manifest import (
     FileExistsCheck,
     FileSha256Check,
     FinalAnswerMatchesCheck,
+    Manifest,
     OutputMatchesCheck,
     OutputSchemaCheck,
     PythonCheck,
 )
 from runtime.tools.base import ToolResult
+
+if TYPE_CHECKING:
+    from runtime.toolbox import PreparedCall
 
 VerifyFailure = Literal["verification_failed", "missing_evidence"]
 
@@ -101,6 +105,27 @@ class CallContext:
     result: ToolResult
     roots: list[Path] = field(default_factory=list)
     """The tool's resolved scope roots; relative check paths resolve against the first."""
+
+
+class LiveVerifier:
+    """The live ``Verifier`` port: every check looks at the world as it is now."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.m = manifest
+
+    def check_call(self, call: PreparedCall, result: ToolResult) -> list[CheckOutcome]:
+        ctx = CallContext(
+            tool=call.name,
+            arguments=call.arguments,
+            result=result,
+            roots=[self.m.resolve_path(r) for r in call.spec.scope.roots or []],
+        )
+        outcomes = verify_call(call.spec.verify, ctx, base_dir=self.m.base_dir)
+        default = default_evidence_outcome(call.spec.uses, ctx)
+        return outcomes if default is None else [default, *outcomes]
+
+    def check_success(self, final_answer: str | None) -> list[CheckOutcome]:
+        return verify_success(self.m.success, final_answer=final_answer, base_dir=self.m.base_dir)
 
 
 def verify_call(checks: Sequence[Check], ctx: CallContext, *, base_dir: Path) -> list[CheckOutcome]:
@@ -697,3 +722,22 @@ _DEFAULTS: dict[str, tuple[str, Callable[[CallContext, _Scene], _Verdict]]] = {
     "http.get": ("http_status", _default_reported("status", "HTTP status")),
 }
 """Builtin -> (check kind recorded, what its result must show)."""
+
+
+# --- replay --------------------------------------------------------------------------------
+
+_OBSERVES_WORLD = (FileExistsCheck, FileSha256Check, FileContainsCheck, PythonCheck)
+_DEFAULTS_OBSERVING_WORLD = frozenset({"fs.write", "fs.delete"})
+
+
+def observes_world(check: Check) -> bool:
+    """Whether a check looks outside the call's recorded result (files, a Python predicate).
+    Replay answers those from the record; the others it can simply run again."""
+    return isinstance(check, _OBSERVES_WORLD)
+
+
+def default_check(uses: str | None) -> tuple[str, bool] | None:
+    """The default evidence check of a builtin: (kind recorded, observes the world), or
+    None when the tool has none."""
+    rule = _DEFAULTS.get(uses or "")
+    return None if rule is None else (rule[0], uses in _DEFAULTS_OBSERVING_WORLD)

@@ -136,7 +136,10 @@ class ModelRequest(_Event):
         description="Messages appended since the last request (the first holds the system prompt)."
     )
     message_count: int = Field(description="Messages in the whole prompt.")
-    prompt_hash: str = Field(description="SHA-256 of the whole canonical prompt, tools included.")
+    prompt_hash: str = Field(
+        description="SHA-256 of the whole canonical prompt as recorded (secrets redacted), "
+        "tools included."
+    )
     attempt: int = Field(1, description="1 for the first try; retries count up.")
 
 
@@ -157,6 +160,9 @@ class ModelResponse(_Event):
     attempt: int = Field(1, description="Which attempt this answers.")
     error: str | None = Field(None, description="Why the attempt failed (HTTP 429, timeout...).")
     failure_class: FailureClass | None = Field(None, description="Set when the attempt failed.")
+    retryable: bool | None = Field(
+        None, description="For a failed attempt: whether trying again could help (429, 5xx...)."
+    )
     duration_ms: float = Field(0.0, description="Latency of the call.")
 
 

@@ -13,13 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime import events as ev
-from runtime.checks import (
-    CallContext,
-    CheckOutcome,
-    default_evidence_outcome,
-    verify_call,
-    verify_success,
-)
+from runtime.checks import CheckOutcome, LiveVerifier
 from runtime.decide import decide_call
 from runtime.errors import TraceWriteError
 from runtime.guards import Counters, Guards, Trip
@@ -38,6 +32,7 @@ from runtime.ports import (
     Operator,
     ToolCallRequest,
     Tools,
+    Verifier,
 )
 from runtime.preview import preview_call
 from runtime.signing import Signer, approval_message, seal_message
@@ -97,6 +92,7 @@ class GovernedLoop:
         control: Control | None = None,
         run_started: dict[str, Any] | None = None,
         signer: Signer | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         self.m = manifest
         self.task = task
@@ -107,6 +103,7 @@ class GovernedLoop:
         self.approver = approver
         self.operator = operator
         self.clock = clock
+        self.verifier = verifier or LiveVerifier(manifest)
         self.control = control or Control()
         # Every approval and the seal are signed; without a key, by one made for this run.
         self.signer = signer or Signer.ephemeral()
@@ -195,8 +192,8 @@ class GovernedLoop:
         """Ask the model, retrying transient failures with backoff; every attempt is
         recorded, the request before it is sent and the response before it is used."""
         added = self.messages[self._sent :]
-        for message in added:
-            self._prompt.update(canonical(message))
+        for message in added:  # hashed as recorded (secrets redacted), so replay can match
+            self._prompt.update(canonical(self.trace.redact(message)))
         self._sent = len(self.messages)
         prompt_hash = self._prompt.hexdigest()
         attempts = self.m.model.max_retries + 1
@@ -221,6 +218,7 @@ class GovernedLoop:
                     attempt=attempt,
                     error=exc.message,
                     failure_class=exc.failure_class,
+                    retryable=exc.retryable,
                     duration_ms=_ms(self.clock.monotonic() - started),
                 )
                 if not exc.retryable or attempt == attempts:
@@ -387,16 +385,7 @@ class GovernedLoop:
         if not result.ok or (not call.spec.verify and call.spec.uses is None):
             self._tell(call.call_id, result.output)  # nothing to verify
             return
-        ctx = CallContext(
-            tool=call.name,
-            arguments=call.arguments,
-            result=result,
-            roots=[self.m.resolve_path(r) for r in call.spec.scope.roots or []],
-        )
-        outcomes = verify_call(call.spec.verify, ctx, base_dir=self.m.base_dir)
-        default = default_evidence_outcome(call.spec.uses, ctx)
-        if default is not None:
-            outcomes = [default, *outcomes]
+        outcomes = self.verifier.check_call(call, result)
         for o in outcomes:
             self._record_check(o, call.call_id)
         failed = [o for o in outcomes if o.failure_class]
@@ -423,7 +412,7 @@ class GovernedLoop:
         """The model answered without tool calls: the run ends, completed only if every
         required success check holds."""
         self.c.steps += 1
-        outcomes = verify_success(self.m.success, final_answer=answer, base_dir=self.m.base_dir)
+        outcomes = self.verifier.check_success(answer)
         for o in outcomes:
             self._record_check(o, None)
         failed = [o for o in outcomes if o.failure_class]

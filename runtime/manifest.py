@@ -270,6 +270,26 @@ def parse_manifest(
     return manifest
 
 
+def manifest_from_snapshot(snapshot: Mapping[str, Any], *, base_dir: Path) -> Manifest:
+    """The manifest a run recorded in ``run_started``, rebuilt for replay: the original file
+    is not needed. ``base_dir`` anchors relative paths (tool roots, check paths)."""
+    try:
+        manifest = Manifest.model_validate(
+            snapshot, context={"base_dir": base_dir, "snapshot": True}
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in (*e['loc'], *at)) or 'manifest'}: {message}"
+            for e in exc.errors()[:3]
+            for at, message in e.get("ctx", {}).get("problems") or [((), e["msg"])]
+        )
+        raise ManifestError(
+            f"the manifest recorded in the trace does not validate with this govrun: {problems}"
+        ) from None
+    manifest._base_dir = base_dir
+    return manifest
+
+
 def manifest_json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of the manifest, keys sorted so the output is stable."""
     schema = Manifest.model_json_schema(by_alias=True, mode="validation")

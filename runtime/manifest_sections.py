@@ -145,6 +145,8 @@ class ModelConfig(Section):
                 "required key 'name' is missing (provider openai needs a model, e.g. gpt-4o-mini)"
             )
         if self.provider == "scripted":
+            if from_snapshot(info):
+                return self
             problems.update(self._script_problems(base_dir(info)))
             for key in SCRIPTED_IGNORES:
                 if key in self.model_fields_set:
@@ -175,6 +177,12 @@ class ModelConfig(Section):
 
 SCRIPTED_IGNORES = ("base_url", "api_key_env", "params", "timeout_s")
 """Model keys the scripted adapter has no use for: refused rather than silently ignored."""
+
+
+def from_snapshot(info: ValidationInfo) -> bool:
+    """Validating a run's recorded snapshot (defaults filled in, script not needed), not a
+    file someone wrote: checks about how keys were written do not apply."""
+    return isinstance(info.context, dict) and bool(info.context.get("snapshot"))
 
 
 def base_dir(info: ValidationInfo) -> Path:
@@ -422,8 +430,9 @@ class Approvals(Section):
     )
 
     @model_validator(mode="after")
-    def _timeout_for_on_timeout(self) -> Self:
-        if "on_timeout" in self.model_fields_set and self.timeout_s is None:
+    def _timeout_for_on_timeout(self, info: ValidationInfo) -> Self:
+        written = "on_timeout" in self.model_fields_set and not from_snapshot(info)
+        if written and self.timeout_s is None:
             fail_if(
                 {
                     ("on_timeout",): "expected `timeout_s` with `on_timeout` (without a timeout "

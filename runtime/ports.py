@@ -193,6 +193,21 @@ class Approver(Protocol):
 
 
 @runtime_checkable
+class Verifier(Protocol):
+    """Checks outcomes against the world (files, hashes, predicates). Live: the checks run;
+    replay: the recorded observations answer, since the world the run saw is gone."""
+
+    def check_call(self, call: Any, result: Any) -> list[Any]:
+        """Outcomes (:class:`runtime.checks.CheckOutcome`) of a call's checks, default
+        evidence first; ``call`` is a :class:`runtime.toolbox.PreparedCall` that ran."""
+        ...
+
+    def check_success(self, final_answer: str | None) -> list[Any]:
+        """Outcomes of the manifest's ``success:`` checks."""
+        ...
+
+
+@runtime_checkable
 class Operator(Protocol):
     """The person (or policy) asked when a run pauses: resume or stop."""
 

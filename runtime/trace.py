@@ -26,7 +26,7 @@ import orjson
 from pydantic import ValidationError
 
 from runtime.errors import TraceError, TraceWriteError
-from runtime.events import EVENT_ADAPTER, SCHEMA_MAJOR, ZERO_HASH, Event
+from runtime.events import EVENT_ADAPTER, EVENT_TYPES, SCHEMA_MAJOR, ZERO_HASH, Event
 from runtime.ports import Clock, SystemClock
 
 Durability = Literal["flush", "fsync"]
@@ -97,6 +97,8 @@ class TraceWriter:
         self._needles = _secret_needles(self._secrets)
         self._broken: str | None = None
         self._blobs_made = False
+        self.last: dict[str, Any] | None = None
+        """The last event as stored (blob references, redactions): what replay compares."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # FileExistsError here means a file where the folder goes
@@ -162,6 +164,7 @@ class TraceWriter:
         digest = hashlib.sha256(body).hexdigest()
         data["hash"] = digest
         self._write(orjson.dumps(data, option=_SORT_NL))
+        self.last = data
         self.head = digest
         self.seq += 1
         if self._observers:
@@ -396,6 +399,43 @@ class TraceReader:
 
     def events(self) -> list[Event]:
         return list(self)
+
+
+def read_stored(path: str | Path) -> tuple[list[dict[str, Any]], TornTail | None]:
+    """Every event exactly as stored (blob references left in), without building a pydantic
+    object per event: for replay and diff, which read whole traces and need speed. Checks
+    what they rely on (an object with a known ``type`` and ``seq`` in order) and the schema
+    major, raising :class:`TraceError` otherwise."""
+    file = Path(path)
+    if not file.is_file():
+        raise TraceError(f"{file}: no such trace file.")
+    events: list[dict[str, Any]] = []
+    torn: TornTail | None = None
+    for line_no, offset, raw, complete in _lines(file):
+        data = _decode(raw, line_no, file) if complete else _try_complete(raw)
+        if data is None:
+            torn = TornTail(line_no, offset, len(raw), events[-1]["seq"] if events else None)
+            break
+        if data.get("type") not in EVENT_TYPES or data.get("seq") != len(events):
+            _check_version(data, line_no, file)
+            raise TraceError(
+                f"{file}:{line_no}: not a govrun event in sequence (type "
+                f"{data.get('type')!r}, seq {data.get('seq')!r}).",
+                hint="Is this a govrun trace? `govrun verify` checks it.",
+            )
+        events.append(data)
+    if not events:
+        raise TraceError(
+            f"{file}: the trace is empty."
+            if torn is None
+            else f"{file}: the trace holds only a torn line."
+        )
+    return events, torn
+
+
+def resolve_blobs(value: Any, trace_path: str | Path) -> Any:
+    """``value`` (a stored payload) with its sidecar blob references inlined."""
+    return _resolve_blobs(value, blob_dir(trace_path))
 
 
 def read_trace(path: str | Path) -> tuple[list[Event], TornTail | None]:

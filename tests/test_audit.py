@@ -698,6 +698,8 @@ def t_strip_everything(events: Events, data: st.DataObject) -> bool | None:
 
 
 def t_cut_tail(events: Events, data: st.DataObject) -> bool | None:
+    if len(events) < 2:
+        return None  # nothing left to cut but run_started
     del events[-data.draw(st.integers(1, min(6, len(events) - 1)), label="cut") :]
     return False
 

@@ -22,8 +22,8 @@ from tests.support.traces import rechain
 
 REPO = Path(__file__).resolve().parent.parent
 TRACES = REPO / "fixtures" / "traces"
-COMPLETE_HEAD = "de5ed17b63db41da3576560f298f57f9aae4c9946adaf2c5674120b52b53ac62"
-TORN_HEAD = "060dfa63c481e910f4f250804a160990e60651de3288936b253aee5b414a3c30"
+COMPLETE_HEAD = "16856f78c8d43ed8fecc36710e0ef16d9214f01ca0cc15dfc330473020817545"
+TORN_HEAD = "e4218372b421129611ed1b610dea591dabe11f4d673d7b213a924ed6339753f9"
 BLOB = "d48d77c09b0a75472ab6a1a27a49b009f2357969e5eca9886514d44502247975"
 
 ENTRY = "from cli.main import main; main()"

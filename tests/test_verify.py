@@ -65,8 +65,8 @@ def test_fixture_heads_agree() -> None:
         verify_trace(FIXTURES / "unfinished.jsonl"),
     )
     assert torn.head == unfinished.head
-    assert verify_trace(FIXTURES / "complete.jsonl").head.startswith("de5ed17b63db41da")
-    assert torn.head.startswith("060dfa63c481e910")
+    assert verify_trace(FIXTURES / "complete.jsonl").head.startswith("16856f78c8d43ed8")
+    assert torn.head.startswith("e4218372b4211296")
 
 
 def test_readme_documents_every_fixture() -> None:

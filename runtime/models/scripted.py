@@ -156,6 +156,11 @@ class ScriptedModel(Model):
         """Turns not answered yet."""
         return len(self._turns) - self._next
 
+    def skip(self, turns: int) -> None:
+        """Move past ``turns`` answers: a forked run continues the script where the calls
+        it replayed from a trace left off."""
+        self._next = min(self._next + turns, len(self._turns))
+
     def reset(self) -> None:
         """Start again from the first turn (benchmarks reuse one model)."""
         self._next = 0

@@ -4,8 +4,8 @@
 ``govrun run`` does, runs it through :func:`runtime.run.run_agent` and hands back the
 :class:`~runtime.loop.RunResult` with the trace's typed events. Every run it makes is checked
 on the way out: the trace verifies (intact *and* finished with ``run_finished``), reads back
-without a torn tail, ends with the status the result reports, and holds no value of the
-environment it was given (API keys).
+without a torn tail, ends with the status the result reports, holds no value of the
+environment it was given (API keys), and replays event for event (``govrun replay``).
 
 Also here: small builders for manifests and scripted turns, event filters, and a Python
 tool for the loop tests (``explode`` raises).
@@ -24,6 +24,7 @@ from runtime import events as ev
 from runtime.loop import RunResult
 from runtime.manifest import Manifest, load_manifest
 from runtime.ports import Approver, Clock, Control, FixedClock, Model, Operator, Tools
+from runtime.replay import assert_replays
 from runtime.run import run_agent
 from runtime.trace import blob_dir, read_trace
 from runtime.verify import verify_trace
@@ -193,10 +194,22 @@ def run_in(
         manifest_path=folder / MANIFEST,
     )
     events = checked_events(trace, secrets=(env or {}).values())
+    _assert_replays(trace, secrets=(env or {}).values())
     finished = last(events, ev.RunFinished)
     assert (finished.status, finished.failure_class) == (result.status, result.failure_class)
     assert result.trace_path == str(trace)
     return result, events
+
+
+def _assert_replays(trace: Path, *, secrets: Iterable[str]) -> None:
+    """Every run replays event for event, except where the model itself echoed a secret into
+    a call (the record holds it redacted): then the replay must say so."""
+    try:
+        assert_replays(trace, secrets=secrets)
+    except AssertionError as exc:
+        if b"[redacted]" not in trace_bytes(trace):
+            raise
+        assert "secret values redacted" in str(exc), exc
 
 
 def checked_events(trace: str | Path, *, secrets: Iterable[str] = ()) -> list[ev.Event]:

@@ -1,0 +1,122 @@
+"""A recorded run, indexed for replay: where each port's answer is in the trace.
+
+Events stay the dicts the trace stores (blob references left in), read without building a
+pydantic object per event: replay compares stored forms, and reading a 10,000-step trace
+must cost a fraction of replaying it. Ports look answers up by what the loop knows when it
+asks — the step and the model's call id — so a counterfactual replay whose trajectory has
+shifted still finds them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.errors import TraceError
+from runtime.trace import TornTail, read_stored, resolve_blobs
+
+Key = tuple[int, str]
+"""(step, call_id): how a call's events are found."""
+
+
+@dataclass
+class Record:
+    """One run's events and indexes from each port question to the recorded answer."""
+
+    path: Path
+    events: list[dict[str, Any]]
+    torn: TornTail | None
+    model: dict[tuple[int, int], int] = field(default_factory=dict)
+    """(step, attempt) -> seq of its model_response."""
+    proposed: dict[Key, int] = field(default_factory=dict)
+    policy: dict[Key, int] = field(default_factory=dict)
+    approvals: dict[Key, int] = field(default_factory=dict)
+    started: dict[Key, int] = field(default_factory=dict)
+    finished: dict[Key, int] = field(default_factory=dict)
+    checks: dict[tuple[int, str | None], list[int]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    """(step, call_id or None for success checks) -> seqs of its verification events."""
+    answers: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    """step -> seqs of the operator's answers to pauses."""
+    requests: list[int] = field(default_factory=list)
+    """seqs of operator requests from outside the loop (Ctrl-C)."""
+
+    @classmethod
+    def load(cls, path: str | Path) -> Record:
+        """Read and index a trace; it must start with ``run_started``."""
+        events, torn = read_stored(path)
+        if events[0]["type"] != "run_started":
+            raise TraceError(f"{path}: the first event is {events[0]['type']}, not run_started.")
+        record = cls(Path(path), events, torn)
+        record._index()
+        return record
+
+    def _index(self) -> None:
+        paused = False
+        for seq, e in enumerate(self.events):
+            kind, step = e["type"], e["step"]
+            if kind == "model_response":
+                self.model[(step, e.get("attempt", 1))] = seq
+            elif kind == "tool_call_proposed":
+                self.proposed[(step, e["call_id"])] = seq
+            elif kind == "policy_decision":
+                self.policy[(step, e["call_id"])] = seq
+            elif kind == "approval_decided":
+                self.approvals[(step, e["call_id"])] = seq
+            elif kind == "tool_started":
+                self.started[(step, e["call_id"])] = seq
+            elif kind == "tool_finished":
+                self.finished[(step, e["call_id"])] = seq
+            elif kind == "verification":
+                self.checks[(step, e.get("call_id"))].append(seq)
+            elif kind == "interrupt" and e.get("kind") == "operator":
+                if paused:
+                    self.answers[step].append(seq)
+                elif e.get("rule") == "operator_request":
+                    self.requests.append(seq)
+            paused = kind == "interrupt" and e.get("action") == "pause"
+
+    # --- views -------------------------------------------------------------------------
+
+    @property
+    def run_started(self) -> dict[str, Any]:
+        return self.events[0]
+
+    @property
+    def run_finished(self) -> dict[str, Any] | None:
+        last = self.events[-1]
+        return last if last["type"] == "run_finished" else None
+
+    @property
+    def run_id(self) -> str:
+        return str(self.run_started.get("run_id", ""))
+
+    def resolved(self, value: Any) -> Any:
+        """A stored value with sidecar blobs inlined (what the loop originally saw)."""
+        return resolve_blobs(value, self.path)
+
+    def steps(self) -> int:
+        """The highest step number reached."""
+        return max((e["step"] for e in self.events), default=0)
+
+    def resume_point(self) -> int:
+        """How many events a resume replays. A crashed run (no ``run_finished``) resumes
+        exactly where the record ends, in-flight calls included; a stopped or failed run
+        resumes after its last step that ended normally, so what ended it happens again
+        live (or not, under a new manifest)."""
+        if self.run_finished is None:
+            return len(self.events)
+        for seq in range(len(self.events) - 1, -1, -1):
+            e = self.events[seq]
+            if e["type"] == "step_finished" and e.get("outcome") == "continue":
+                return seq + 1
+        return 1  # no step completed: start again after run_started
+
+    def truncated(self, count: int) -> Record:
+        """The first ``count`` events, re-indexed: what a resume replays."""
+        record = Record(self.path, self.events[:count], None)
+        record._index()
+        return record
