@@ -115,6 +115,11 @@ class Record:
                 return seq + 1
         return 1  # no step completed: start again after run_started
 
+    def in_flight(self) -> list[dict[str, Any]]:
+        """``tool_started`` events with no ``tool_finished``: calls running at the crash,
+        whose effect may or may not have happened."""
+        return [self.events[seq] for key, seq in self.started.items() if key not in self.finished]
+
     def truncated(self, count: int) -> Record:
         """The first ``count`` events, re-indexed: what a resume replays."""
         record = Record(self.path, self.events[:count], None)

@@ -59,10 +59,11 @@ from runtime.ports import (
     Usage,
 )
 from runtime.record import Record
+from runtime.replay_report import Change, changes, fold
 from runtime.signing import Signer
 from runtime.toolbox import LiveTools, PreparedCall, Toolbox
 from runtime.tools import ToolResult
-from runtime.trace import Durability, Observer, TraceWriter, canonical, sha256_hex
+from runtime.trace import Durability, Observer, TraceWriter, canonical, read_stored, sha256_hex
 
 Mode = Literal["strict", "counterfactual"]
 InFlightChoice = Literal["rerun", "skip"]
@@ -94,6 +95,9 @@ IGNORED = frozenset(
 (``via`` too: a replayed approval is recorded as ``via: replay``.)"""
 
 
+_MANIFEST_FIELDS = frozenset({"manifest", "manifest_hash", "policy_hash", "agent"})
+
+
 @dataclass(frozen=True)
 class Divergence:
     """Where a replay first differs from its record, like a Temporal non-determinism error."""
@@ -107,7 +111,9 @@ class Divergence:
     fields: tuple[str, ...]
     """Payload fields that differ (``type`` when the events are of different kinds)."""
     message: str
-    """One paragraph for people."""
+    """One paragraph for people: the headline, the values that differ, the hint."""
+    headline: str = ""
+    hint: str = ""
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,8 @@ class LivePorts:
     tools: Tools = field(default_factory=LiveTools)
     in_flight: Callable[[dict[str, Any]], tuple[InFlightChoice, str]] | None = None
     """Asked about a call that was in flight when the run crashed: (choice, who)."""
+    control: Control | None = None
+    """Requests from outside (Ctrl-C) once live."""
 
 
 class ReplaySession:
@@ -137,8 +145,12 @@ class ReplaySession:
         live: LivePorts | None = None,
         live_tools: bool = False,
         rules: ApprovalRules | None = None,
+        same_manifest: bool = True,
     ) -> None:
         self.record = record
+        self.same_manifest = same_manifest
+        """False when a strict replay runs under another manifest: run_started's snapshot
+        then differs by design, and only the trajectory is compared."""
         self.m = manifest
         self.mode = mode
         self.live_from = live_from
@@ -224,6 +236,8 @@ class ReplaySession:
         self.cursor = max(self.cursor, seq)
         recorded = self.record.events[seq] if seq < len(self.record.events) else None
         fields = differing(recorded, stored)
+        if fields and cls is ev.RunStarted and not self.same_manifest:
+            fields = tuple(f for f in fields if f not in _MANIFEST_FIELDS)
         if fields:
             self.divergence = describe_divergence(self.record, seq, recorded, stored, fields)
             if cls not in (ev.StepFinished, ev.RunFinished):  # the run is ending anyway
@@ -299,34 +313,38 @@ def describe_divergence(
 ) -> Divergence:
     step = replayed["step"]
     kind = replayed["type"]
+    detail = ""
     if recorded is None:
-        message = (
+        headline = (
             f"step {step}: the loop wrote {kind} (event {seq}), but the record ends at event "
             f"{len(record.events) - 1}"
             + (" (its last line is torn: the run crashed)" if record.torn else "")
         )
     elif "type" in fields:
-        message = (
+        headline = (
             f"step {step}, event {seq}: the record holds {_what(recorded)}, but the loop wrote "
             f"{_what(replayed)}"
         )
     else:
-        shown = "; ".join(
+        headline = f"step {step}, event {seq} ({_what(recorded)}) differs in {', '.join(fields)}"
+        detail = " — " + "; ".join(
             f"{f}: recorded {_short(recorded.get(f))}, replayed {_short(replayed.get(f))}"
             for f in fields[:4]
         )
-        message = f"step {step}, event {seq} ({_what(recorded)}) differs — {shown}"
-        if kind == "model_request" and "prompt_hash" in fields:
-            message += (
-                " (the prompt is built from the system prompt, the task, the tool definitions "
-                "and the history: one of them changed)"
-            )
-    if any(b"[redacted]" in canonical(e) for e in record.events[: seq + 1]):
-        message += (
-            "; note: the record has secret values redacted, and a call whose arguments held "
-            "one cannot be rebuilt exactly"
+    hint = ""
+    if kind == "model_request" and "prompt_hash" in fields:
+        hint = (
+            "The prompt is built from the system prompt, the task, the tool definitions and "
+            "the history: one of them changed."
         )
-    return Divergence(seq, step, kind, recorded, replayed, fields, message)
+    if any(b"[redacted]" in canonical(e) for e in record.events[: seq + 1]):
+        hint += (
+            " The record has secret values redacted, and a call whose arguments held one "
+            "cannot be rebuilt exactly."
+        )
+    hint = hint.strip()
+    message = headline + detail + (f" ({hint})" if hint else "")
+    return Divergence(seq, step, kind, recorded, replayed, fields, message, headline, hint)
 
 
 def _what(e: dict[str, Any]) -> str:
@@ -652,8 +670,10 @@ class ReplayControl(Control):
         self.s = session
 
     def take(self) -> tuple[str, str] | None:
-        real = super().take()
         s = self.s
+        real = super().take()
+        if real is None and s.live_ports is not None and s.live_ports.control is not None:
+            real = s.live_ports.control.take()
         if real is not None or s.live or s.trace is None:
             return real
         for seq in s.unused(s.record.requests):
@@ -786,6 +806,11 @@ class ReplayOutcome:
     def divergence(self) -> Divergence | None:
         return self.session.divergence
 
+    def changes(self) -> list[Change]:
+        """Decisions that differ between the record and this replay (counterfactual)."""
+        replayed, _ = read_stored(self.result.trace_path)
+        return changes(fold(self.record.events), fold(replayed))
+
     @property
     def identical(self) -> bool:
         """Strict replay reproduced the record event for event, to its end."""
@@ -823,6 +848,7 @@ def replay(
     output: str | Path,
     *,
     manifest: Manifest | None = None,
+    strict: bool | None = None,
     live_from: int | None = None,
     resume: bool = False,
     live: LivePorts | None = None,
@@ -837,10 +863,11 @@ def replay(
     """Replay ``record`` into a new trace at ``output`` (see the module docstring).
 
     Without ``manifest`` the replay is strict, under the manifest the run recorded; with
-    one, counterfactual. ``live_from`` forks at that step, ``resume`` continues where the
-    record ends; both need ``live`` ports.
+    one, counterfactual — or strict with ``strict=True``: does the trajectory still come
+    out the same under the changed manifest? ``live_from`` forks at that step, ``resume``
+    continues where the record ends; both need ``live`` ports.
     """
-    mode: Mode = "strict" if manifest is None else "counterfactual"
+    mode: Mode = "strict" if manifest is None or strict else "counterfactual"
     m = manifest or recorded_manifest(record)
     if resume:
         record = record.truncated(record.resume_point())
@@ -853,6 +880,7 @@ def replay(
         live=live,
         live_tools=live_tools,
         rules=rules,
+        same_manifest=manifest is None,
     )
     ports = session.ports()
     started = record.run_started
@@ -903,21 +931,32 @@ def replay(
 
 
 def assert_replays(
-    path: str | Path, *, secrets: Iterable[str] = (), output: str | Path | None = None
+    path: str | Path,
+    *,
+    manifest: Manifest | str | Path | None = None,
+    secrets: Iterable[str] = (),
+    output: str | Path | None = None,
 ) -> ReplayOutcome:
     """Replay a trace strictly and fail (``AssertionError``) unless it reproduces event for
     event: for golden traces kept in a repository and replayed in CI, so a change in prompt
     construction, policy evaluation or verification shows up as a named divergence.
 
-    ``secrets`` are redacted from the replayed trace as the original run redacted them.
-    The replayed trace goes to ``output``, or to a temporary file that is removed.
+    ``manifest`` (a path or a loaded manifest) replays under the agent's current manifest
+    rather than the one recorded: the golden-trace check that a manifest change kept the
+    trajectory. ``secrets`` are redacted from the replayed trace as the original run
+    redacted them. The replayed trace goes to ``output``, or to a temporary file that is
+    removed.
     """
     import tempfile
 
+    from runtime.manifest import load_manifest
+
+    if manifest is not None and not isinstance(manifest, Manifest):
+        manifest = load_manifest(manifest)
     record = Record.load(path)
     with tempfile.TemporaryDirectory(prefix="govrun-replay-") as tmp:
         target = Path(output) if output is not None else Path(tmp) / "replay.jsonl"
-        outcome = replay(record, target, secrets=secrets)
+        outcome = replay(record, target, manifest=manifest, strict=True, secrets=secrets)
     if not outcome.identical:
         why = (
             outcome.divergence.message

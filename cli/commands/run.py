@@ -11,6 +11,7 @@ import contextlib
 import signal
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
     from runtime.guards import Counters
     from runtime.loop import RunResult
     from runtime.manifest import Budgets, Manifest
-    from runtime.ports import Approver
+    from runtime.ports import Approver, Control, Operator
+    from runtime.trace import Observer
 
 
 class ApproveMode(StrEnum):
@@ -158,55 +160,94 @@ def run(
     ] = False,
 ) -> None:
     """Run an agent under the governed loop and record every step in a trace."""
-    from runtime.approval import StopOperator, local_identity
-    from runtime.approval_rules import load_approval_rules
     from runtime.manifest import load_manifest
-    from runtime.ports import Control
     from runtime.run import run_agent
     from runtime.signing import Signer
 
     m = load_manifest(manifest)
     task = _read_task(input)
-    identity = approver or m.approvals.identity
-    who = identity or local_identity()
-    control = Control()
-    interactive = sys.stdin.isatty() and sys.stdout.isatty() and not json_events
-    mode = approve or (ApproveMode.prompt if interactive else ApproveMode.deny)
-    if mode is ApproveMode.prompt and not interactive:
-        _refuse_prompt(json_events)
-    rules = load_approval_rules(approvals, manifest=m) if approvals else None
+    ui = frontend(
+        m, approve=approve, approvals=approvals, approver=approver, json_events=json_events
+    )
     signer = Signer.load(key) if key else None
-    observers = []
-    live: Live | None = None
-    if json_events:
-        observers.append(_json_streamer())
-    elif interactive:
-        from cli.live import RunView
-
-        view = RunView(manifest=m)
-        live = Live(view, console=out, refresh_per_second=8, transient=False)
-        observers.append(view.observe)
-    else:
-        from cli.live import PlainLog
-
-        observers.append(PlainLog(err).observe)
-    operator = TerminalOperator(out, live, who) if interactive else StopOperator()
-    decider = _approver(mode, m, identity=identity, who=who, live=live, rules=rules)
-    with _ctrl_c_pauses(control, interactive, who), live or contextlib.nullcontext():
+    with ui.running():
         result = run_agent(
             m,
             task=task,
             trace_path=output,
-            approver=decider,
-            operator=operator,
-            control=control,
-            observers=observers,
+            approver=ui.approver,
+            operator=ui.operator,
+            control=ui.control,
+            observers=ui.observers,
             durability=durability.value if durability else None,
             manifest_path=manifest,
             signer=signer,
         )
     _summary(result, m, err if json_events else out)
     raise typer.Exit(0 if result.status == "completed" else 1)
+
+
+@dataclass
+class Frontend:
+    """Everything a live run needs from the terminal: who approves, who answers a pause,
+    Ctrl-C, and the live view. Shared by `run` and the live part of `replay`/`resume`."""
+
+    approver: Approver
+    operator: Operator
+    control: Control
+    observers: list[Observer]
+    live: Live | None
+    interactive: bool
+    who: str
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        with (
+            _ctrl_c_pauses(self.control, self.interactive, self.who),
+            self.live or contextlib.nullcontext(),
+        ):
+            yield
+
+
+def frontend(
+    m: Manifest,
+    *,
+    approve: ApproveMode | None,
+    approvals: Path | None,
+    approver: str | None,
+    json_events: bool,
+    view: bool = True,
+) -> Frontend:
+    """Build the terminal side of a run; refuses ``--approve prompt`` without a terminal
+    before anything runs. ``view=False`` logs plainly instead of the live view."""
+    from runtime.approval import StopOperator, local_identity
+    from runtime.approval_rules import load_approval_rules
+    from runtime.ports import Control
+
+    identity = approver or m.approvals.identity
+    who = identity or local_identity()
+    interactive = sys.stdin.isatty() and sys.stdout.isatty() and not json_events
+    mode = approve or (ApproveMode.prompt if interactive else ApproveMode.deny)
+    if mode is ApproveMode.prompt and not interactive:
+        _refuse_prompt(json_events)
+    rules = load_approval_rules(approvals, manifest=m) if approvals else None
+    observers: list[Observer] = []
+    live: Live | None = None
+    if json_events:
+        observers.append(_json_streamer())
+    elif interactive and view:
+        from cli.live import RunView
+
+        run_view = RunView(manifest=m)
+        live = Live(run_view, console=out, refresh_per_second=8, transient=False)
+        observers.append(run_view.observe)
+    else:
+        from cli.live import PlainLog
+
+        observers.append(PlainLog(err).observe)
+    operator = TerminalOperator(out, live, who) if interactive else StopOperator()
+    decider = _approver(mode, m, identity=identity, who=who, live=live, rules=rules)
+    return Frontend(decider, operator, Control(), observers, live, interactive, who)
 
 
 def _refuse_prompt(json_events: bool) -> None:

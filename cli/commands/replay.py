@@ -1,0 +1,386 @@
+"""`govrun replay` and `govrun resume`: re-run recorded runs through the same loop.
+
+Strict replay proves a trace reproduces; with `--manifest` it shows which decisions a new
+policy would change (over one trace or a folder of them); `--live-from` forks a run and
+`resume` continues a crashed or stopped one, both live after the recorded part.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cli.commands.run import ApproveMode, Frontend, _summary, frontend
+from cli.console import err, handle_errors, out
+
+if TYPE_CHECKING:
+    from runtime.approval_rules import ApprovalRules
+    from runtime.manifest import Manifest
+    from runtime.ports import Model
+    from runtime.record import Record
+    from runtime.replay import InFlightChoice, LivePorts, ReplayOutcome
+    from runtime.signing import Signer
+
+TracesArg = Annotated[
+    list[Path], typer.Argument(help="Recorded traces (JSONL).", metavar="TRACE.jsonl...")
+]
+OutputOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "-o",
+        "--output",
+        help="Where the new trace goes (a folder when replaying several); default "
+        "runs/<agent>-replay-<timestamp>.jsonl.",
+    ),
+]
+ManifestOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--manifest",
+        metavar="AGENT.yaml",
+        help="Counterfactual: evaluate policy, standing approvals, budgets, interrupts and "
+        "verification under this manifest; model replies still come from the record.",
+    ),
+]
+ApprovalsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--approvals",
+        metavar="RULES.yaml",
+        help="Standing approval rules: decide `ask` calls by them (counterfactual and live).",
+    ),
+]
+ApproveOpt = Annotated[
+    ApproveMode | None,
+    typer.Option(
+        help="Who decides `ask` calls once live: prompt (default on a terminal), deny "
+        "(default without one) or auto.",
+        show_default=False,
+    ),
+]
+ApproverOpt = Annotated[
+    str | None, typer.Option(help="Approver identity recorded for live decisions.")
+]
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--key", metavar="KEY.pem", help="Sign live approvals and the seal with this key."
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
+
+
+@handle_errors
+def replay(
+    traces: TracesArg,
+    output: OutputOpt = None,
+    manifest: ManifestOpt = None,
+    live_from: Annotated[
+        int | None,
+        typer.Option(
+            "--live-from",
+            metavar="STEP",
+            min=1,
+            help="Fork: replay the steps before STEP from the record, then continue with the "
+            "live model and tools into a new trace that names its parent.",
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="With --manifest: compare event for event instead (does the trajectory stay "
+            "the same under the changed manifest? For golden traces in CI).",
+        ),
+    ] = False,
+    live_tools: Annotated[
+        bool,
+        typer.Option(
+            "--live-tools",
+            help="Counterfactual: run for real a call the record never ran (it was denied or "
+            "rejected before), instead of stopping the replay there.",
+        ),
+    ] = False,
+    approvals: ApprovalsOpt = None,
+    approve: ApproveOpt = None,
+    approver: ApproverOpt = None,
+    key: KeyOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Re-run recorded runs deterministically from their traces: no model is called and no
+    tool runs. Exit 0 when every replay reproduces its record (counterfactual: no decision
+    changed), 1 with the first divergence or the changed decisions, 2 on bad input."""
+    from runtime.approval_rules import load_approval_rules
+    from runtime.errors import GovrunError
+    from runtime.manifest import load_manifest
+
+    if live_from is not None and len(traces) > 1:
+        raise GovrunError("--live-from forks one run; give a single trace.")
+    if strict and manifest is None:
+        raise GovrunError("--strict goes with --manifest: without one, replay is strict already.")
+    if live_tools and (manifest is None or strict):
+        raise GovrunError(
+            "--live-tools applies to a counterfactual replay (with --manifest): a strict "
+            "replay never runs a tool."
+        )
+    new = load_manifest(manifest) if manifest is not None else None
+    rules = load_approval_rules(approvals, manifest=new) if approvals and new else None
+    if approvals and new is None and live_from is None:
+        raise GovrunError("--approvals needs --manifest (counterfactual) or --live-from (fork).")
+    if live_from is not None:
+        _fork(traces[0], output, new, live_from, approve, approvals, approver, key, json_output)
+        return
+    outcomes = _replay_all(traces, output, new, strict=strict, live_tools=live_tools, rules=rules)
+    from cli.render.replay import render_replays
+
+    render_replays(outcomes, as_json=json_output)
+    if any(isinstance(o, str) for o in outcomes):
+        raise typer.Exit(2)
+    ok = all(_unchanged(o) for o in outcomes if not isinstance(o, str))
+    raise typer.Exit(0 if ok else 1)
+
+
+def _unchanged(o: ReplayOutcome) -> bool:
+    if o.mode == "strict":
+        return o.identical
+    return o.session.ended_for is None and not o.changes()
+
+
+def _replay_all(
+    traces: list[Path],
+    output: Path | None,
+    manifest: Manifest | None,
+    *,
+    strict: bool,
+    live_tools: bool,
+    rules: ApprovalRules | None,
+) -> list[ReplayOutcome | str]:
+    """One replay per trace; a trace that cannot be read becomes its error message when
+    there are several (one bad file must not hide the others' results)."""
+    from runtime.errors import GovrunError
+    from runtime.record import Record
+    from runtime.replay import replay as run_replay
+
+    several = len(traces) > 1
+    outcomes: list[ReplayOutcome | str] = []
+    for n, trace in enumerate(traces, 1):
+        try:
+            record = Record.load(trace)
+            target = _target(output, record, several=several, n=n, label="replay")
+            outcomes.append(
+                run_replay(
+                    record,
+                    target,
+                    manifest=manifest,
+                    strict=strict,
+                    live_tools=live_tools,
+                    rules=rules,
+                    secrets=_secrets(manifest, record),
+                )
+            )
+        except GovrunError as exc:
+            if not several:
+                raise
+            outcomes.append(f"{trace}: {exc.message}")
+    return outcomes
+
+
+def _target(output: Path | None, record: Record, *, several: bool, n: int, label: str) -> Path:
+    from runtime.run import default_trace_path
+
+    agent = str(record.run_started.get("agent") or "agent")
+    if output is None:
+        return default_trace_path(f"{agent}-{label}")
+    if several:
+        output.mkdir(parents=True, exist_ok=True)
+        return default_trace_path(f"{n:03d}-{record.path.stem}-{label}", runs_dir=output)
+    return output
+
+
+def _secrets(manifest: Manifest | None, record: Record) -> set[str]:
+    """Values of the secret env vars named by the manifest in force, as a live run would
+    redact them."""
+    from runtime.replay import recorded_manifest
+
+    m = manifest or recorded_manifest(record)
+    return m.secret_values(os.environ)
+
+
+def _live_ports(m: Manifest, ui: Frontend, in_flight: InFlight | None = None) -> LivePorts:
+    from runtime.models import build_model
+    from runtime.replay import LivePorts
+
+    def model() -> Model:  # built only when the run goes live
+        return build_model(m.model, base_dir=m.base_dir, env=os.environ)
+
+    return LivePorts(
+        model=model,
+        approver=ui.approver,
+        operator=ui.operator,
+        control=ui.control,
+        in_flight=_in_flight_decider(ui, in_flight),
+    )
+
+
+def _fork(
+    trace: Path,
+    output: Path | None,
+    new: Manifest | None,
+    live_from: int,
+    approve: ApproveMode | None,
+    approvals: Path | None,
+    approver: str | None,
+    key: Path | None,
+    json_output: bool,
+) -> None:
+    from runtime.errors import GovrunError
+    from runtime.record import Record
+    from runtime.replay import recorded_manifest
+    from runtime.replay import replay as run_replay
+
+    record = Record.load(trace)
+    last = record.steps()
+    if live_from > last + 1:
+        raise GovrunError(
+            f"--live-from {live_from} is past the recorded run, which has {last} steps; "
+            f"fork from 1 to {last + 1}."
+        )
+    m = new or recorded_manifest(record)
+    ui = frontend(
+        m, approve=approve, approvals=approvals, approver=approver, json_events=json_output
+    )
+    target = _target(output, record, several=False, n=1, label="fork")
+    with ui.running():
+        outcome = run_replay(
+            record,
+            target,
+            manifest=new,
+            live_from=live_from,
+            live=_live_ports(m, ui),
+            signer=_signer(key),
+            observers=ui.observers,
+            secrets=m.secret_values(os.environ),
+        )
+    _report_live(outcome, m, "forked", json_output)
+
+
+class InFlight(StrEnum):
+    rerun = "rerun"
+    skip = "skip"
+
+
+@handle_errors
+def resume(
+    trace: Annotated[Path, typer.Argument(help="The crashed or stopped run's trace.")],
+    output: OutputOpt = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            "--manifest",
+            metavar="AGENT.yaml",
+            help="Continue under this manifest (e.g. with a higher budget) instead of the "
+            "recorded one.",
+        ),
+    ] = None,
+    in_flight: Annotated[
+        InFlight | None,
+        typer.Option(
+            "--in-flight",
+            help="What to do with a call that was running when the run crashed (its effect "
+            "is unknown): rerun or skip it. Asked on a terminal; required without one.",
+            show_default=False,
+        ),
+    ] = None,
+    approvals: ApprovalsOpt = None,
+    approve: ApproveOpt = None,
+    approver: ApproverOpt = None,
+    key: KeyOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Continue a crashed or stopped run: replay its record to the last complete step (a
+    crash: to where it ends), then go on live, into a new trace that names its parent."""
+    from runtime.errors import GovrunError
+    from runtime.manifest import load_manifest
+    from runtime.record import Record
+    from runtime.replay import recorded_manifest
+    from runtime.replay import replay as run_replay
+
+    record = Record.load(trace)
+    finished = record.run_finished
+    if finished is not None and finished.get("status") == "completed":
+        raise GovrunError(
+            f"{trace}: the run completed; there is nothing to resume.",
+            hint="`govrun replay --live-from STEP` forks a finished run from a step.",
+        )
+    new = load_manifest(manifest) if manifest is not None else None
+    m = new or recorded_manifest(record)
+    ui = frontend(
+        m, approve=approve, approvals=approvals, approver=approver, json_events=json_output
+    )
+    pending = record.truncated(record.resume_point()).in_flight()
+    if pending and in_flight is None and not ui.interactive:
+        names = ", ".join(f"{e['tool']} (step {e['step']})" for e in pending)
+        raise GovrunError(
+            f"{names} was in flight when the run crashed, and its outcome is unknown; "
+            "nobody is at a terminal to decide whether to run it again.",
+            hint="Pass --in-flight rerun or --in-flight skip.",
+        )
+    target = _target(output, record, several=False, n=1, label="resume")
+    with ui.running():
+        outcome = run_replay(
+            record,
+            target,
+            manifest=new,
+            resume=True,
+            live=_live_ports(m, ui, in_flight),
+            signer=_signer(key),
+            observers=ui.observers,
+            secrets=m.secret_values(os.environ),
+        )
+    if finished is not None and finished.get("failure_class") == "budget_exceeded" and not new:
+        err.print(
+            "[dim]the run had stopped on a budget; resuming under the same manifest meets it "
+            "again — pass --manifest with a higher budget[/]"
+        )
+    _report_live(outcome, m, "resumed", json_output)
+
+
+def _in_flight_decider(
+    ui: Frontend, flag: InFlight | None
+) -> Callable[[dict[str, Any]], tuple[InFlightChoice, str]]:
+    def decide(started: dict[str, Any]) -> tuple[InFlightChoice, str]:
+        if flag is not None:
+            return flag.value, f"{ui.who} (--in-flight {flag.value})"
+        from rich.prompt import Prompt
+
+        out.print(
+            f"[bold yellow]{started.get('tool')}[/] (step {started.get('step')}) was running "
+            "when the run crashed: whether it took effect is unknown."
+        )
+        choice = Prompt.ask(
+            "[bold]r[/]e-run it or [bold]s[/]kip it?", choices=["r", "s"], console=out
+        )
+        return ("rerun" if choice == "r" else "skip"), ui.who
+
+    return decide
+
+
+def _signer(key: Path | None) -> Signer:
+    from runtime.signing import Signer, load_default_signer
+
+    return Signer.load(key) if key else load_default_signer()
+
+
+def _report_live(outcome: ReplayOutcome, m: Manifest, verb: str, json_output: bool) -> None:
+    from cli.render.replay import render_live_continuation
+
+    render_live_continuation(outcome, verb, as_json=json_output)
+    console = err if json_output else out
+    if not json_output:
+        _summary(outcome.result, m, console)
+    raise typer.Exit(0 if outcome.result.status == "completed" else 1)
