@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import TraceError
-from runtime.trace import TornTail, read_stored, resolve_blobs
+from runtime.trace import TornTail, blob_dir, read_stored, resolve_blobs
 
 Key = tuple[int, str]
 """(step, call_id): how a call's events are found."""
@@ -43,6 +43,7 @@ class Record:
     """step -> seqs of the operator's answers to pauses."""
     requests: list[int] = field(default_factory=list)
     """seqs of operator requests from outside the loop (Ctrl-C)."""
+    _blobs: bool | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> Record:
@@ -96,7 +97,9 @@ class Record:
 
     def resolved(self, value: Any) -> Any:
         """A stored value with sidecar blobs inlined (what the loop originally saw)."""
-        return resolve_blobs(value, self.path)
+        if self._blobs is None:
+            self._blobs = blob_dir(self.path).is_dir()
+        return resolve_blobs(value, self.path) if self._blobs else value
 
     def steps(self) -> int:
         """The highest step number reached."""

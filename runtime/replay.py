@@ -95,6 +95,8 @@ IGNORED = frozenset(
 (``via`` too: a replayed approval is recorded as ``via: replay``.)"""
 
 
+_PER_EVENT = ("ts", "prev", "hash", "run_id", "duration_ms")
+
 _MANIFEST_FIELDS = frozenset({"manifest", "manifest_hash", "policy_hash", "agent"})
 
 
@@ -169,6 +171,8 @@ class ReplaySession:
         self.ended_for: str | None = None
         """Why a counterfactual replay could not go on (a call the record never ran)."""
         self.live_calls: list[str] = []
+        self.ran_live: set[tuple[int, str]] = set()
+        """(step, call_id) of calls run for real (``live_tools``): their checks run live."""
         self._model: Model | None = None
         self._replayed_model_calls = 0
         self._used: set[int] = set()
@@ -199,13 +203,15 @@ class ReplaySession:
     def can_go_live(self) -> bool:
         return self.live_ports is not None and (self.resume or self.live_from is not None)
 
-    def go_live(self) -> None:
+    def go_live(self, step: int | None = None) -> None:
+        """Switch every port to its live adapter, at the event about to be written."""
         if self.live:
             return
         assert self.trace is not None and self.live_ports is not None
+        self.trace.flush()  # the record so far is on disk before anything real happens
         self.clock.go_live()
         self.live = True
-        self.went_live = (self.trace.seq, self.step)
+        self.went_live = (self.trace.seq, self.step if step is None else step)
 
     def live_model(self) -> Model:
         assert self.live_ports is not None
@@ -224,7 +230,7 @@ class ReplaySession:
             return
         forking = cls is ev.StepStarted and self.live_from is not None and step >= self.live_from
         if forking or (self.resume and seq >= len(self.record.events)):
-            self.go_live()
+            self.go_live(step)
 
     def after_write(self, cls: type[ev.Event], stored: dict[str, Any]) -> None:
         self.step = stored["step"]
@@ -273,6 +279,30 @@ class ReplayTrace(TraceWriter):
         super().__init__(path, clock=session.clock, **kwargs)
         self.session = session
         session.trace = self
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+
+    def _write(self, line: bytes) -> None:
+        """Replayed events are batched: nothing outside happens between them, so there is
+        no side effect to write ahead of. Once live, every event is durable at once again."""
+        if self.session.live:
+            self.flush()
+            super()._write(line)
+            return
+        self._pending.append(line)
+        self._pending_bytes += len(line)
+        if self._pending_bytes >= 1 << 20:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            batch, self._pending, self._pending_bytes = b"".join(self._pending), [], 0
+            super()._write(batch)
+
+    def close(self) -> None:
+        if not self.closed and not self.broken:
+            self.flush()
+        super().close()
 
     def write(self, cls: type[ev.Event], step: int, payload: dict[str, Any]) -> str:
         s = self.session
@@ -292,6 +322,12 @@ def differing(recorded: dict[str, Any] | None, replayed: dict[str, Any]) -> tupl
         return ("type",)
     if recorded["type"] != replayed["type"]:
         return ("type",)
+    probe = recorded.copy()  # the common case, equal but for time and chain: one C compare
+    for key in _PER_EVENT:
+        if key in replayed:
+            probe[key] = replayed[key]
+    if probe == replayed:
+        return ()
     out = []
     for key in recorded.keys() | replayed.keys():
         if key in IGNORED or recorded.get(key) == replayed.get(key):
@@ -371,42 +407,43 @@ class ReplayClock:
     def __init__(self, session: ReplaySession) -> None:
         self.s = session
         self._live = SystemClock()
-        self._seconds: dict[str, float] = {}
+        self._times: list[float | None] = [None] * len(session.record.events)
         self._base = 0.0
         self._origin = 0.0
 
-    def _ts(self, seq: int) -> str:
-        events = self.s.record.events
-        return str(events[max(0, min(seq, len(events) - 1))].get("ts", ""))
-
     def _seq(self) -> int:
         s = self.s
-        return s.trace.seq if s.trace is not None and s.mode == "strict" else s.cursor + 1
+        seq = s.trace.seq if s.trace is not None and s.mode == "strict" else s.cursor + 1
+        return max(0, min(seq, len(self._times) - 1))
 
     def now(self) -> str:
-        return self._live.now() if self.s.live else self._ts(self._seq())
+        s = self.s
+        if s.live:
+            return self._live.now()
+        return str(s.record.events[self._seq()].get("ts", ""))
 
     def monotonic(self) -> float:
         if self.s.live:
             return self._base + (time.monotonic() - self._origin)
+        s = self.s
         seq = self._seq()
-        events = self.s.record.events
-        if self.s.mode == "strict" and seq < len(events):
-            e = events[seq]
+        if s.mode == "strict" and s.trace is not None and seq == s.trace.seq:
+            e = s.record.events[seq]
             if e["type"] == "interrupt" and e.get("rule") == "max_wall_time_s":
                 used = (e.get("detail") or {}).get("used")
                 if isinstance(used, int | float):
-                    return self._seconds_of(self._ts(0)) + float(used)
-        return self._seconds_of(self._ts(seq - 1))
+                    return self._at(0) + float(used)
+        return self._at(max(0, seq - 1))
 
-    def _seconds_of(self, ts: str) -> float:
-        seconds = self._seconds.get(ts)
+    def _at(self, seq: int) -> float:
+        """Seconds since the epoch of the recorded event at ``seq``, parsed once."""
+        seconds = self._times[seq]
         if seconds is None:
             try:
-                seconds = datetime.fromisoformat(ts).timestamp()
-            except ValueError:
+                seconds = datetime.fromisoformat(str(self.s.record.events[seq]["ts"])).timestamp()
+            except (KeyError, ValueError):
                 seconds = 0.0
-            self._seconds[ts] = seconds
+            self._times[seq] = seconds
         return seconds
 
     def sleep(self, seconds: float) -> None:
@@ -426,7 +463,7 @@ class ReplayModel:
 
     def __init__(self, session: ReplaySession) -> None:
         self.s = session
-        self.name = _model_name(session.m, session.record)
+        self.name = _model_name(session.m, session.record, same_manifest=session.same_manifest)
 
     def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
         s = self.s
@@ -469,13 +506,15 @@ def _retryable(record: Record, e: dict[str, Any]) -> bool:
     return (e["step"], e.get("attempt", 1) + 1) in record.model
 
 
-def _model_name(m: Manifest, record: Record) -> str:
-    """The name the live adapter would have: what the loop hashes into the prompt."""
+def _model_name(m: Manifest, record: Record, *, same_manifest: bool) -> str:
+    """The name the loop hashes into the prompt: as recorded, unless a new manifest names
+    another model (then what its live adapter would be called)."""
+    recorded = next((e["model"] for e in record.events if e["type"] == "model_request"), None)
+    if same_manifest and recorded is not None:
+        return str(recorded)
     if m.model.provider == "scripted":
         return m.model.name or "scripted"
-    return m.model.name or next(
-        (e["model"] for e in record.events if e["type"] == "model_request"), ""
-    )
+    return m.model.name or str(recorded or "")
 
 
 def _ended(record: Record) -> str:
@@ -505,6 +544,7 @@ class ReplayTools:
                 s.go_live()  # a resume reaches the crash, or a fork's record runs out
             elif s.live_tools:
                 s.live_calls.append(f"step {s.step} {call.name}")
+                s.ran_live.add(key)
                 return LiveTools().execute(call)
             else:
                 raise s.not_in_record(
@@ -709,7 +749,7 @@ class ReplayVerifier:
 
     def check_call(self, call: PreparedCall, result: ToolResult) -> list[CheckOutcome]:
         s = self.s
-        if s.live:
+        if s.live or (s.step, call.call_id) in s.ran_live:
             return self._live.check_call(call, result)
         m = s.m
         recorded = self._recorded((s.step, call.call_id))

@@ -82,3 +82,17 @@ def star_kwargs(**options: str) -> int:
 
 
 NOT_CALLABLE = 42
+
+
+def write_or_crash(path: str, text: str) -> str:
+    """Write ``text`` to ``path``, except the first time: then the process dies in the middle
+    of the call (leaving ``path.crashed``), as a crash while a tool runs would."""
+    import os
+    from pathlib import Path
+
+    marker = Path(path + ".crashed")
+    if not marker.exists():
+        marker.write_text("")
+        os._exit(137)
+    Path(path).write_text(text)
+    return f"wrote {len(text)} characters to {Path(path).name}"

@@ -1,0 +1,107 @@
+"""Replay throughput benchmark (not a test).
+
+    python -m benchmarks.bench_replay [--steps 10000] [--reps 5]
+
+Records one run of the shared workload (benchmarks/workload.py) through the real loop, then
+replays it strictly — the whole pipeline a user runs: read and index the record, rebuild the
+manifest from the trace, run the same loop with replay adapters, compare every event, and
+write the new hash-chained trace. Prints steps/s (median and best of REPS) against the
+5,000 steps/s target and writes benchmarks/results/replay.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from benchmarks.workload import turns, write_agent
+from runtime.manifest import load_manifest
+from runtime.models.scripted import ScriptedModel
+from runtime.record import Record
+from runtime.replay import replay
+from runtime.run import run_agent
+
+RESULTS = Path(__file__).resolve().parent / "results" / "replay.json"
+TARGET_STEPS_PER_S = 5000.0
+
+
+def record(folder: Path, n: int) -> Path:
+    manifest_path = write_agent(folder, n)
+    manifest = load_manifest(manifest_path)
+    trace = folder / "recorded.jsonl"
+    result = run_agent(
+        manifest,
+        task="add numbers",
+        trace_path=trace,
+        model=ScriptedModel(turns(n), name="bench"),
+        manifest_path=manifest_path,
+        run_id="bench",
+    )
+    if result.status != "completed":
+        sys.exit(f"recording did not complete: {result.status} {result.reason}")
+    return trace
+
+
+def replay_once(trace: Path, out: Path) -> tuple[float, int]:
+    start = time.perf_counter()
+    outcome = replay(Record.load(trace), out)
+    elapsed = time.perf_counter() - start
+    if not outcome.identical:
+        why = outcome.divergence.message if outcome.divergence else outcome.result.reason
+        sys.exit(f"the benchmark trace did not replay identically: {why}")
+    return elapsed, outcome.result.steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--reps", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="govrun-bench-replay-") as tmp:
+        folder = Path(tmp)
+        trace = record(folder, args.steps)
+        events = sum(1 for _ in trace.open("rb"))
+        replay_once(trace, folder / "warmup.jsonl")
+        times = []
+        steps = 0
+        for rep in range(args.reps):
+            elapsed, steps = replay_once(trace, folder / f"replay-{rep}.jsonl")
+            times.append(elapsed)
+    median, best = statistics.median(times), min(times)
+    rate = steps / median
+    verdict = "met" if rate >= TARGET_STEPS_PER_S else "MISSED"
+    print(f"replay of a {steps:,}-step trace ({events:,} events), {args.reps} runs:")
+    print(
+        f"  median {median:.3f} s = {rate:,.0f} steps/s   best {best:.3f} s = {steps / best:,.0f}"
+    )
+    print(
+        f"  per step {median / steps * 1e6:.1f} µs; target ≥ {TARGET_STEPS_PER_S:,.0f} steps/s: "
+        f"{verdict}"
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_bytes(
+        orjson.dumps(
+            {
+                "machine": f"{platform.machine()} {platform.python_version()}",
+                "steps": steps,
+                "events": events,
+                "median_s": median,
+                "best_s": best,
+                "steps_per_s": rate,
+                "target_steps_per_s": TARGET_STEPS_PER_S,
+                "met": rate >= TARGET_STEPS_PER_S,
+            },
+            option=orjson.OPT_INDENT_2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
