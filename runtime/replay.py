@@ -232,6 +232,38 @@ class ReplaySession:
         if forking or (self.resume and seq >= len(self.record.events)):
             self.go_live(step)
 
+    def before_tool_started(self, step: int, seq: int, payload: dict[str, Any]) -> None:
+        """``tool_started`` says a side effect begins: never write it for a call the replay
+        will not run. Strict: the record must hold this very call here. Counterfactual: the
+        record must hold its outcome (or it may run live)."""
+        key = (step, payload["call_id"])
+        if self.mode == "strict":
+            recorded = self.record.events[seq] if seq < len(self.record.events) else None
+            replayed = {
+                **payload,
+                "type": "tool_started",
+                "v": ev.SCHEMA_MAJOR,
+                "step": step,
+                "seq": seq,
+            }
+            fields = differing(recorded, replayed)
+            if fields and self.divergence is None:
+                self.divergence = describe_divergence(self.record, seq, recorded, replayed, fields)
+                raise RunEnded("failed", "divergence", self.divergence.message)
+            return
+        finished = self.record.finished.get(key)
+        started = self.record.started.get(key)
+        same = started is not None and self.record.events[started].get("call_hash") == (
+            payload.get("call_hash")
+        )
+        if (same and finished is not None) or self.can_go_live or self.live_tools:
+            return
+        raise self.not_in_record(
+            f"step {step} {payload.get('tool')} would run now, but the recorded run "
+            f"{_fate(self.record, key)}, so the record has no outcome for it (run it for real "
+            "with --live-tools)"
+        )
+
     def after_write(self, cls: type[ev.Event], stored: dict[str, Any]) -> None:
         self.step = stored["step"]
         if cls is ev.ModelRequest:
@@ -309,6 +341,8 @@ class ReplayTrace(TraceWriter):
         if cls is not ev.StepFinished and cls is not ev.RunFinished:
             s.pending_divergence()
         s.before_write(cls, step, self.seq)
+        if cls is ev.ToolStarted and not s.live:
+            s.before_tool_started(step, self.seq, payload)
         digest = super().write(cls, step, payload)
         assert self.last is not None
         s.after_write(cls, self.last)
@@ -363,9 +397,9 @@ def describe_divergence(
         )
     else:
         headline = f"step {step}, event {seq} ({_what(recorded)}) differs in {', '.join(fields)}"
+        shown = [contrast(f, recorded.get(f), replayed.get(f)) for f in fields[:4]]
         detail = " — " + "; ".join(
-            f"{f}: recorded {_short(recorded.get(f))}, replayed {_short(replayed.get(f))}"
-            for f in fields[:4]
+            f"{label}: recorded {a!r}, replayed {b!r}" for label, a, b in shown
         )
     hint = ""
     if kind == "model_request" and "prompt_hash" in fields:
@@ -385,13 +419,37 @@ def describe_divergence(
 
 def _what(e: dict[str, Any]) -> str:
     kind = e["type"]
-    name = e.get("tool")
+    name = e.get("tool") or (e.get("rule") if kind == "interrupt" else None)
     return f"{kind} {name}" if name else kind
 
 
-def _short(value: Any, limit: int = 80) -> str:
+def contrast(field: str, a: Any, b: Any, limit: int = 80) -> tuple[str, str, str]:
+    """How to show two differing values: the first differing item of two lists (labelled
+    ``field[i]``), and for text the part around the first differing character, so that two
+    long values with a common start do not look the same."""
+    if isinstance(a, list) and isinstance(b, list):
+        i = next((n for n, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), None)
+        if i is None:
+            i = min(len(a), len(b))
+        x = a[i] if i < len(a) else None
+        y = b[i] if i < len(b) else None
+        label, sx, sy = contrast(f"{field}[{i}]", x, y, limit)
+        return label, sx, sy
+    if a is None or b is None:
+        return field, _clip(a, 0, limit), _clip(b, 0, limit)
+    ta = a if isinstance(a, str) else canonical(a).decode()
+    tb = b if isinstance(b, str) else canonical(b).decode()
+    same = next((n for n, (x, y) in enumerate(zip(ta, tb, strict=False)) if x != y), None)
+    start = max(0, (min(len(ta), len(tb)) if same is None else same) - limit // 4)
+    return field, _clip(ta, start, limit), _clip(tb, start, limit)
+
+
+def _clip(value: Any, start: int, limit: int) -> str:
+    if value is None:
+        return "(none)"
     text = value if isinstance(value, str) else canonical(value).decode()
-    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+    shown = text[start : start + limit]
+    return ("…" if start else "") + shown + ("…" if start + limit < len(text) else "")
 
 
 # --- clock --------------------------------------------------------------------------------
@@ -608,13 +666,16 @@ def _fate(record: Record, key: tuple[int, str]) -> str:
     approval = record.approvals.get(key)
     if approval is not None and record.events[approval]["decision"] != "approve":
         return f"{record.events[approval]['decision']}ed it at the approval gate"
+    if key in record.started:
+        return "started it but ends before it finished (the run crashed)"
     return "stopped before running it"
 
 
 class ReplayApprover:
-    """Strict: the recorded decision. Counterfactual: standing rules decide anew (the new
-    manifest's timeout answers too); a person's recorded decision on the same call stands;
-    a call nobody decided before is rejected, and the report says so."""
+    """Strict: the recorded decision. Counterfactual, in the order of a live run: the
+    standing rules given decide first; a call no rule decides gets the recorded decision on
+    the same call (a timeout is decided anew by the new manifest's ``on_timeout``); a call
+    nobody decided before is rejected, and the report says so."""
 
     def __init__(self, session: ReplaySession) -> None:
         self.s = session

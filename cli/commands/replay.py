@@ -186,7 +186,8 @@ def _replay_all(
         except GovrunError as exc:
             if not several:
                 raise
-            outcomes.append(f"{trace}: {exc.message}")
+            named = exc.message.startswith(str(trace))  # trace errors name their file
+            outcomes.append(exc.message if named else f"{trace}: {exc.message}")
     return outcomes
 
 

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.console import out
-from runtime.replay import Divergence, ReplayOutcome
+from runtime.replay import Divergence, ReplayOutcome, contrast
 from runtime.replay_report import Change
 from runtime.trace import canonical
 
@@ -88,11 +88,10 @@ def _divergence_panel(d: Divergence) -> Panel:
         if field == "type":
             table.add_row("event", _describe(d.recorded), _describe(d.replayed))
         else:
-            table.add_row(
-                field,
-                _show((d.recorded or {}).get(field)),
-                f"[yellow]{_show((d.replayed or {}).get(field))}[/]",
+            label, a, b = contrast(
+                field, (d.recorded or {}).get(field), (d.replayed or {}).get(field), SHOWN
             )
+            table.add_row(escape(label), escape(a), f"[yellow]{escape(b)}[/]")
     title = f"first divergence: step {d.step}, event {d.seq} ({d.event})"
     return Panel(Group(Text(d.message), table), title=title, title_align="left", border_style="red")
 
