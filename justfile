@@ -22,3 +22,12 @@ demo:
 bench:
     python -m benchmarks.bench_trace
     python -m benchmarks.bench_loop
+    python -m benchmarks.bench_replay
+    python -m benchmarks.bench_diff
+
+# Re-record the golden quickstart trace (after an intended change to the quickstart agent);
+# tests replay it under the current manifest and fail on any divergence.
+golden:
+    rm -f fixtures/golden/quickstart.jsonl
+    govrun run fixtures/agents/quickstart.yaml -o fixtures/golden/quickstart.jsonl </dev/null
+    govrun replay fixtures/golden/quickstart.jsonl --manifest fixtures/agents/quickstart.yaml --strict -o "$(mktemp -d)/replay.jsonl"

@@ -14,8 +14,11 @@ from typing import Annotated
 import orjson
 import typer
 
+from cli.commands.diff import diff as diff_command
 from cli.commands.keys import keys_app
 from cli.commands.policy import policy_app
+from cli.commands.replay import replay as replay_command
+from cli.commands.replay import resume as resume_command
 from cli.commands.run import run as run_command
 from cli.console import err, handle_errors, out
 from runtime import __version__
@@ -48,6 +51,9 @@ def _root(
 
 
 app.command(name="run")(run_command)
+app.command(name="replay")(replay_command)
+app.command(name="resume")(resume_command)
+app.command(name="diff")(diff_command)
 app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
 

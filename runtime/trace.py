@@ -18,6 +18,7 @@ import gc
 import hashlib
 import json
 import os
+import re
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ def _tag(cls: type[Event]) -> str:
 
 _BLOB_KEY = "$blob"
 _BLOB_MARK = b'"$blob"'
+_BLOB_REF = re.compile(r"[0-9a-f]{64}")
 
 
 def canonical(obj: Any) -> bytes:
@@ -352,6 +354,8 @@ def _resolve_blobs(value: Any, folder: Path, *, strict: bool = False, load: bool
     ``load=False`` puts a short placeholder in place of every blob without reading it."""
     if isinstance(value, dict):
         ref = value.get(_BLOB_KEY)
+        if isinstance(ref, str) and not _BLOB_REF.fullmatch(ref):  # a hash, never a path
+            return f"[invalid blob reference {ref[:40]!r}]"
         if isinstance(ref, str):
             if not load:
                 return f"[blob {ref[:12]}… {value.get('size')} bytes, not loaded]"
@@ -412,7 +416,7 @@ def read_stored(path: str | Path) -> tuple[list[dict[str, Any]], TornTail | None
     if not file.is_file():
         raise TraceError(f"{file}: no such trace file.")
     events: list[dict[str, Any]] = []
-    with _gc_paused():
+    with gc_paused():
         torn = _read_into(events, file)
     if not events:
         raise TraceError(
@@ -424,7 +428,7 @@ def read_stored(path: str | Path) -> tuple[list[dict[str, Any]], TornTail | None
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Building many small dicts triggers the cycle collector over and over for nothing
     (they hold no cycles): a third of the time of reading a large trace."""
     enabled = gc.isenabled()

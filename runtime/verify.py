@@ -33,6 +33,7 @@ from runtime.events import EVENT_ADAPTER, EVENT_TYPES, SCHEMA_MAJOR, ZERO_HASH
 from runtime.trace import (
     _BLOB_KEY,
     _BLOB_MARK,
+    _BLOB_REF,
     _lines,
     _resolve_blobs,
     _try_complete,
@@ -371,6 +372,16 @@ class _Verifier:
                 self._check_blobs(v, seq, line_no)
 
     def _check_blob(self, ref: str, seq: int, line_no: int) -> None:
+        if not _BLOB_REF.fullmatch(ref):  # a path in its place would read another file
+            raise _Found(
+                Problem(
+                    "bad_blob",
+                    line_no,
+                    seq,
+                    f"seq {seq} (line {line_no}) refers to blob {ref[:40]!r}, which is not "
+                    "a SHA-256 hash.",
+                )
+            )
         target = self.blob_folder / ref
         try:
             content = target.read_bytes()

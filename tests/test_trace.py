@@ -297,6 +297,25 @@ def test_reader_shows_a_missing_blob_as_a_placeholder(tmp_path: Path) -> None:
     assert any("missing" in o for o in outputs)
 
 
+def test_a_blob_reference_is_a_hash_never_a_path(tmp_path: Path) -> None:
+    """A crafted reference must not make a viewer show another file, nor verify read it."""
+    secret = tmp_path / "private.txt"
+    secret.write_text("not yours")
+    path = tmp_path / "run.jsonl"
+    write_run(path, big_output_at=3)
+    events = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    for e in events:
+        if isinstance(e.get("output"), dict):
+            e["output"] = {"$blob": "../private.txt", "size": 9}
+    path.write_bytes(rechain(events))
+
+    outputs = [e.output for e in TraceReader(path) if isinstance(e, ToolFinished)]
+    assert not any("not yours" in str(o) for o in outputs)
+    report = verify_trace(path)
+    assert report.problem is not None and report.problem.kind == "bad_blob"
+    assert "is not a SHA-256 hash" in report.problem.message
+
+
 # --- torn and damaged traces -----------------------------------------------------------
 
 
