@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -60,6 +61,22 @@ class ToolResult(BaseModel):
             failure_class=failure_class,
             truncated=truncated,
         )
+
+
+def portable(path: Path, root: Path) -> str:
+    """``path`` as the model and the trace see it: relative to the root when they share a
+    folder (``../../notes.md``), absolute only when they share nothing but ``/``
+    (``/etc/passwd``) — not the machine's own folder layout, so a run records the same text
+    wherever the repository is checked out, and replays there."""
+    if os.path.commonpath([path, root]) == path.anchor:
+        return str(path)
+    return os.path.relpath(path, root)
+
+
+def describe_roots(roots: Sequence[Path]) -> str:
+    """Roots by name (``root 'ws'``), for messages the model sees."""
+    names = ", ".join(repr(r.name) for r in roots)
+    return f"root {names}" if len(roots) == 1 else f"roots {names}"
 
 
 class ScopeViolation(Exception):

@@ -27,7 +27,15 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from runtime.tools.base import ArgsModel, BaseTool, ScopeViolation, ToolConfigError, ToolResult
+from runtime.tools.base import (
+    ArgsModel,
+    BaseTool,
+    ScopeViolation,
+    ToolConfigError,
+    ToolResult,
+    describe_roots,
+    portable,
+)
 
 _ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -121,12 +129,10 @@ class Confinement:
                 if any(p in ("", ".", "..") for p in rel):  # cannot happen after resolve()
                     raise ScopeViolation(f"path {path!r} did not resolve canonically")
                 return Located(requested=path, root=root, rel=rel)
-        where = (
-            f"root {self.roots[0]}"
-            if len(self.roots) == 1
-            else "roots " + ", ".join(str(r) for r in self.roots)
+        raise ScopeViolation(
+            f"path {path!r} resolves to {portable(resolved, self.roots[0])}, outside "
+            + describe_roots(self.roots)
         )
-        raise ScopeViolation(f"path {path!r} resolves to {resolved}, outside {where}")
 
     @contextlib.contextmanager
     def open_dir(

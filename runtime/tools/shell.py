@@ -34,6 +34,8 @@ from runtime.tools.base import (
     ScopeViolation,
     ToolConfigError,
     ToolResult,
+    describe_roots,
+    portable,
 )
 
 FIXED_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -319,8 +321,10 @@ class ShellTool(BaseTool):
         except (OSError, RuntimeError) as exc:
             raise ScopeViolation(f"{cmd}: argument {arg!r} cannot be resolved: {exc}") from None
         if not any(resolved.is_relative_to(r) for r in self.roots):
-            roots = ", ".join(str(r) for r in self.roots)
-            raise ScopeViolation(f"{cmd}: argument {arg!r} resolves to {resolved}, outside {roots}")
+            raise ScopeViolation(
+                f"{cmd}: argument {arg!r} resolves to {portable(resolved, self.roots[0])}, "
+                f"outside {describe_roots(self.roots)}"
+            )
 
     # --- execution ----------------------------------------------------------------------
 
