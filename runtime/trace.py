@@ -22,6 +22,8 @@ import re
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate, count, islice
+from operator import add
 from pathlib import Path
 from typing import Any, Literal
 
@@ -511,23 +513,20 @@ class TraceIndex:
         self._file = open(self.path, "rb")  # noqa: SIM115 - lives with the index
         self.refresh()
 
-    def refresh(self, chunk_size: int = 1 << 22) -> int:
+    def refresh(self) -> int:
         """Index lines completed since the last call; returns how many were added."""
-        before = len(self._offsets)
         self._file.seek(self._end)
-        offsets = self._offsets
-        pos = self._end
-        pending = b""
-        while chunk := self._file.read(chunk_size):
-            buf = pending + chunk
-            start = 0
-            while (nl := buf.find(b"\n", start)) != -1:
-                offsets.append(pos + start)
-                start = nl + 1
-            pos += start
-            pending = buf[start:]
-        self._end = pos
-        return len(offsets) - before
+        data = self._file.read()
+        last = data.rfind(b"\n")
+        if last < 0:
+            return 0
+        lines = data[:last].split(b"\n")
+        # Start of line k = sum of the earlier lines' lengths + k newlines, in C iterators:
+        # a 100,000-line trace is indexed in milliseconds, not a Python loop per line.
+        starts = map(add, accumulate(map(len, lines), initial=self._end), count())
+        self._offsets.extend(islice(starts, len(lines)))
+        self._end += last + 1
+        return len(lines)
 
     def __len__(self) -> int:
         return len(self._offsets)
