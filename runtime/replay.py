@@ -148,8 +148,12 @@ class ReplaySession:
         live_tools: bool = False,
         rules: ApprovalRules | None = None,
         same_manifest: bool = True,
+        until_step: int | None = None,
     ) -> None:
         self.record = record
+        self.until_step = until_step
+        """Stop once this step is replayed (the inspector re-runs up to a selected step)."""
+        self.stopped_early = False
         self.same_manifest = same_manifest
         """False when a strict replay runs under another manifest: run_started's snapshot
         then differs by design, and only the trajectory is compared."""
@@ -228,6 +232,9 @@ class ReplaySession:
     def before_write(self, cls: type[ev.Event], step: int, seq: int) -> None:
         if self.live:
             return
+        if cls is ev.StepStarted and self.until_step is not None and step > self.until_step:
+            self.stopped_early = True  # what the loop writes while stopping is not compared
+            raise RunEnded("stopped", None, f"replayed up to step {self.until_step}, as asked")
         forking = cls is ev.StepStarted and self.live_from is not None and step >= self.live_from
         if forking or (self.resume and seq >= len(self.record.events)):
             self.go_live(step)
@@ -268,7 +275,7 @@ class ReplaySession:
         self.step = stored["step"]
         if cls is ev.ModelRequest:
             self.request = (stored["step"], stored.get("attempt", 1))
-        if self.live or self.mode != "strict" or self.divergence is not None:
+        if self.live or self.mode != "strict" or self.divergence is not None or self.stopped_early:
             return
         seq = stored["seq"]
         self.cursor = max(self.cursor, seq)
@@ -913,6 +920,17 @@ class ReplayOutcome:
         return changes(fold(self.record.events), fold(replayed))
 
     @property
+    def reproduced(self) -> bool:
+        """Strict replay matched the record for every event it wrote (up to ``until_step``
+        when one was given; to the end otherwise, see :attr:`identical`)."""
+        s = self.session
+        if s.divergence is not None or self.mode != "strict":
+            return False
+        if s.until_step is not None:
+            return s.stopped_early or self.identical
+        return self.identical
+
+    @property
     def identical(self) -> bool:
         """Strict replay reproduced the record event for event, to its end."""
         s = self.session
@@ -955,6 +973,7 @@ def replay(
     live: LivePorts | None = None,
     live_tools: bool = False,
     rules: ApprovalRules | None = None,
+    until_step: int | None = None,
     signer: Signer | None = None,
     observers: Iterable[Observer] = (),
     durability: Durability = "flush",
@@ -982,6 +1001,7 @@ def replay(
         live_tools=live_tools,
         rules=rules,
         same_manifest=manifest is None,
+        until_step=until_step,
     )
     ports = session.ports()
     started = record.run_started
