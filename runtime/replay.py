@@ -154,6 +154,8 @@ class ReplaySession:
         self.until_step = until_step
         """Stop once this step is replayed (the inspector re-runs up to a selected step)."""
         self.stopped_early = False
+        self.watching_steps = resume or live_from is not None or until_step is not None
+        """Whether a write may have to stop the replay or switch it to live."""
         self.same_manifest = same_manifest
         """False when a strict replay runs under another manifest: run_started's snapshot
         then differs by design, and only the trajectory is compared."""
@@ -345,11 +347,17 @@ class ReplayTrace(TraceWriter):
 
     def write(self, cls: type[ev.Event], step: int, payload: dict[str, Any]) -> str:
         s = self.session
-        if cls is not ev.StepFinished and cls is not ev.RunFinished:
-            s.pending_divergence()
-        s.before_write(cls, step, self.seq)
-        if cls is ev.ToolStarted and not s.live:
-            s.before_tool_started(step, self.seq, payload)
+        if not s.live:
+            if (
+                s.divergence is not None
+                and cls is not ev.StepFinished
+                and cls is not ev.RunFinished
+            ):
+                s.pending_divergence()
+            if s.watching_steps:
+                s.before_write(cls, step, self.seq)
+            if cls is ev.ToolStarted and not s.live:
+                s.before_tool_started(step, self.seq, payload)
         digest = super().write(cls, step, payload)
         assert self.last is not None
         s.after_write(cls, self.last)
@@ -477,9 +485,11 @@ class ReplayClock:
         self._origin = 0.0
 
     def _seq(self) -> int:
+        """The recorded event the loop is about to reproduce (clamped to the record)."""
         s = self.s
-        seq = s.trace.seq if s.trace is not None and s.mode == "strict" else s.cursor + 1
-        return max(0, min(seq, len(self._times) - 1))
+        seq = s.trace.seq if s.mode == "strict" and s.trace is not None else s.cursor + 1
+        last = len(self._times) - 1
+        return seq if seq <= last else last
 
     def now(self) -> str:
         s = self.s
@@ -488,17 +498,18 @@ class ReplayClock:
         return str(s.record.events[self._seq()].get("ts", ""))
 
     def monotonic(self) -> float:
-        if self.s.live:
-            return self._base + (time.monotonic() - self._origin)
         s = self.s
+        if s.live:
+            return self._base + (time.monotonic() - self._origin)
         seq = self._seq()
-        if s.mode == "strict" and s.trace is not None and seq == s.trace.seq:
-            e = s.record.events[seq]
-            if e["type"] == "interrupt" and e.get("rule") == "max_wall_time_s":
-                used = (e.get("detail") or {}).get("used")
-                if isinstance(used, int | float):
-                    return self._at(0) + float(used)
-        return self._at(max(0, seq - 1))
+        e = s.record.events[seq]
+        if e["type"] == "interrupt" and e.get("rule") == "max_wall_time_s" and s.mode == "strict":
+            used = (e.get("detail") or {}).get("used")
+            if isinstance(used, int | float):
+                return self._at(0) + float(used)
+        previous = seq - 1 if seq else 0
+        seconds = self._times[previous]
+        return seconds if seconds is not None else self._at(previous)
 
     def _at(self, seq: int) -> float:
         """Seconds since the epoch of the recorded event at ``seq``, parsed once."""
