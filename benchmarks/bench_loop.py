@@ -1,13 +1,14 @@
 """Governed-step overhead benchmark (not a test).
 
-    python -m benchmarks.bench_loop [--steps 200 1000] [--reps 5]
+    python -m benchmarks.bench_loop [--steps 200 1000] [--reps 5] [--registry]
 
 Runs the shared workload (benchmarks/workload.py) through the real loop: scripted model,
 the real `add` tool as a Python callable, a five-rule policy, budgets and interrupts on,
 the hash-chained trace written to disk with a write per event. Compares with a bare
 Python loop that makes the same calls and appends the same events as orjson lines with a
 flush. Prints µs per step (median and min of REPS after a warm-up), the governed step's own
-overhead (govrun - bare) and whether per-step cost stays flat as N grows.
+overhead (govrun - bare) and whether per-step cost stays flat as N grows. ``--registry``
+runs as `govrun run` does: listed in a run registry and steerable by `govrun ctl`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import orjson
 from benchmarks.workload import add, turns, write_agent
 from runtime.manifest import load_manifest
 from runtime.models.scripted import ScriptedModel
+from runtime.registry import Registry
 from runtime.run import run_agent
 from runtime.trace import read_trace
 
@@ -36,12 +38,21 @@ TARGET_US = 50.0
 FLAT = 0.20
 
 
-def govrun_once(manifest_path: Path, n: int, out: Path) -> tuple[float, Path]:
+def govrun_once(
+    manifest_path: Path, n: int, out: Path, registry: Registry | None = None
+) -> tuple[float, Path]:
     manifest = load_manifest(manifest_path)
     model = ScriptedModel(turns(n), name="bench")
     trace = out / f"govrun-{time.monotonic_ns()}.jsonl"
     start = time.perf_counter()
-    result = run_agent(manifest, task="add numbers", trace_path=trace, model=model, run_id="bench")
+    result = run_agent(
+        manifest,
+        task="add numbers",
+        trace_path=trace,
+        model=model,
+        run_id="bench",
+        registry=registry,
+    )
     elapsed = time.perf_counter() - start
     if result.status != "completed" or result.steps != n + 1:
         sys.exit(f"benchmark run did not complete: {result.status} {result.reason}")
@@ -65,12 +76,12 @@ def bare_once(n: int, by_step: dict[int, list[dict[str, Any]]], out: Path) -> fl
     return time.perf_counter() - start
 
 
-def measure(n: int, reps: int, folder: Path) -> dict[str, Any]:
+def measure(n: int, reps: int, folder: Path, registry: Registry | None = None) -> dict[str, Any]:
     manifest_path = write_agent(folder / f"agent-{n}", n)
-    govrun_once(manifest_path, n, folder)  # warm-up: imports, caches
+    govrun_once(manifest_path, n, folder, registry)  # warm-up: imports, caches
     runs, trace = [], None
     for _ in range(reps):
-        elapsed, trace = govrun_once(manifest_path, n, folder)
+        elapsed, trace = govrun_once(manifest_path, n, folder, registry)
         runs.append(elapsed)
     assert trace is not None
     events, _ = read_trace(trace)
@@ -98,9 +109,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, nargs="+", default=[200, 1000])
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument(
+        "--registry", action="store_true", help="register runs as `govrun run` does"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="govrun-bench-") as tmp:
-        rows = [measure(n, args.reps, Path(tmp)) for n in args.steps]
+        registry = Registry(Path(tmp) / "runs") if args.registry else None
+        rows = [measure(n, args.reps, Path(tmp), registry) for n in args.steps]
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"governed step benchmark · {platform.python_version()} · {platform.machine()} · "
@@ -142,8 +157,9 @@ def main() -> None:
     verdicts.append((f"peak RSS {rss_mb:.0f} MB < 100 MB", rss_mb < 100))
     for text, ok in verdicts:
         print(f"{'PASS' if ok else 'MISS'}  {text}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_bytes(
+    results = RESULTS.with_name("loop-registry.json") if args.registry else RESULTS
+    results.parent.mkdir(exist_ok=True)
+    results.write_bytes(
         orjson.dumps(
             {
                 "rows": rows,

@@ -14,11 +14,14 @@ from typing import Annotated
 import orjson
 import typer
 
+from cli.commands.ctl import ctl_app
+from cli.commands.ctl import status as status_command
 from cli.commands.diff import diff as diff_command
 from cli.commands.keys import keys_app
 from cli.commands.policy import policy_app
 from cli.commands.replay import replay as replay_command
 from cli.commands.replay import resume as resume_command
+from cli.commands.rollback import rollback as rollback_command
 from cli.commands.run import run as run_command
 from cli.console import err, handle_errors, out
 from runtime import __version__
@@ -54,8 +57,11 @@ app.command(name="run")(run_command)
 app.command(name="replay")(replay_command)
 app.command(name="resume")(resume_command)
 app.command(name="diff")(diff_command)
+app.command(name="rollback")(rollback_command)
 app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
+app.command(name="status")(status_command)
+app.add_typer(ctl_app, name="ctl")
 
 ManifestPath = Annotated[
     Path, typer.Argument(help="The agent manifest (YAML).", metavar="AGENT.yaml")
@@ -71,9 +77,11 @@ def validate(manifest: ManifestPath) -> None:
 
     m = load_manifest(manifest)
     tools = ", ".join(t.name for t in m.tools) or "no tools"
+    configs = m.models or {"model": m.model}
+    models = ", ".join(f"{name} {c.provider}:{c.name or '-'}" for name, c in configs.items())
     out.print(
         f"[green]✓[/] {manifest} is a valid govrun manifest: agent [bold]{m.name}[/], "
-        f"model {m.model.provider}:{m.model.name or '-'}, {tools}."
+        f"{models}, {tools}."
     )
 
 

@@ -305,17 +305,43 @@ class Compaction(_Event):
     tokens_before: int = Field(description="Estimated prompt tokens before.")
     tokens_after: int = Field(description="Estimated prompt tokens after.")
     messages_removed: int = Field(0, description="Messages replaced.")
+    turns_replaced: int = Field(0, description="Turns (assistant message + tool results) replaced.")
     summary: str | None = Field(None, description="The summary that replaced them.")
+    model: str | None = Field(None, description="summarize: the model that wrote the summary.")
+    usage: dict[str, int] = Field(default_factory=dict, description="summarize: its tokens.")
+    cost_usd: float = Field(0.0, description="summarize: its cost.")
+    error: str | None = Field(None, description="Why summarizing failed (truncated instead).")
+
+
+RollbackAction = Literal["restored", "removed", "undone", "refused", "skipped", "failed"]
 
 
 class Rollback(_Event):
-    """One recorded effect was undone (or refused)."""
+    """One recorded effect was undone (or refused). Written by `govrun rollback` into a new
+    trace, or by the run itself (`on_failure: rollback`) before `run_finished`; the envelope
+    `step` is when it happened, `call_step` the step of the call undone."""
 
     type: Literal["rollback"] = "rollback"
     call_id: str = Field(description="The call whose effect is undone.")
     target: str = Field(description="File path or command undone.")
     ok: bool = Field(description="Whether the undo happened.")
-    reason: str = Field("", description="Why it was refused, if it was.")
+    reason: str = Field("", description="What was done, or why it was refused.")
+    call_step: int | None = Field(None, description="The step of the call undone.")
+    tool: str | None = Field(None, description="The tool whose effect is undone.")
+    kind: Literal["restore", "remove", "command", "irreversible"] | None = Field(
+        None, description="The recorded undo (tool_finished evidence.undo.kind)."
+    )
+    action: RollbackAction | None = Field(None, description="What rollback did.")
+    forced: bool = Field(False, description="Done although the file changed since the run.")
+    failure_class: FailureClass | None = Field(
+        None,
+        description="verification_failed: the file changed since the run (refused); "
+        "policy_denied: a symlink on the way; missing_evidence: irreversible or no "
+        "pre-image; tool_error: the undo itself failed.",
+    )
+    evidence: dict[str, Any] = Field(
+        default_factory=dict, description="What was found and done: hashes, exit code."
+    )
 
 
 AnyEvent = Annotated[

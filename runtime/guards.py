@@ -29,10 +29,21 @@ class Counters:
     elapsed_s: float = 0.0
     denials: int = 0
     approvals: int = 0
+    per_model: dict[str, ModelUsage] = field(default_factory=dict)
+    """Usage per name under `models:` (empty without routing)."""
 
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass
+class ModelUsage:
+    """What one named model has used."""
+
+    model_calls: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -77,12 +88,29 @@ class Guards:
             return _budget("max_steps", b.max_steps, c.steps, "step budget exhausted")
         return self._spend(c)
 
-    def before_model_call(self, c: Counters) -> Trip | None:
+    def before_model_call(self, c: Counters, model: str | None = None) -> Trip | None:
+        """``model``: the name under `models:` about to be called, for its own budget."""
         b = self.budgets
         if b.max_model_calls is not None and c.model_calls >= b.max_model_calls:
             return _budget(
                 "max_model_calls", b.max_model_calls, c.model_calls, "model call budget exhausted"
             )
+        limits = b.per_model.get(model) if model is not None else None
+        if limits is not None:
+            used = c.per_model.get(model) or ModelUsage()
+            for key, value, what in (
+                ("max_model_calls", used.model_calls, "model call"),
+                ("max_tokens", used.tokens, "token"),
+                ("max_cost_usd", round(used.cost_usd, 6), "cost"),
+            ):
+                limit = getattr(limits, key)
+                if limit is not None and value >= limit:
+                    return _budget(
+                        f"per_model.{model}.{key}",
+                        limit,
+                        value,
+                        f"{what} budget of {model} exhausted",
+                    )
         return self._spend(c)
 
     def before_tool_call(self, c: Counters, tool: str) -> Trip | None:

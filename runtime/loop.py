@@ -9,14 +9,17 @@ finished in ``finally`` so even a crash leaves a verifiable record.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from runtime import compaction
 from runtime import events as ev
 from runtime.checks import CheckOutcome, LiveVerifier
+from runtime.compaction import LiveSummarizer
 from runtime.decide import decide_call
 from runtime.errors import TraceWriteError
-from runtime.guards import Counters, Guards, Trip
+from runtime.guards import Counters, Guards, ModelUsage, Trip
 from runtime.manifest import Manifest
 from runtime.models.pricing import cost_usd
 from runtime.policy import PolicyEngine
@@ -30,15 +33,21 @@ from runtime.ports import (
     ModelCallError,
     ModelReply,
     Operator,
+    Rollbacker,
+    Summarizer,
     ToolCallRequest,
     Tools,
     Verifier,
 )
 from runtime.preview import preview_call
+from runtime.prompt_size import PromptSizer
+from runtime.rollback import Effect, LiveRollbacker, undo_all, undo_record
+from runtime.rollback import describe as describe_undos
+from runtime.routing import Router, StepOutcome
 from runtime.signing import Signer, approval_message, seal_message
 from runtime.toolbox import PreparedCall, Toolbox
 from runtime.tools import ToolResult
-from runtime.trace import TraceWriter, canonical
+from runtime.trace import TraceWriter, blob_dir, canonical
 
 MAX_BACKOFF_S = 8.0
 
@@ -93,6 +102,9 @@ class GovernedLoop:
         run_started: dict[str, Any] | None = None,
         signer: Signer | None = None,
         verifier: Verifier | None = None,
+        models: Mapping[str, Model] | None = None,
+        summarizer: Summarizer | None = None,
+        rollbacker: Rollbacker | None = None,
     ) -> None:
         self.m = manifest
         self.task = task
@@ -114,17 +126,32 @@ class GovernedLoop:
         self.messages: list[dict[str, Any]] = []
         self._sent = 0  # messages already recorded in a model_request
         self._open: tuple[float, int, float] | None = None  # the step in progress
-        self._prompt = hashlib.sha256(
-            canonical(
-                {
-                    "model": model.name,
-                    "tools": toolbox.definitions,
-                    "params": manifest.model.params.model_dump(mode="json", exclude_none=True),
-                }
-            )
-        )
+        # Several models (`routing:`): one adapter per name, chosen per step.
+        self.models = dict(models or {})
+        self.router = Router(manifest.routing) if manifest.routing else None
+        self.model_name: str | None = None  # the name under `models:` in use
+        self.model_cfg = manifest.model
+        self._outcome: StepOutcome | None = None  # what the step in progress did
+        self._previous: StepOutcome | None = None
+        self.summarizer = summarizer or LiveSummarizer()
+        self._sizer = PromptSizer()
+        # The prompt hash is kept incrementally; with routing, the model and its params are
+        # added per request, since the same history may go to either model.
+        basis: dict[str, Any] = {"tools": toolbox.definitions}
+        if self.router is None:
+            basis["model"] = model.name
+            basis["params"] = manifest.model.params.model_dump(mode="json", exclude_none=True)
+        self._prompt_basis = hashlib.sha256(canonical(basis))
+        self._prompt = self._prompt_basis.copy()
         self._run_started = run_started or {}
         self._t0 = clock.monotonic()
+        # Rollback (`on_failure: rollback`): the effects the run recorded, in order, and the
+        # first failed check's class (a run that completes after one still rolls back).
+        self.rollbacker = rollbacker or LiveRollbacker(
+            blob_dirs=[blob_dir(trace.path)], tools=toolbox.tool
+        )
+        self._effects: list[Effect] = []
+        self._check_failed: str | None = None
 
     # --- the run ------------------------------------------------------------------------
 
@@ -148,7 +175,7 @@ class GovernedLoop:
             raise
         finally:
             if not (self.trace.closed or self.trace.broken) and self.trace.seq > 0:
-                self._finish(end)
+                end = self._finish(end)
         return self._result(end)
 
     def _start(self) -> None:
@@ -163,6 +190,9 @@ class GovernedLoop:
         self.step += 1
         self._open = (self.clock.monotonic(), self.c.tokens, self.c.cost_usd)
         self._emit(ev.StepStarted)
+        self._previous, self._outcome = self._outcome, StepOutcome()
+        if self.router is not None:
+            self._route()
         reply = self._propose()  # 1-3: context, interrupts, model
         self.messages.append(_assistant_message(reply))
         if not reply.tool_calls:
@@ -191,14 +221,17 @@ class GovernedLoop:
     def _propose(self) -> ModelReply:
         """Ask the model, retrying transient failures with backoff; every attempt is
         recorded, the request before it is sent and the response before it is used."""
+        if self.m.compaction is not None:
+            self._compact_if_needed()
         added = self.messages[self._sent :]
         for message in added:  # hashed as recorded (secrets redacted), so replay can match
             self._prompt.update(canonical(self.trace.redact(message)))
         self._sent = len(self.messages)
-        prompt_hash = self._prompt.hexdigest()
-        attempts = self.m.model.max_retries + 1
+        prompt_hash = self._prompt_hash()
+        cfg = self.model_cfg
+        attempts = cfg.max_retries + 1
         for attempt in range(1, attempts + 1):
-            self._checkpoint(self.guards.before_model_call(self._counters()))
+            self._checkpoint(self.guards.before_model_call(self._counters(), self.model_name))
             self._emit(
                 ev.ModelRequest,
                 model=self.model.name,
@@ -209,6 +242,9 @@ class GovernedLoop:
             )
             started = self.clock.monotonic()
             self.c.model_calls += 1
+            usage = self._model_usage()
+            if usage is not None:
+                usage.model_calls += 1
             try:
                 reply = self.model.complete(self.messages, self.toolbox.definitions)
             except ModelCallError as exc:
@@ -228,10 +264,13 @@ class GovernedLoop:
                     ) from None
                 self.clock.sleep(_backoff(attempt, exc.retry_after_s))
                 continue
-            cost = cost_usd(reply.usage, self.m.model.pricing)
+            cost = cost_usd(reply.usage, cfg.pricing)
             self.c.prompt_tokens += reply.usage.prompt_tokens
             self.c.completion_tokens += reply.usage.completion_tokens
             self.c.cost_usd += cost
+            if usage is not None:
+                usage.tokens += reply.usage.prompt_tokens + reply.usage.completion_tokens
+                usage.cost_usd += cost
             self._emit(
                 ev.ModelResponse,
                 model=reply.model,
@@ -251,6 +290,97 @@ class GovernedLoop:
             )
             return reply
         raise AssertionError("unreachable")
+
+    def _prompt_hash(self) -> str:
+        if self.router is None:
+            return self._prompt.hexdigest()
+        params = self.model_cfg.params.model_dump(mode="json", exclude_none=True)
+        tail = canonical({"model": self.model.name, "params": params})
+        return hashlib.sha256(self._prompt.hexdigest().encode() + tail).hexdigest()
+
+    def _model_usage(self) -> ModelUsage | None:
+        if self.model_name is None:
+            return None
+        return self.c.per_model.setdefault(self.model_name, ModelUsage())
+
+    # --- routing and compaction -----------------------------------------------------------
+
+    def _route(self) -> None:
+        """Pick this step's model; a change (and the first choice) is a `route` event."""
+        assert self.router is not None
+        name, reason = self.router.choose(self.step, self._previous, self._prompt_tokens)
+        if name == self.model_name:
+            return
+        self._emit(ev.Route, model=name, previous=self.model_name, reason=reason)
+        self.model_name = name
+        self.model_cfg = self.m.models[name]
+        self.model = self.models[name]
+
+    def _prompt_tokens(self) -> int:
+        bytes_per_token = self.m.compaction.bytes_per_token if self.m.compaction else 4.0
+        return self._sizer.tokens(self.messages, self.toolbox.definitions, bytes_per_token)
+
+    def _compact_if_needed(self) -> None:
+        """Replace older turns when the prompt would exceed the limit; the next request
+        then records the whole new prompt (it no longer extends the previous one)."""
+        cfg = self.m.compaction
+        assert cfg is not None
+        before = self._prompt_tokens()
+        if before <= cfg.max_context_tokens:
+            return
+        split = compaction.plan(self.messages, cfg.keep_last_turns)
+        if split is None:
+            return  # nothing older than the turns to keep
+        extra: dict[str, Any] = {}
+        if cfg.strategy == "summarize":
+            text, extra = self._summarize(split.old)
+        else:
+            text = compaction.truncation_summary(split.old)
+        message = compaction.compaction_message(text, split.turns_replaced, cfg.strategy)
+        self.messages = [*split.head, message, *split.kept]
+        self._sent = 0
+        self._prompt = self._prompt_basis.copy()
+        self._emit(
+            ev.Compaction,
+            strategy=cfg.strategy,
+            tokens_before=before,
+            tokens_after=self._prompt_tokens(),
+            messages_removed=len(split.old),
+            turns_replaced=split.turns_replaced,
+            summary=text,
+            **extra,
+        )
+
+    def _summarize(self, old: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+        """A model-written summary of ``old`` (through the summarizer port, so replay reuses
+        the recorded one); accounted like any model call."""
+        cfg = self.m.compaction
+        assert cfg is not None
+        name = cfg.summary_model or self.model_name
+        model = self.models[name] if name is not None else self.model
+        pricing = self.m.model_config_for(name).pricing
+        try:
+            reply = self.summarizer.summarize(
+                model, cfg.summary_instructions, compaction.transcript(old)
+            )
+        except ModelCallError as exc:  # fall back to truncation, and say so
+            return compaction.truncation_summary(old), {
+                "error": f"summary failed, truncated instead: {exc.message}"
+            }
+        cost = cost_usd(reply.usage, pricing)
+        self.c.model_calls += 1
+        self.c.prompt_tokens += reply.usage.prompt_tokens
+        self.c.completion_tokens += reply.usage.completion_tokens
+        self.c.cost_usd += cost
+        return reply.content or "", {
+            "model": reply.model,
+            "usage": {
+                "prompt_tokens": reply.usage.prompt_tokens,
+                "completion_tokens": reply.usage.completion_tokens,
+                "total_tokens": reply.usage.total_tokens,
+            },
+            "cost_usd": round(cost, 8),
+        }
 
     # --- one proposed call: policy, approval, execute, verify -----------------------------
 
@@ -274,17 +404,26 @@ class GovernedLoop:
             risk=v.risk,
             failure_class=v.failure_class,
         )
+        outcome = self._outcome
+        if outcome is not None:
+            outcome.tools.append(call.name)
         if v.effect == "deny":
             self.c.denials += 1
+            if outcome is not None:
+                outcome.failures.add("policy_denied")
             self._tell(call.id, f"[{v.failure_class}] call not executed: {v.reason}")
         size = len(call.arguments.encode("utf-8", "surrogatepass"))  # bytes, not characters
         self._checkpoint(self.guards.on_proposed(call.name, v.call.arguments, size))
         if v.effect == "deny" or not isinstance(v.call, PreparedCall):
             return
         if v.effect == "ask" and not self._approved(v.call, v.rule, v.reason, rationale):
+            if outcome is not None:
+                outcome.failures.add("approval_rejected")
             return
         self._checkpoint(self.guards.before_tool_call(self._counters(), call.name))
         result = self._execute(v.call)
+        if outcome is not None and not result.ok:
+            outcome.failures.add("tool_error")
         self._verify(v.call, result)
 
     def _approved(
@@ -365,6 +504,9 @@ class GovernedLoop:
         self.c.per_tool[call.name] += 1
         result = self.tools.execute(call)
         self.guards.on_executed(call.name)
+        evidence = result.evidence
+        if result.undo is not None:  # pre-image bytes reach the sidecar before the record
+            evidence = {**evidence, "undo": undo_record(result.undo, self.trace.store_blob)}
         self._emit(
             ev.ToolFinished,
             call_id=call.call_id,
@@ -372,11 +514,13 @@ class GovernedLoop:
             ok=result.ok,
             output=result.output,
             data=result.data,
-            evidence=result.evidence,
+            evidence=evidence,
             error=result.error,
             failure_class=result.failure_class,
             duration_ms=_ms(self.clock.monotonic() - started),
         )
+        if isinstance(evidence.get("undo"), dict):  # replayed results carry the recorded one
+            self._effects.append(Effect(self.step, call.call_id, call.name, evidence["undo"]))
         return result
 
     def _verify(self, call: PreparedCall, result: ToolResult) -> None:
@@ -389,12 +533,15 @@ class GovernedLoop:
         for o in outcomes:
             self._record_check(o, call.call_id)
         failed = [o for o in outcomes if o.failure_class]
+        if failed and self._outcome is not None:
+            self._outcome.failures.add("verification_failed")
         text = result.output
         if failed:
             text += "\n" + "\n".join(f"[{o.failure_class}] {o.check}: {o.detail}" for o in failed)
         self._tell(call.call_id, text)
 
     def _record_check(self, o: CheckOutcome, call_id: str | None) -> None:
+        self._check_failed = self._check_failed or o.failure_class
         self._emit(
             ev.Verification,
             call_id=call_id,
@@ -431,10 +578,9 @@ class GovernedLoop:
         """Act on a tripped guard or an operator request: record it, then pause or stop."""
         request = self.control.take()
         if request is not None:
-            what, by = request
-            self._interrupt(
-                "operator", "operator_request", what, f"{what} requested by {by}", by=by
-            )
+            what, by, *why = request  # a request may bring its own reason (govrun ctl)
+            reason = why[0] if why else f"{what} requested by {by}"
+            self._interrupt("operator", "operator_request", what, reason, by=by)
         if trip is not None:
             self._interrupt(
                 trip.kind,
@@ -479,7 +625,8 @@ class GovernedLoop:
             kind="operator",
             rule=rule,
             action=choice,
-            reason=f"operator {'resumed' if resumed else 'stopped'} the run",
+            reason=getattr(self.operator, "reason", None)
+            or f"operator {'resumed' if resumed else 'stopped'} the run",
             by=getattr(self.operator, "identity", "operator"),
             failure_class=None if resumed else stop_class,
         )
@@ -498,10 +645,12 @@ class GovernedLoop:
         self.c.elapsed_s = self.clock.monotonic() - self._t0
         return self.c
 
-    def _finish(self, end: RunEnded) -> None:
+    def _finish(self, end: RunEnded) -> RunEnded:
         if self._open is not None:  # the run ended inside a step
             self.c.steps += 1
             self._close_step("stop" if end.status == "stopped" else "failed")
+        if self.m.on_failure == "rollback":
+            end = self._roll_back(end)
         c = self._counters()
         outcome = self.trace.redact(
             {  # sign exactly the values the trace will store
@@ -522,11 +671,28 @@ class GovernedLoop:
                     "denials": c.denials,
                     "approvals": c.approvals,
                     "duration_ms": _ms(c.elapsed_s),
+                    **_per_model(c),
                 },
             }
         )
         seal = self._signed(seal_message({**outcome, "run_id": self.trace.run_id}))
         self._emit(ev.RunFinished, **outcome, seal=seal)
+        return end
+
+    def _roll_back(self, end: RunEnded) -> RunEnded:
+        """`on_failure: rollback`: a run that failed, stopped or saw a check fail undoes its
+        recorded effects newest first (through the rollbacker port, so replay answers from
+        the record), each recorded before `run_finished`. It still ends failed."""
+        if not self._effects or (end.status == "completed" and self._check_failed is None):
+            return end
+        outcomes = undo_all(
+            self._effects, self.rollbacker, lambda o: self._emit(ev.Rollback, **o.payload())
+        )
+        done = f"rolled back (on_failure): {describe_undos(outcomes)}"
+        if end.status == "completed":
+            why = f"a verification failed during the run; {done}"
+            return RunEnded("failed", self._check_failed, why, end.answer)
+        return RunEnded(end.status, end.failure_class, f"{end.reason}; {done}", end.answer)
 
     def _signed(self, message: bytes) -> dict[str, str]:
         """The signature over ``message`` and the key that made it, as recorded."""
@@ -550,6 +716,22 @@ class GovernedLoop:
             events=self.trace.seq,
             counters=self.c,
         )
+
+
+def _per_model(c: Counters) -> dict[str, Any]:
+    """Usage per named model, for runs that route between several."""
+    if not c.per_model:
+        return {}
+    return {
+        "models": {
+            name: {
+                "model_calls": u.model_calls,
+                "tokens": u.tokens,
+                "cost_usd": round(u.cost_usd, 8),
+            }
+            for name, u in sorted(c.per_model.items())
+        }
+    }
 
 
 def _assistant_message(reply: ModelReply) -> dict[str, Any]:

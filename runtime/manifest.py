@@ -13,9 +13,16 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from runtime.errors import ManifestError
 from runtime.manifest_checks import (
@@ -39,6 +46,7 @@ from runtime.manifest_fields import (
     Section,
 )
 from runtime.manifest_problems import did_you_mean, fail_if, translate
+from runtime.manifest_routing import Compaction, Routing
 from runtime.manifest_sections import (
     Approvals,
     ArgumentSize,
@@ -57,6 +65,7 @@ from runtime.manifest_sections import (
     ToolScope,
     ToolSpec,
     duplicates,
+    from_snapshot,
 )
 from runtime.manifest_yaml import (
     FieldPath,
@@ -68,13 +77,7 @@ from runtime.manifest_yaml import (
     show,
 )
 
-NOT_SUPPORTED_YET: dict[str, str] = {
-    "models": "multi-model routing is not supported yet; declare a single `model:`",
-    "routing": "multi-model routing is not supported yet; declare a single `model:`",
-    "compaction": "context compaction is not supported yet; remove `compaction:`",
-    "on_failure": "failure handlers (`on_failure`) are not supported yet; remove the section",
-    "tools[].undo": "tool undo (rollback) is not supported yet; remove `undo:`",
-}
+NOT_SUPPORTED_YET: dict[str, str] = {}
 """Keys the format reserves but the runtime does not implement: rejected, never ignored.
 Delete an entry when its feature lands. ``tools[].KEY`` means KEY inside any tool."""
 
@@ -95,7 +98,21 @@ class Manifest(Section):
     secrets: list[EnvVarName] = Field(
         default_factory=list, description="NAMES of env vars whose values must never be traced."
     )
-    model: ModelConfig = Field(description="The model that drives the agent.")
+    model: ModelConfig = Field(
+        None,  # type: ignore[assignment]  # filled from `models:` + `routing.default`
+        description="The model that drives the agent (or `models:` with `routing:`).",
+    )
+    models: dict[Identifier, ModelConfig] = Field(
+        default_factory=dict,
+        description="Named model configurations, e.g. fast and strong; `routing:` picks one "
+        "per step.",
+    )
+    routing: Routing | None = Field(
+        None, description="Which of `models:` handles each step (needs `models:`)."
+    )
+    compaction: Compaction | None = Field(
+        None, description="Keep the prompt under a size by compacting older turns."
+    )
     tools: list[ToolSpec] = Field(default_factory=list, description="Tools the model may call.")
     policy: Policy = Field(default_factory=Policy, description="Allow, deny or ask per tool call.")
     approvals: Approvals = Field(
@@ -105,6 +122,13 @@ class Manifest(Section):
     interrupts: Interrupts = Field(default_factory=Interrupts, description="Behaviour detectors.")
     success: list[Check] = Field(
         default_factory=list, description="Checks that prove the run succeeded."
+    )
+    on_failure: Literal["rollback"] | None = Field(
+        None,
+        description="rollback: when the run fails or stops, or any verification fails, undo "
+        "every effect it recorded (file pre-images, shell `undo:` commands), newest first, "
+        "before it ends; a file changed since is refused. Recorded as rollback events; the "
+        "run still ends failed.",
     )
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -164,6 +188,53 @@ class Manifest(Section):
             )
         return interrupts
 
+    @model_validator(mode="after")
+    def _one_model_source(self, info: ValidationInfo) -> Self:
+        """`model:` alone, or `models:` with `routing:` — and every name they use declared."""
+        snapshot = from_snapshot(info)
+        written = "model" in self.model_fields_set and self.model is not None
+        problems: dict[FieldPath, str] = {}
+        if self.models and written and not snapshot:
+            problems[("model",)] = (
+                "expected either `model:` or `models:` with `routing:`, not both; move this "
+                "model under `models:` and name it in `routing.default`"
+            )
+        elif not self.models and self.model is None:
+            problems[("model",)] = (
+                "required key 'model' is missing (or give `models:` and `routing:`)"
+            )
+        if self.models and self.routing is None:
+            problems[("routing",)] = (
+                "required key 'routing' is missing: with `models:`, `routing.default` names "
+                "the model used when no rule matches"
+            )
+        if self.routing is not None and not self.models:
+            problems[("routing",)] = "expected `models:` to route between; got none"
+        if self.routing is not None and self.models:
+            names = list(self.models)
+            uses = [(("routing", "default"), self.routing.default)]
+            uses += [
+                (("routing", "rules", i, "use"), r.use) for i, r in enumerate(self.routing.rules)
+            ]
+            for at, name in uses:
+                if name not in self.models:
+                    problems[at] = _unknown_model(name, names)
+            problems.update(_duplicate_rule_ids(self.routing))
+        summary = self.compaction.summary_model if self.compaction else None
+        if summary is not None and summary not in self.models:
+            problems[("compaction", "summary_model")] = _unknown_model(summary, list(self.models))
+        for name in self.budgets.per_model:
+            if name not in self.models:
+                problems[("budgets", "per_model", name)] = _unknown_model(name, list(self.models))
+        fail_if(problems)
+        if self.model is None and self.routing is not None and self.routing.default in self.models:
+            object.__setattr__(self, "model", self.models[self.routing.default])
+        return self
+
+    def model_config_for(self, name: str | None) -> ModelConfig:
+        """A named model's configuration; the default model for None."""
+        return self.models[name] if name is not None else self.model
+
     @property
     def base_dir(self) -> Path:
         """The manifest's folder (absolute); relative paths in the manifest resolve against it."""
@@ -203,6 +274,18 @@ class Manifest(Section):
         secret = self.secret_env_names()
         restore = {t.value: t.text for t in self._templates.values() if t.names & secret}
         return _replace_strings(data, restore) if restore else data
+
+
+def _unknown_model(name: str, names: list[str]) -> str:
+    close = did_you_mean(name, names)
+    hint = f" — did you mean {close!r}?" if close else ""
+    declared = ", ".join(names) or "none"
+    return f"expected a name under `models:` ({declared}); got {name!r}{hint}"
+
+
+def _duplicate_rule_ids(routing: Routing) -> dict[FieldPath, str]:
+    found = duplicates([r.id for r in routing.rules], "id", "rules")
+    return {("routing", "rules", *path): text for path, text in found.items()}
 
 
 def names_a_tool(glob: str, tools: Iterable[ToolSpec]) -> bool:
@@ -294,6 +377,9 @@ def manifest_json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of the manifest, keys sorted so the output is stable."""
     schema = Manifest.model_json_schema(by_alias=True, mode="validation")
     schema.update({"$schema": SCHEMA_DIALECT, "title": "govrun manifest"})
+    # `model:`, or `models:` with `routing:` (the validator says which is missing)
+    schema["anyOf"] = [{"required": ["model"]}, {"required": ["models", "routing"]}]
+    schema["properties"]["model"].pop("default", None)
     return json.loads(json.dumps(schema, sort_keys=True))
 
 

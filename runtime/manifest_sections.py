@@ -6,6 +6,8 @@ the field the user has to change (``fail_if({("scope", "roots"): ...})``).
 
 from __future__ import annotations
 
+import re
+import shlex
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -45,6 +47,7 @@ from runtime.manifest_fields import (
     not_a_policy_effect,
 )
 from runtime.manifest_problems import expected_one_of, fail_if, message
+from runtime.manifest_routing import ModelBudget
 from runtime.manifest_yaml import FieldPath, show
 
 DEFAULT_API_KEY_ENV: dict[str, str] = {"openai": "OPENAI_API_KEY"}
@@ -246,6 +249,18 @@ class ToolSpec(Section):
     verify: list[Check] = Field(
         default_factory=list, description="Checks after each call; their results are evidence."
     )
+    undo: Text | None = Field(
+        None,
+        description="shell only: the command that undoes one successful call, for rollback; "
+        "{argv.N} is word N of the command that ran (0 the command itself), {args.NAME} an "
+        "argument of the call. It must be allowed by scope.commands, and is vetted again "
+        "with the call's values, e.g. `rmdir {argv.1}` for a `mkdir DIR` tool.",
+    )
+    undo_max_bytes: NonNegativeInt | None = Field(
+        None,
+        description="fs.write, fs.delete: largest file whose previous content is kept for "
+        "rollback (default 8 MiB); a larger change is recorded as irreversible.",
+    )
 
     @field_validator("verify")
     @classmethod
@@ -300,11 +315,69 @@ class ToolSpec(Section):
             )
         return problems
 
+    @model_validator(mode="after")
+    def _undo_fits(self) -> Self:
+        problems: dict[FieldPath, str] = {}
+        if self.undo is not None:
+            problems.update(_undo_problems(self))
+        if self.undo_max_bytes is not None and self.uses not in ("fs.write", "fs.delete"):
+            problems[("undo_max_bytes",)] = (
+                "expected `undo_max_bytes` only on fs.write and fs.delete tools (they keep "
+                f"the previous content of the files they change); got it on {self._kind()}"
+            )
+        fail_if(problems)
+        return self
+
+    def _kind(self) -> str:
+        return f"a {self.uses} tool" if self.uses else "a python tool"
+
     def matches(self, pattern: str) -> bool:
         """Whether a policy/interrupt glob names this tool, by its name or its builtin."""
         return fnmatchcase(self.name, pattern) or (
             self.uses is not None and fnmatchcase(self.uses, pattern)
         )
+
+
+_UNDO_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_UNDO_FIELD = re.compile(r"args\.[A-Za-z_][A-Za-z0-9_]*|argv\.[0-9]+")
+
+
+def _undo_problems(tool: ToolSpec) -> dict[FieldPath, str]:
+    """``undo:`` belongs to shell tools, and its command must pass the tool's own allowlist
+    (the shell tool vets it again, with the call's values, each time it records one)."""
+    where: FieldPath = ("undo",)
+    if tool.uses != "shell":
+        return {
+            where: "expected `undo` only on shell tools (fs.write and fs.delete keep the "
+            f"previous content themselves); got it on {tool._kind()}"
+        }
+    try:
+        words = shlex.split(tool.undo or "", posix=True)
+    except ValueError as exc:
+        return {where: f"expected a command line; got {show(tool.undo)} ({exc})"}
+    bad = [p for w in words for p in _UNDO_PLACEHOLDER.findall(w) if not _UNDO_FIELD.fullmatch(p)]
+    if bad:
+        found = "{" + bad[0] + "}"
+        return {where: f"expected only {{argv.N}} or {{args.NAME}} placeholders; got {found}"}
+    commands = tool.scope.commands or {}
+    if not words or _UNDO_PLACEHOLDER.search(words[0]) or words[0] not in commands:
+        allowed = ", ".join(sorted(commands)) or "none"
+        got = show(words[0]) if words else "nothing"
+        return {
+            where: f"expected a command allowed by scope.commands ({allowed}); got {got}, "
+            "and an undo command runs under the tool's own allowlist"
+        }
+    flags = set(commands[words[0]].flags)
+    for word in words[1:]:
+        if word.startswith("-") and word != "-" and word != "--" and "{" not in word:
+            name = word.partition("=")[0]
+            short = not word.startswith("--") and all(f"-{c}" in flags for c in word[1:])
+            if word not in flags and name not in flags and not short:
+                return {
+                    where: f"expected flags allowed for {words[0]} in scope.commands "
+                    f"({', '.join(sorted(flags)) or 'none'}); got {show(word)}"
+                }
+    return {}
 
 
 # --- policy ------------------------------------------------------------------------------------
@@ -458,6 +531,10 @@ class Budgets(Section):
     max_tokens: PositiveInt | None = Field(None, description="Most tokens, prompt + output.")
     max_cost_usd: PositiveNumber | None = Field(None, description="Most USD (needs pricing).")
     max_wall_time_s: PositiveNumber | None = Field(None, description="Most wall-clock seconds.")
+    per_model: dict[Identifier, ModelBudget] = Field(
+        default_factory=dict,
+        description="Limits per name under `models:` (model calls, tokens, cost).",
+    )
 
 
 class RepeatCall(Section):

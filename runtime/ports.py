@@ -140,6 +140,16 @@ class Model(Protocol):
         ...
 
 
+@runtime_checkable
+class Summarizer(Protocol):
+    """Writes the summary that replaces older turns (`compaction.strategy: summarize`).
+    Live: a model call; replay: the summary the trace recorded."""
+
+    def summarize(self, model: Model, instructions: str, transcript: str) -> ModelReply:
+        """Return the reply whose content is the summary, or raise ModelCallError."""
+        ...
+
+
 # --- tools, approvals, operator ----------------------------------------------------------
 
 
@@ -208,17 +218,36 @@ class Verifier(Protocol):
 
 
 @runtime_checkable
+class Rollbacker(Protocol):
+    """Undoes one recorded effect (``on_failure: rollback``). Live: files are restored and
+    undo commands run; replay: the recorded outcome answers, since undoing touches the
+    world."""
+
+    def undo(self, effect: Any) -> Any:
+        """The :class:`runtime.rollback.UndoOutcome` of undoing ``effect`` (a
+        :class:`runtime.rollback.Effect`). Never raises for a refused or failed undo."""
+        ...
+
+
+@runtime_checkable
 class Operator(Protocol):
-    """The person (or policy) asked when a run pauses: resume or stop."""
+    """The person (or policy) asked when a run pauses: resume or stop.
+
+    The loop records the answer with ``by`` = the operator's ``identity`` attribute and, if
+    the operator sets a ``reason`` attribute (who answered from where, and why), that as
+    the reason: an operator relaying someone else's answer (`govrun ctl`) sets both before
+    returning."""
 
     def on_pause(self, reason: str) -> Literal["resume", "stop"]: ...
 
 
 class Control:
-    """Requests from outside the loop (Ctrl-C, later `govrun ctl`), polled between stages.
+    """Requests from outside the loop (Ctrl-C; `govrun ctl` through
+    :class:`runtime.control.FileControl`), polled between stages.
 
     Setting a flag is all a signal handler may do safely; the loop acts on it at the next
-    stage boundary, records it, and asks the operator.
+    stage boundary, records it, and asks the operator. :meth:`take` returns ``(what, by)``
+    or ``(what, by, reason)`` when the request carries its own recorded reason.
     """
 
     def __init__(self) -> None:
@@ -229,7 +258,7 @@ class Control:
         if self.requested != "stop":
             self.requested, self.by = what, by
 
-    def take(self) -> tuple[str, str] | None:
+    def take(self) -> tuple[str, str] | tuple[str, str, str] | None:
         if self.requested is None:
             return None
         taken = (self.requested, self.by or "operator")

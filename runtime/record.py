@@ -43,6 +43,10 @@ class Record:
     """step -> seqs of the operator's answers to pauses."""
     requests: list[int] = field(default_factory=list)
     """seqs of operator requests from outside the loop (Ctrl-C)."""
+    rollbacks: dict[tuple[int | None, str], int] = field(default_factory=dict)
+    """(call_step, call_id) -> seq of the rollback event that undid that call's effect."""
+    compactions: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    """step -> seqs of its compaction events (a summary replay reuses)."""
     _blobs: bool | None = None
 
     @classmethod
@@ -73,6 +77,10 @@ class Record:
                 self.finished[(step, e["call_id"])] = seq
             elif kind == "verification":
                 self.checks[(step, e.get("call_id"))].append(seq)
+            elif kind == "rollback":
+                self.rollbacks[(e.get("call_step"), str(e.get("call_id")))] = seq
+            elif kind == "compaction":
+                self.compactions[step].append(seq)
             elif kind == "interrupt" and e.get("kind") == "operator":
                 if paused:
                     self.answers[step].append(seq)

@@ -19,6 +19,7 @@ same position. Modes:
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,9 +40,10 @@ from runtime.checks import (
     verify_call,
     verify_success,
 )
+from runtime.compaction import LiveSummarizer
 from runtime.errors import GovrunError
 from runtime.loop import GovernedLoop, RunEnded, RunResult
-from runtime.manifest import Manifest, manifest_from_snapshot
+from runtime.manifest import Manifest, ModelConfig, manifest_from_snapshot
 from runtime.models.scripted import ScriptedModel
 from runtime.policy import PolicyEngine
 from runtime.ports import (
@@ -60,10 +62,19 @@ from runtime.ports import (
 )
 from runtime.record import Record
 from runtime.replay_report import Change, changes, fold
+from runtime.rollback import Effect, LiveRollbacker, UndoOutcome
 from runtime.signing import Signer
 from runtime.toolbox import LiveTools, PreparedCall, Toolbox
 from runtime.tools import ToolResult
-from runtime.trace import Durability, Observer, TraceWriter, canonical, read_stored, sha256_hex
+from runtime.trace import (
+    Durability,
+    Observer,
+    TraceWriter,
+    blob_dir,
+    canonical,
+    read_stored,
+    sha256_hex,
+)
 
 Mode = Literal["strict", "counterfactual"]
 InFlightChoice = Literal["rerun", "skip"]
@@ -124,6 +135,8 @@ class LivePorts:
     lazily so a replay that never goes live never opens a client."""
 
     model: Callable[[], Model]
+    named: Callable[[str], Model] | None = None
+    """The live adapter for a name under `models:` (runs with `routing:`)."""
     approver: Approver = field(default_factory=DenyApprover)
     operator: Operator = field(default_factory=StopOperator)
     tools: Tools = field(default_factory=LiveTools)
@@ -179,8 +192,8 @@ class ReplaySession:
         self.live_calls: list[str] = []
         self.ran_live: set[tuple[int, str]] = set()
         """(step, call_id) of calls run for real (``live_tools``): their checks run live."""
-        self._model: Model | None = None
-        self._replayed_model_calls = 0
+        self._models: dict[str | None, Model] = {}
+        self._replayed_model_calls: Counter[str | None] = Counter()
         self._used: set[int] = set()
         self.trace: ReplayTrace | None = None
         self.clock = ReplayClock(self)
@@ -219,15 +232,19 @@ class ReplaySession:
         self.live = True
         self.went_live = (self.trace.seq, self.step if step is None else step)
 
-    def live_model(self) -> Model:
+    def live_model(self, config: str | None = None) -> Model:
+        """The live adapter for the default model or a name under `models:`, built once."""
         assert self.live_ports is not None
-        if self._model is None:
-            self._model = self.live_ports.model()
-            if isinstance(self._model, ScriptedModel):
+        model = self._models.get(config)
+        if model is None:
+            ports = self.live_ports
+            model = ports.model() if config is None or ports.named is None else ports.named(config)
+            if isinstance(model, ScriptedModel):
                 # A script is a sequence of answers: the fork continues it where the
                 # replayed calls left off.
-                self._model.skip(self._replayed_model_calls)
-        return self._model
+                model.skip(self._replayed_model_calls[config])
+            self._models[config] = model
+        return model
 
     # --- what the writer tells the session ----------------------------------------------
 
@@ -299,13 +316,16 @@ class ReplaySession:
 
     def ports(self) -> dict[str, Any]:
         return {
-            "model": ReplayModel(self),
+            "model": ReplayModel(self, self.m.routing.default if self.m.routing else None),
+            "models": {name: ReplayModel(self, name) for name in self.m.models},
+            "summarizer": ReplaySummarizer(self),
             "tools": ReplayTools(self),
             "approver": ReplayApprover(self),
             "operator": ReplayOperator(self),
             "clock": self.clock,
             "control": ReplayControl(self),
             "verifier": ReplayVerifier(self),
+            "rollbacker": ReplayRollbacker(self),
         }
 
 
@@ -535,11 +555,16 @@ class ReplayClock:
 
 
 class ReplayModel:
-    """Answers with the recorded reply for this step and attempt."""
+    """Answers with the recorded reply for this step and attempt. With `routing:`, one per
+    name under `models:` (``config``), named as its live adapter would be."""
 
-    def __init__(self, session: ReplaySession) -> None:
+    def __init__(self, session: ReplaySession, config: str | None = None) -> None:
         self.s = session
-        self.name = _model_name(session.m, session.record, same_manifest=session.same_manifest)
+        self.config = config
+        if config is None:
+            self.name = _model_name(session.m, session.record, same_manifest=session.same_manifest)
+        else:
+            self.name = _adapter_name(session.m.models[config])
 
     def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
         s = self.s
@@ -547,7 +572,7 @@ class ReplayModel:
             step, attempt = s.request
             e = s.take(s.record.model.get((step, attempt)))
             if e is not None:
-                s._replayed_model_calls += 1
+                s._replayed_model_calls[self.config] += 1
                 return _reply(s.record, e)
             if not s.can_go_live:
                 raise s.not_in_record(
@@ -556,7 +581,33 @@ class ReplayModel:
                     + _ended(s.record)
                 )
             s.go_live()
-        return s.live_model().complete(messages, tools)
+        return s.live_model(self.config).complete(messages, tools)
+
+
+class ReplaySummarizer:
+    """A compaction's summary as the trace recorded it (or its recorded failure)."""
+
+    def __init__(self, session: ReplaySession) -> None:
+        self.s = session
+
+    def summarize(self, model: Model, instructions: str, transcript: str) -> ModelReply:
+        s = self.s
+        if not s.live:
+            waiting = s.unused(s.record.compactions.get(s.step, ()))
+            if waiting:
+                e = s.take(waiting[0])
+                assert e is not None
+                if e.get("error"):
+                    raise ModelCallError(str(e["error"]), retryable=False)
+                return ModelReply(
+                    model=str(e.get("model") or ""),
+                    content=s.record.resolved(e.get("summary")),
+                    usage=Usage(**(e.get("usage") or {})),
+                )
+            if not s.can_go_live:
+                raise s.not_in_record(f"the record holds no compaction summary at step {s.step}")
+            s.go_live()
+        return LiveSummarizer().summarize(model, instructions, transcript)
 
 
 def _reply(record: Record, e: dict[str, Any]) -> ModelReply:
@@ -580,6 +631,10 @@ def _retryable(record: Record, e: dict[str, Any]) -> bool:
     if e.get("retryable") is not None:
         return bool(e["retryable"])
     return (e["step"], e.get("attempt", 1) + 1) in record.model
+
+
+def _adapter_name(cfg: ModelConfig) -> str:
+    return cfg.name or ("scripted" if cfg.provider == "scripted" else "")
 
 
 def _model_name(m: Manifest, record: Record, *, same_manifest: bool) -> str:
@@ -754,9 +809,11 @@ class _Recorded:
 
 
 class ReplayOperator:
-    """The operator's recorded answer to a pause at this step; stop when there is none."""
+    """The operator's recorded answer to a pause at this step (who answered and the reason
+    recorded with it); stop when there is none."""
 
     identity = "replay"
+    reason: str | None = None
 
     def __init__(self, session: ReplaySession) -> None:
         self.s = session
@@ -764,31 +821,39 @@ class ReplayOperator:
     def on_pause(self, reason: str) -> Literal["resume", "stop"]:
         s = self.s
         if s.live:
-            assert s.live_ports is not None
-            return s.live_ports.operator.on_pause(reason)
+            return self._live(reason)
         waiting = s.unused(s.record.answers.get(s.step, ()))
         if waiting:
             e = s.take(waiting[0])
             assert e is not None
             self.identity = str(e.get("by") or "operator")
+            self.reason = str(s.record.resolved(e.get("reason") or "")) or None
             return "resume" if e.get("action") == "resume" else "stop"
         if s.can_go_live:
             s.go_live()
-            assert s.live_ports is not None
-            return s.live_ports.operator.on_pause(reason)
-        self.identity = "replay (no recorded answer)"
+            return self._live(reason)
+        self.identity, self.reason = "replay (no recorded answer)", None
         return "stop"
+
+    def _live(self, reason: str) -> Literal["resume", "stop"]:
+        """The live operator answers, and is recorded as who answered."""
+        assert self.s.live_ports is not None
+        operator = self.s.live_ports.operator
+        choice = operator.on_pause(reason)
+        self.identity = getattr(operator, "identity", "operator")
+        self.reason = getattr(operator, "reason", None)
+        return choice
 
 
 class ReplayControl(Control):
-    """Reproduces recorded operator requests (Ctrl-C) where they happened; a real Ctrl-C
-    during the replay still works."""
+    """Reproduces recorded operator requests (Ctrl-C, `govrun ctl`) where they happened,
+    with the reason recorded; a real Ctrl-C during the replay still works."""
 
     def __init__(self, session: ReplaySession) -> None:
         super().__init__()
         self.s = session
 
-    def take(self) -> tuple[str, str] | None:
+    def take(self) -> tuple[str, str] | tuple[str, str, str] | None:
         s = self.s
         real = super().take()
         if real is None and s.live_ports is not None and s.live_ports.control is not None:
@@ -804,7 +869,9 @@ class ReplayControl(Control):
             )
             if due:
                 s.take(seq)
-                return str(e.get("action", "stop")), str(e.get("by") or "operator")
+                what, by = str(e.get("action", "stop")), str(e.get("by") or "operator")
+                reason = str(s.record.resolved(e.get("reason") or ""))
+                return (what, by, reason) if reason else (what, by)
             break
         return None
 
@@ -907,6 +974,38 @@ class ReplayVerifier:
             "made no such observation",
             failure_class="missing_evidence" if required else None,
         )
+
+
+class ReplayRollbacker:
+    """Undoing touches the world, so replay answers with the recorded rollback outcome of
+    the same call's effect (`on_failure: rollback`). Once live (a fork or resume), the
+    effects are undone for real, pre-images read from this trace's sidecar or the parent's."""
+
+    def __init__(self, session: ReplaySession) -> None:
+        self.s = session
+        self._live: LiveRollbacker | None = None
+
+    def undo(self, effect: Effect) -> UndoOutcome:
+        s = self.s
+        if not s.live:
+            e = s.take(s.record.rollbacks.get((effect.step, effect.call_id)))
+            if e is not None:
+                return UndoOutcome.from_event(s.record.resolved(e))
+            if not s.can_go_live:
+                return UndoOutcome.of(
+                    effect,
+                    "failed",
+                    "not undone in replay: the record holds no rollback of this effect",
+                    failure_class="divergence",
+                )
+            s.go_live()
+        if self._live is None:
+            assert s.trace is not None
+            toolbox = Toolbox(s.m)
+            self._live = LiveRollbacker(
+                blob_dirs=[blob_dir(s.trace.path), blob_dir(s.record.path)], tools=toolbox.tool
+            )
+        return self._live.undo(effect)
 
 
 # --- entry points ----------------------------------------------------------------------------

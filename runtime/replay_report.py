@@ -122,6 +122,8 @@ class Trajectory:
     calls: dict[tuple[int, str], CallFate]
     interrupts: list[Interruption]
     end: RunEnd | None
+    models: dict[int, str]
+    """step -> the name under `models:` that answered it (runs with `routing:`)."""
 
 
 def fold(events: Iterable[dict[str, Any]]) -> Trajectory:
@@ -129,9 +131,12 @@ def fold(events: Iterable[dict[str, Any]]) -> Trajectory:
     calls: dict[tuple[int, str], dict[str, Any]] = {}
     interrupts: list[Interruption] = []
     end: RunEnd | None = None
+    routes: dict[int, str] = {}
+    last_step = 0
     paused = False
     for e in events:
         kind, step = e["type"], e["step"]
+        last_step = max(last_step, step)
         cid = e.get("call_id")
         fate = calls.setdefault((step, cid), {"step": step, "call_id": cid}) if cid else None
         if kind == "tool_call_proposed" and fate is not None:
@@ -151,13 +156,24 @@ def fold(events: Iterable[dict[str, Any]]) -> Trajectory:
             )
         elif kind == "interrupt" and not (paused and e.get("kind") == "operator"):
             interrupts.append(Interruption(step, e["kind"], e["rule"], e["action"]))
+        elif kind == "route":
+            routes[step] = e.get("model", "")
         elif kind == "run_finished":
             end = RunEnd(
                 e["status"], e.get("failure_class"), e.get("steps", 0), e.get("reason", "")
             )
         paused = kind == "interrupt" and e.get("action") == "pause"
+    models: dict[int, str] = {}
+    current = ""
+    for step in range(1, last_step + 1):  # a route holds until the next one
+        current = routes.get(step, current)
+        if current:
+            models[step] = current
     return Trajectory(
-        {key: CallFate(**{"tool": "", **fate}) for key, fate in calls.items()}, interrupts, end
+        {key: CallFate(**{"tool": "", **fate}) for key, fate in calls.items()},
+        interrupts,
+        end,
+        models,
     )
 
 
@@ -180,6 +196,9 @@ def changes(recorded: Trajectory, replayed: Trajectory) -> list[Change]:
                 call_id=key[1],
             )
         )
+    for step in sorted(recorded.models.keys() & replayed.models.keys()):
+        if recorded.models[step] != replayed.models[step]:
+            out.append(Change(step, "model", recorded.models[step], replayed.models[step]))
     before, after = set(recorded.interrupts), set(replayed.interrupts)
     for i in sorted(before ^ after, key=lambda i: (i.step, i.rule)):
         fired = "fires" if i in after else "no longer fires"

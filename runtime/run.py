@@ -16,11 +16,13 @@ from pathlib import Path
 
 from runtime import __version__
 from runtime.approval import DenyApprover, StopOperator
+from runtime.control import ControlledOperator, FileControl, control_folder
 from runtime.errors import GovrunError
 from runtime.loop import GovernedLoop, RunResult
 from runtime.manifest import Manifest
 from runtime.policy import PolicyEngine
 from runtime.ports import Approver, Clock, Control, Model, Operator, SystemClock, Tools
+from runtime.registry import Registry
 from runtime.signing import Signer, load_default_signer
 from runtime.toolbox import LiveTools, Toolbox
 from runtime.trace import Durability, Observer, TraceWriter, canonical, sha256_hex
@@ -48,6 +50,7 @@ def run_agent(
     task: str | None = None,
     trace_path: str | Path | None = None,
     model: Model | None = None,
+    models: Mapping[str, Model] | None = None,
     tools: Tools | None = None,
     approver: Approver | None = None,
     operator: Operator | None = None,
@@ -59,6 +62,7 @@ def run_agent(
     run_id: str | None = None,
     manifest_path: str | Path | None = None,
     signer: Signer | None = None,
+    registry: Registry | None = None,
 ) -> RunResult:
     """Run ``manifest`` on ``task`` under the governed loop, writing a new trace.
 
@@ -66,6 +70,12 @@ def run_agent(
     (``govrun keys init``, found through the process environment, not ``env``), else by a
     key made for this run only. A key file others can read is refused before the trace is
     created.
+
+    With a ``registry`` the run is listed there while it goes (`govrun status`) and can be
+    steered from outside (`govrun ctl`): ``control`` is wrapped in a
+    :class:`~runtime.control.FileControl` and ``operator`` in a
+    :class:`~runtime.control.ControlledOperator`. Without one (the default for embedders;
+    `govrun run` passes one) nothing is written besides the trace.
     """
     env = os.environ if env is None else env
     task = task if task is not None else manifest.input
@@ -73,6 +83,15 @@ def run_agent(
         raise GovrunError(
             "no task for the agent: pass one with -i/--input or set `input:` in the manifest."
         )
+    if manifest.models and models is None:
+        from runtime.models import build_model
+
+        models = {
+            name: build_model(cfg, base_dir=manifest.base_dir, env=env)
+            for name, cfg in manifest.models.items()
+        }
+    if model is None and models and manifest.routing is not None:
+        model = models[manifest.routing.default]
     if model is None:
         from runtime.models import build_model
 
@@ -83,14 +102,32 @@ def run_agent(
     run_id = run_id or new_run_id(manifest.name)
     path = Path(trace_path) if trace_path else default_trace_path(manifest.name)
     snapshot = manifest.canonical_dict()
-    writer = TraceWriter(
-        path,
-        run_id=run_id,
-        clock=clock,
-        durability=durability or manifest.durability,
-        secrets=manifest.secret_values(env),
-        observers=observers,
+    registration = (
+        registry.register(
+            run_id=run_id, agent=manifest.name, trace=path, control=control_folder(path)
+        )
+        if registry is not None
+        else None
     )
+    try:
+        writer = TraceWriter(
+            path,
+            run_id=run_id,
+            clock=clock,
+            durability=durability or manifest.durability,
+            secrets=manifest.secret_values(env),
+            observers=observers,
+            taps=registration.taps if registration is not None else None,
+        )
+    except BaseException:
+        if registration is not None:
+            registration.discard()
+        raise
+    operator = operator or StopOperator()
+    steering: FileControl | None = None
+    if registration is not None:
+        steering = FileControl(control_folder(path), inner=control, registration=registration)
+        control, operator = steering, ControlledOperator(operator, steering)
     try:
         loop = GovernedLoop(
             manifest=manifest,
@@ -100,10 +137,11 @@ def run_agent(
             toolbox=toolbox,
             tools=tools or LiveTools(),
             approver=approver or DenyApprover(),
-            operator=operator or StopOperator(),
+            operator=operator,
             clock=clock,
             control=control,
             signer=signer,
+            models=models,
             run_started={
                 "agent": manifest.name,
                 "manifest": snapshot,
@@ -118,7 +156,13 @@ def run_agent(
         )
         return loop.run()
     finally:
-        writer.close()
+        try:
+            writer.close()
+        finally:
+            if steering is not None:
+                steering.close()
+            if registration is not None:
+                registration.close()
 
 
 def _user() -> str:

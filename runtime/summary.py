@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from runtime.events import (
     ApprovalDecided,
+    Compaction,
     Event,
     Interrupt,
     ModelResponse,
     PolicyDecision,
+    Route,
     RunFinished,
     RunStarted,
     StepStarted,
@@ -63,6 +66,11 @@ class RunSummary:
     final_answer: str | None = None
     head: str = ""
     torn: TornTail | None = None
+    routes: list[str] = field(default_factory=list)
+    """Model changes: "step 2 → strong (rule escalate: …)"."""
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Usage per name under `models:` (from run_finished)."""
+    compactions: list[str] = field(default_factory=list)
 
     @property
     def tokens(self) -> int:
@@ -118,7 +126,14 @@ def _fold(s: RunSummary, e: Event) -> None:
                 s.verifications_failed += 1
         case Interrupt():
             s.interrupts.append(f"step {e.step}: {e.rule} → {e.action} ({e.reason})")
+        case Route():
+            s.routes.append(f"step {e.step} → {e.model} ({e.reason})")
+        case Compaction():
+            s.compactions.append(
+                f"step {e.step}: {e.strategy}, ~{e.tokens_before:,} → ~{e.tokens_after:,} tokens"
+            )
         case RunFinished():
+            s.models = dict(e.totals.get("models") or {})
             s.status, s.failure_class, s.reason = e.status, e.failure_class, e.reason
             s.final_answer = e.final_answer
             s.steps = max(s.steps, e.steps)

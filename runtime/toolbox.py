@@ -135,6 +135,12 @@ class LiveTools:
         return call.tool.run(call.args)
 
 
+def build_tool(spec: ToolSpec, manifest: Manifest) -> Tool:
+    """One declared tool, built as a run builds it (rollback rebuilds a shell tool to run
+    its undo command inside the same scope)."""
+    return _build(spec, manifest)
+
+
 def _build(spec: ToolSpec, manifest: Manifest) -> Tool:
     if spec.python:
         return load_python_tool(
@@ -155,6 +161,8 @@ def _build(spec: ToolSpec, manifest: Manifest) -> Tool:
         cwd=manifest.resolve_path(scope.cwd) if scope.cwd else None,
         timeout_s=spec.timeout_s,
         max_output_bytes=spec.max_output_bytes,
+        undo=spec.undo,
+        undo_max_bytes=spec.undo_max_bytes,
     )
 
 

@@ -20,7 +20,7 @@ import json
 import os
 import re
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import accumulate, count, islice
 from operator import add
@@ -36,6 +36,9 @@ from runtime.ports import Clock, SystemClock
 
 Durability = Literal["flush", "fsync"]
 Observer = Callable[[Event], None]
+Tap = Callable[[dict[str, Any]], None]
+"""Told the stored form of one event type, without a typed event being built: bookkeeping
+that must cost almost nothing per event (the run registry's step and state)."""
 
 BLOB_THRESHOLD = 64 * 1024
 """Strings larger than this (UTF-8 bytes) go to the sidecar folder."""
@@ -90,6 +93,7 @@ class TraceWriter:
         secrets: Iterable[str] = (),
         blob_threshold: int = BLOB_THRESHOLD,
         observers: Iterable[Observer] = (),
+        taps: Mapping[type[Event], Tap] | None = None,
     ) -> None:
         self.path = Path(path)
         self.run_id = run_id
@@ -99,6 +103,7 @@ class TraceWriter:
         self._fsync = durability == "fsync"
         self._threshold = blob_threshold
         self._observers = list(observers)
+        self._taps = dict(taps or {})
         self._secrets = _secret_forms({s for s in secrets if s})
         self._needles = _secret_needles(self._secrets)
         self._broken: str | None = None
@@ -173,6 +178,10 @@ class TraceWriter:
         self.last = data
         self.head = digest
         self.seq += 1
+        if self._taps:
+            tap = self._taps.get(cls)
+            if tap is not None:
+                tap(data)
         if self._observers:
             event = cls.model_validate({**shown, "hash": digest})
             for observer in self._observers:
@@ -236,7 +245,16 @@ class TraceWriter:
             return [self._spill(v) for v in value]
         return value
 
-    def _store_blob(self, raw: bytes) -> str:
+    def store_blob(self, data: bytes) -> str:
+        """Keep raw bytes in the sidecar (``<trace>.blobs/<sha256>``) and return their hash:
+        file pre-images for rollback, stored before the event that names them is written.
+
+        These are file contents, not payload strings: secret redaction does not apply to
+        them (restoring needs the exact bytes), so they are created readable by the owner
+        only (0600). Whoever can read a trace's blobs can read what the run overwrote."""
+        return self._store_blob(data, mode=0o600)
+
+    def _store_blob(self, raw: bytes, *, mode: int = 0o666) -> str:
         digest = sha256_hex(raw)
         folder = blob_dir(self.path)
         target = folder / digest
@@ -245,7 +263,8 @@ class TraceWriter:
         try:
             folder.mkdir(exist_ok=True)
             tmp = folder / f".{digest}.tmp"
-            with open(tmp, "wb") as f:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+            with open(os.open(tmp, flags, mode), "wb") as f:
                 f.write(raw)
                 f.flush()
                 if self._fsync:

@@ -26,3 +26,13 @@ def _console_width_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for console in (out, err):
         monkeypatch.setattr(console, "_width", None)
+
+
+@pytest.fixture(autouse=True)
+def _private_run_registry(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A fresh GOVRUN_RUNS per test: `govrun run` lists its runs there, never in ./runs."""
+    runs = tmp_path_factory.mktemp("govrun-runs")
+    monkeypatch.setenv("GOVRUN_RUNS", str(runs))
+    return runs

@@ -67,7 +67,8 @@ def snapshot_outside(folder: Path) -> dict[str, tuple[str, str]]:
     for dirpath, dirnames, filenames in os.walk(folder):
         here = Path(dirpath)
         if here == folder:
-            dirnames[:] = [d for d in dirnames if d != WORKSPACE]
+            # the trace's sidecar (pre-images for rollback) is the run's own, too
+            dirnames[:] = [d for d in dirnames if d != WORKSPACE and not d.startswith("trace-")]
         for name in dirnames + filenames:
             path = here / name
             rel = path.relative_to(folder).as_posix()

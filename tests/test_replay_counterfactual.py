@@ -28,7 +28,7 @@ from runtime.manifest import Manifest, load_manifest
 from runtime.ports import ApprovalDecision, ApprovalRequest, Approver
 from runtime.record import Record
 from runtime.replay import ReplayOutcome, replay
-from runtime.trace import blob_dir, read_stored
+from runtime.trace import read_stored
 from tests.support.agents import (
     MANIFEST,
     SCRIPT,
@@ -294,7 +294,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
             approver = s.approver(folder) if s.approver else None
             result, _ = run_in(folder, RECORDED, script=s.script, files=FILES, approver=approver)
             assert result.status == s.status, (name, result.reason)
-            assert not blob_dir(result.trace_path).exists()  # a bare copy is the whole trace
+            # a bare copy is the whole record (the sidecar only holds rollback pre-images)
+            assert b'"$blob"' not in Path(result.trace_path).read_bytes()
             found[name] = traces / f"{name}.jsonl"
             shutil.copyfile(result.trace_path, found[name])
     yield Corpus(

@@ -219,8 +219,12 @@ def _live_ports(m: Manifest, ui: Frontend, in_flight: InFlight | None = None) ->
     def model() -> Model:  # built only when the run goes live
         return build_model(m.model, base_dir=m.base_dir, env=os.environ)
 
+    def named(name: str) -> Model:
+        return build_model(m.models[name], base_dir=m.base_dir, env=os.environ)
+
     return LivePorts(
         model=model,
+        named=named,
         approver=ui.approver,
         operator=ui.operator,
         control=ui.control,

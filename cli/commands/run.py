@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -64,6 +64,16 @@ class TerminalOperator:
                 console=self.console,
             )
         return "resume" if choice == "r" else "stop"
+
+    def on_pause_or(
+        self, reason: str, answered: Callable[[], bool]
+    ) -> Literal["resume", "stop"] | None:
+        """A pause `govrun ctl` asked for: the prompt, until it is answered here or there
+        (``answered()`` true: None)."""
+        from cli.pause_prompt import ask_until
+
+        with _live_paused(self.live):
+            return ask_until(self.console, reason, answered)
 
 
 @contextlib.contextmanager
@@ -160,6 +170,7 @@ def run(
     ] = False,
 ) -> None:
     """Run an agent under the governed loop and record every step in a trace."""
+    from cli.commands.ctl import run_registry
     from runtime.manifest import load_manifest
     from runtime.run import run_agent
     from runtime.signing import Signer
@@ -182,6 +193,7 @@ def run(
             durability=durability.value if durability else None,
             manifest_path=manifest,
             signer=signer,
+            registry=run_registry(),
         )
     _summary(result, m, err if json_events else out)
     raise typer.Exit(0 if result.status == "completed" else 1)

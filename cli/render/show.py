@@ -50,6 +50,19 @@ def render_summary(s: RunSummary, path: Path, report: VerifyReport) -> None:
         + (f"  [red]{s.tool_errors} failed[/]" if s.tool_errors else ""),
     )
     facts.add_row("tokens", f"{s.tokens:,}  ({s.prompt_tokens:,} in / {s.completion_tokens:,} out)")
+    if s.models:
+        facts.add_row(
+            "models",
+            "  ".join(
+                f"{escape(name)}: {u.get('model_calls', 0)} calls, {u.get('tokens', 0):,} "
+                f"tokens, ${u.get('cost_usd', 0.0):.4f}"
+                for name, u in s.models.items()
+            ),
+        )
+    if s.routes:
+        facts.add_row("routing", escape("; ".join(s.routes[:6])))
+    if s.compactions:
+        facts.add_row("compaction", escape("; ".join(s.compactions[:4])))
     facts.add_row("cost", f"${s.cost_usd:.4f}")
     facts.add_row(
         "verification",

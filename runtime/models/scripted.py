@@ -30,6 +30,7 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 from runtime.errors import GovrunError
 from runtime.ports import Model, ModelCallError, ModelReply, ToolCallRequest, Usage
+from runtime.prompt_size import PromptSizer
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 """Besides 5xx: statuses an error turn is retryable for by default (as over HTTP)."""
@@ -193,34 +194,6 @@ def estimate_prompt_tokens(messages: list[dict[str, Any]], tools: list[dict[str,
     up, so token budgets behave offline."""
     canonical = orjson.dumps({"messages": messages, "tools": tools}, option=orjson.OPT_SORT_KEYS)
     return _tokens(len(canonical))
-
-
-class PromptSizer:
-    """The byte size of ``{"messages": ..., "tools": ...}`` as canonical JSON, computed
-    incrementally: the loop only appends messages, so re-serializing the whole prompt on
-    every call would make each step cost more than the last."""
-
-    _OPEN = len(b'{"messages":[')
-    _MIDDLE = len(b'],"tools":')
-
-    def __init__(self) -> None:
-        self._messages: list[dict[str, Any]] | None = None
-        self._count = 0
-        self._bytes = 0
-        self._tools: list[dict[str, Any]] | None = None
-        self._tools_bytes = 0
-
-    def size(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> int:
-        if messages is not self._messages or len(messages) < self._count:
-            self._messages, self._count, self._bytes = messages, 0, 0
-        for message in messages[self._count :]:
-            self._bytes += len(orjson.dumps(message, option=orjson.OPT_SORT_KEYS))
-        self._count = len(messages)
-        if tools is not self._tools:
-            self._tools = tools
-            self._tools_bytes = len(orjson.dumps(tools, option=orjson.OPT_SORT_KEYS))
-        commas = max(self._count - 1, 0)
-        return self._OPEN + self._bytes + commas + self._MIDDLE + self._tools_bytes + 1
 
 
 def _tokens(size: int) -> int:

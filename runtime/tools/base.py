@@ -25,6 +25,61 @@ ToolFailure = Literal["tool_error", "timeout", "policy_denied", "invalid_argumen
 """The failure classes a tool itself can report (a subset of the trace's failure classes)."""
 
 
+UNDO_MAX_BYTES = 8 * 1024 * 1024
+"""Largest file whose previous content fs.write/fs.delete keep for rollback (default of the
+manifest's ``undo_max_bytes``); a larger change is recorded as irreversible, never skipped."""
+
+
+class FileUndo(BaseModel):
+    """How to undo one file change, captured before the change. ``pre_image`` holds the
+    exact bytes the file had (None: it did not exist), so restoring is byte for byte; the
+    loop moves them to the trace's sidecar and records only their hash."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str = Field(description="The file, relative to its root.")
+    root: str = Field(description="The absolute root it is under: rollback acts there later.")
+    pre_image: bytes | None = Field(description="Content before the change; None: absent.")
+    post_image: str | None = Field(
+        description="SHA-256 of what the call left; None: the call deleted the file."
+    )
+    mode: int | None = Field(None, description="Permission bits before the change.")
+    created_dirs: tuple[str, ...] = Field(
+        (), description="Folders the call created (relative to the root), removed with the file."
+    )
+
+    @property
+    def kind(self) -> Literal["restore", "remove"]:
+        """Restore the previous content, or remove a file the call created."""
+        return "remove" if self.pre_image is None else "restore"
+
+
+class CommandUndo(BaseModel):
+    """A shell tool's declared ``undo:`` command, rendered with the call's arguments and
+    vetted by the tool's own allowlist when the call ran."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["command"] = "command"
+    argv: tuple[str, ...] = Field(description="The undo command, as an argv (no shell).")
+
+
+class Irreversible(BaseModel):
+    """A change that cannot be undone (a file over the pre-image limit, a deleted symlink, an
+    undo command the allowlist refuses): recorded, so rollback reports it instead of
+    silently leaving it in place."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["irreversible"] = "irreversible"
+    reason: str = Field(description="Why it cannot be undone.")
+    path: str | None = Field(None, description="The file concerned, if any.")
+
+
+Undo = FileUndo | CommandUndo | Irreversible
+"""How a call's effect can be undone; carried by :class:`ToolResult`, recorded by the loop."""
+
+
 class ToolResult(BaseModel):
     """What one call produced: the text the model sees plus structured data and evidence."""
 
@@ -39,6 +94,12 @@ class ToolResult(BaseModel):
     error: str | None = Field(None, description="Why the call failed, when not ok.")
     failure_class: ToolFailure | None = Field(None, description="Set when not ok.")
     truncated: bool = Field(False, description="Whether output was cut to the size limit.")
+    undo: Undo | None = Field(
+        None,
+        exclude=True,
+        description="How to undo the call's effect. Never shown to the model nor put in "
+        "`data`: the loop stores a pre-image in the sidecar and records `evidence.undo`.",
+    )
 
     @classmethod
     def failure(
@@ -193,6 +254,8 @@ class BaseTool(ABC):
 
     args_model: type[BaseModel]
     default_description: ClassVar[str] = ""
+    undo_options: ClassVar[tuple[str, ...]] = ()
+    """Rollback options ``from_scope`` accepts (see :func:`build_builtin`)."""
 
     def __init__(
         self, *, name: str, description: str | None, timeout_s: float, max_output_bytes: int
@@ -211,10 +274,18 @@ class BaseTool(ABC):
         self._check(self._coerce(args))
 
     def run(self, args: BaseModel) -> ToolResult:
-        try:
+        def call() -> ToolResult:
             parsed = self._coerce(args)
             self._check(parsed)
             return self._execute(parsed)
+
+        return self._safely(call)
+
+    def _safely(self, action: Callable[[], ToolResult]) -> ToolResult:
+        """Run ``action`` with :meth:`run`'s error classification (for other entry points,
+        such as a shell tool running its undo command)."""
+        try:
+            return action()
         except ScopeViolation as exc:
             return ToolResult.failure(exc.failure_class, exc.message)
         except ToolTimeout as exc:
@@ -263,14 +334,28 @@ def build_builtin(
     cwd: Path | None = None,
     timeout_s: float = 30.0,
     max_output_bytes: int = 65536,
+    undo: str | None = None,
+    undo_max_bytes: int | None = None,
 ) -> Tool:
     """Build the builtin tool registered as ``uses`` with plain scope values.
 
     Each class takes the keyword arguments it needs through ``from_scope``; an unknown
-    ``uses`` raises ``UnknownToolError`` listing what exists, with a did-you-mean.
+    ``uses`` raises ``UnknownToolError`` listing what exists, with a did-you-mean. The
+    rollback options reach only the tools that take them (``undo``: shell;
+    ``undo_max_bytes``: fs.write, fs.delete), and are refused elsewhere.
     """
     cls = _builtin_class(uses)
     factory: Callable[..., Tool] = cls.from_scope
+    extra: dict[str, Any] = {}
+    if undo is not None:
+        extra["undo"] = undo
+    if undo_max_bytes is not None:
+        extra["undo_max_bytes"] = undo_max_bytes
+    if extra and not set(extra) <= set(getattr(cls, "undo_options", ())):
+        raise ToolConfigError(
+            f"tool {name!r}: {uses} takes no {' or '.join(sorted(extra))} "
+            "(undo: shell only; undo_max_bytes: fs.write and fs.delete only)"
+        )
     return factory(
         name=name,
         description=description,
@@ -280,6 +365,7 @@ def build_builtin(
         cwd=cwd,
         timeout_s=timeout_s,
         max_output_bytes=max_output_bytes,
+        **extra,
     )
 
 

@@ -28,11 +28,15 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from runtime.tools.base import (
+    UNDO_MAX_BYTES,
     ArgsModel,
     BaseTool,
+    FileUndo,
+    Irreversible,
     ScopeViolation,
     ToolConfigError,
     ToolResult,
+    Undo,
     describe_roots,
     portable,
 )
@@ -270,6 +274,7 @@ class _FsTool(BaseTool):
         description: str | None = None,
         timeout_s: float = 30.0,
         max_output_bytes: int = 65536,
+        undo_max_bytes: int = UNDO_MAX_BYTES,
     ) -> None:
         super().__init__(
             name=name,
@@ -277,7 +282,10 @@ class _FsTool(BaseTool):
             timeout_s=timeout_s,
             max_output_bytes=max_output_bytes,
         )
+        if undo_max_bytes < 0:
+            raise ToolConfigError(f"tool {name!r}: undo_max_bytes must not be negative")
         self.scope = Confinement(roots)
+        self.undo_max_bytes = int(undo_max_bytes)
 
     @classmethod
     def from_scope(
@@ -291,6 +299,7 @@ class _FsTool(BaseTool):
         cwd: Path | None,
         timeout_s: float,
         max_output_bytes: int,
+        undo_max_bytes: int = UNDO_MAX_BYTES,
     ) -> _FsTool:
         if commands or hosts or cwd is not None:
             raise ToolConfigError(
@@ -302,6 +311,7 @@ class _FsTool(BaseTool):
             description=description,
             timeout_s=timeout_s,
             max_output_bytes=max_output_bytes,
+            undo_max_bytes=undo_max_bytes,
         )
 
     def _check(self, args: Any) -> None:
@@ -365,14 +375,15 @@ class FsWrite(_FsTool):
 
     args_model = WriteArgs
     default_description = "Create or overwrite a text file in the workspace."
+    undo_options = ("undo_max_bytes",)
 
     def _execute(self, args: WriteArgs) -> ToolResult:
         loc = self._locate(args)
         payload = args.content.encode("utf-8")
         created: list[str] = []
         with self.scope.open_dir(loc.root, loc.parent, create=True, created=created) as dfd:
-            pre_sha, mode = _pre_image(dfd, loc.name)
-            _atomic_write(dfd, loc.name, payload, mode)
+            before = _pre_image(dfd, loc.name, self.undo_max_bytes)
+            _atomic_write(dfd, loc.name, payload, before.mode)
         digest = hashlib.sha256(payload).hexdigest()
         return ToolResult(
             ok=True,
@@ -383,20 +394,63 @@ class FsWrite(_FsTool):
                 "root": str(loc.root),
                 "sha256": digest,
                 "bytes": len(payload),
-                "pre_image_sha256": pre_sha,
+                "pre_image_sha256": before.sha256,
                 "created_dirs": created,
             },
+            undo=before.undo(loc, digest, self.undo_max_bytes, created=created),
         )
 
 
-def _pre_image(dir_fd: int, name: str) -> tuple[str | None, int]:
-    """SHA-256 and mode of the file about to be replaced (``None`` and 0o666 if new)."""
+@dataclass(frozen=True)
+class _Before:
+    """A file as it was before a change: captured first, so the change can be undone."""
+
+    exists: bool
+    sha256: str | None
+    mode: int
+    size: int
+    content: bytes | None
+    """The exact bytes, or None when absent or over the undo limit."""
+
+    def undo(
+        self, loc: Located, post_image: str | None, limit: int, *, created: list[str] = ()
+    ) -> Undo:
+        """Restore these bytes, or remove a file the call created; irreversible when the
+        file was too large to keep (said, never silently skipped)."""
+        if self.exists and self.content is None:
+            return Irreversible(
+                path=loc.display,
+                reason=f"{loc.display} held {self.size} bytes before the change, over the "
+                f"{limit}-byte undo limit (undo_max_bytes): its previous content was not kept",
+            )
+        return FileUndo(
+            path=loc.display,
+            root=str(loc.root),
+            pre_image=self.content,
+            post_image=post_image,
+            mode=self.mode if self.exists else None,
+            created_dirs=tuple(created),
+        )
+
+
+def _pre_image(dir_fd: int, name: str, limit: int) -> _Before:
+    """The file about to be replaced: hash, mode and (up to ``limit`` bytes) its content;
+    absent means a new file (mode 0o666, before the umask)."""
     try:
         fd, st = _open_regular(dir_fd, name)
     except FileNotFoundError:
-        return None, 0o666
+        return _Before(False, None, 0o666, 0, None)
     try:
-        return _sha256_fd(fd), stat.S_IMODE(st.st_mode)
+        digest = hashlib.sha256()
+        kept = bytearray()
+        size = 0
+        while chunk := os.read(fd, _CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            if size <= limit:
+                kept += chunk
+        content = bytes(kept) if size <= limit else None
+        return _Before(True, digest.hexdigest(), stat.S_IMODE(st.st_mode), size, content)
     finally:
         os.close(fd)
 
@@ -413,6 +467,68 @@ def _atomic_write(dir_fd: int, name: str, payload: bytes, mode: int) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+
+
+# --- what rollback uses: the same walk, never following a symlink -------------------------
+
+
+@dataclass(frozen=True)
+class Found:
+    """What is at a path now, looked at without following a symlink."""
+
+    kind: str
+    """absent, file, symlink, dir or other."""
+    sha256: str | None = None
+    """For a file: its content hash."""
+    link_target: str | None = None
+
+    def describe(self) -> str:
+        if self.kind == "file":
+            return f"a file with sha256 {(self.sha256 or '')[:12]}…"
+        if self.kind == "symlink":
+            return f"a symlink to {self.link_target!r}"
+        return {"absent": "absent", "dir": "a folder"}.get(self.kind, "not a regular file")
+
+
+def look(dir_fd: int, name: str) -> Found:
+    """What ``name`` under ``dir_fd`` is now; a file's content is hashed through an fd opened
+    with ``O_NOFOLLOW``, so a symlink swapped in is seen as a symlink, never read through."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return Found("absent")
+    if stat.S_ISLNK(st.st_mode):
+        return Found("symlink", link_target=os.readlink(name, dir_fd=dir_fd))
+    if stat.S_ISDIR(st.st_mode):
+        return Found("dir")
+    if not stat.S_ISREG(st.st_mode):
+        return Found("other")
+    try:
+        fd, _ = _open_regular(dir_fd, name)
+    except FileNotFoundError:
+        return Found("absent")
+    try:
+        return Found("file", _sha256_fd(fd))
+    finally:
+        os.close(fd)
+
+
+def restore(dir_fd: int, name: str, payload: bytes, mode: int) -> None:
+    """Put ``payload`` at ``name`` with exactly ``mode`` (no umask): a temp file renamed over
+    whatever entry is there, so a symlink swapped in is replaced, not written through."""
+    tmp = f".{name[:200]}.govrun-{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, _CREATE_FLAGS, 0o600, dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
@@ -483,13 +599,16 @@ class FsDelete(_FsTool):
     args_model = PathArgs
     default_description = "Delete a file from the workspace."
     follow_final = False
+    undo_options = ("undo_max_bytes",)
 
     def _execute(self, args: PathArgs) -> ToolResult:
         loc = self._locate(args)
+        undo: Undo | None = None
         try:
             with self.scope.open_dir(loc.root, loc.parent) as dfd:
-                before = _delete_pre_image(dfd, loc.name)
+                before, image = _delete_pre_image(dfd, loc.name, self.undo_max_bytes)
                 if before is not None:
+                    undo = self._undo(loc, before, image)
                     os.unlink(loc.name, dir_fd=dfd)
         except FileNotFoundError:  # a missing parent: there was nothing to delete
             before = None
@@ -500,23 +619,39 @@ class FsDelete(_FsTool):
         }
         evidence.update(before or {"sha256_before": None})
         msg = f"deleted {loc.display}" if before else f"{loc.display} did not exist"
-        return ToolResult(ok=True, output=msg, data={"path": loc.display}, evidence=evidence)
+        return ToolResult(
+            ok=True, output=msg, data={"path": loc.display}, evidence=evidence, undo=undo
+        )
+
+    def _undo(self, loc: Located, before: dict[str, Any], image: _Before | None) -> Undo:
+        """How to bring the deleted entry back. A symlink is not recreated: rollback only
+        ever writes regular files, so it cannot be made to point anywhere."""
+        if image is None:
+            return Irreversible(
+                path=loc.display,
+                reason=f"{loc.display} was a symlink to {before.get('link_target')!r}; "
+                "rollback does not recreate links",
+            )
+        return image.undo(loc, None, self.undo_max_bytes)
 
 
-def _delete_pre_image(dir_fd: int, name: str) -> dict[str, Any] | None:
-    """What is about to be deleted (kind, hash or link target), or None if nothing is."""
+def _delete_pre_image(
+    dir_fd: int, name: str, limit: int
+) -> tuple[dict[str, Any] | None, _Before | None]:
+    """What is about to be deleted (kind, hash or link target; None if nothing is) and, for
+    a file, its pre-image: one read, so the hash and the kept bytes agree."""
     try:
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
-        return None
+        return None, None
     if stat.S_ISLNK(st.st_mode):
-        return {
+        link = {
             "kind": "symlink",
             "sha256_before": None,
             "link_target": os.readlink(name, dir_fd=dir_fd),
         }
-    fd, _ = _open_regular(dir_fd, name)
-    try:
-        return {"kind": "file", "sha256_before": _sha256_fd(fd)}
-    finally:
-        os.close(fd)
+        return link, None
+    image = _pre_image(dir_fd, name, limit)
+    if not image.exists:  # gone between the stat and the open: nothing to delete
+        return None, None
+    return {"kind": "file", "sha256_before": image.sha256}, image

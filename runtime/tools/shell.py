@@ -22,6 +22,7 @@ import signal
 import subprocess
 import time
 import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from runtime.tools.base import (
     ArgsModel,
     BaseTool,
+    CommandUndo,
+    Irreversible,
     ScopeViolation,
     ToolConfigError,
     ToolResult,
+    Undo,
     describe_roots,
     portable,
 )
@@ -130,6 +134,8 @@ _GIT_OVERRIDES = (
     ("core.pager", "cat"),
 )
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_UNDO_FIELD = re.compile(r"args\.([A-Za-z_][A-Za-z0-9_]*)|argv\.([0-9]+)")
 _CHUNK = 1 << 16
 _DRAIN_AFTER_KILL_S = 1.0
 
@@ -191,6 +197,7 @@ class ShellTool(BaseTool):
 
     args_model = ShellArgs
     default_description = "Run one allowlisted command (no shell features) in the workspace."
+    undo_options = ("undo",)
 
     def __init__(
         self,
@@ -202,6 +209,7 @@ class ShellTool(BaseTool):
         description: str | None = None,
         timeout_s: float = 30.0,
         max_output_bytes: int = 65536,
+        undo: str | None = None,
     ) -> None:
         super().__init__(
             name=name,
@@ -213,6 +221,7 @@ class ShellTool(BaseTool):
         self.roots = [Path(r).resolve(strict=False) for r in roots or []]
         self.cwd = _working_dir(name, cwd, self.roots)
         self.drain_limit = max(16 * self.max_output_bytes, 1 << 20)
+        self.undo_words = self._undo_template(undo) if undo is not None else None
         if self.description == self.default_description:
             self.description += " Allowed commands: " + ", ".join(sorted(self.rules)) + "."
 
@@ -228,6 +237,7 @@ class ShellTool(BaseTool):
         cwd: Path | None,
         timeout_s: float,
         max_output_bytes: int,
+        undo: str | None = None,
     ) -> ShellTool:
         if hosts:
             raise ToolConfigError(f"tool {name!r}: shell takes no scope.hosts")
@@ -239,6 +249,7 @@ class ShellTool(BaseTool):
             description=description,
             timeout_s=timeout_s,
             max_output_bytes=max_output_bytes,
+            undo=undo,
         )
 
     # --- the pure check ---------------------------------------------------------------
@@ -248,7 +259,13 @@ class ShellTool(BaseTool):
 
     def parse(self, command: str) -> list[str]:
         """Split and vet a command line; returns the argv or raises ``ScopeViolation``."""
-        argv = _split(command)
+        return self.vet(_split(command))
+
+    def vet(self, argv: list[str]) -> list[str]:
+        """Vet an argv against the allowlist and the roots; returns it or raises
+        ``ScopeViolation``. The model's commands and undo commands pass the same gate."""
+        if not argv:
+            raise ScopeViolation("command is empty", failure_class="invalid_arguments")
         rule = self._rule_for(argv[0])
         positionals = self._vet_arguments(argv[0], argv[1:], rule)
         if rule.subcommands is not None:
@@ -330,6 +347,60 @@ class ShellTool(BaseTool):
 
     def _execute(self, args: ShellArgs) -> ToolResult:
         argv = self.parse(args.command)
+        result = self._spawn(argv)
+        if result.ok and self.undo_words is not None:
+            result = result.model_copy(update={"undo": self._undo_for(args, argv)})
+        return result
+
+    def run_argv(self, argv: Sequence[str]) -> ToolResult:
+        """Run an argv that did not come from the model (a recorded undo command), through
+        the same allowlist, confinement, environment and limits as every call. Never raises."""
+        return self._safely(lambda: self._spawn(self.vet(list(argv))))
+
+    # --- undo ---------------------------------------------------------------------------
+
+    def _undo_template(self, template: str) -> list[str]:
+        """Split the declared ``undo:`` into words once, and refuse a command the allowlist
+        does not allow (or a flag it does not, where the flag is written literally).
+        Placeholders fill whole words later, so a value is never re-split by a shell."""
+        try:
+            words = shlex.split(template, posix=True)
+        except ValueError as exc:
+            raise ToolConfigError(f"tool {self.name!r}: undo does not parse: {exc}") from None
+        if not words:
+            raise ToolConfigError(f"tool {self.name!r}: undo is empty")
+        for word in words:
+            for inner in _PLACEHOLDER.findall(word):
+                if not _UNDO_FIELD.fullmatch(inner):
+                    raise ToolConfigError(
+                        f"tool {self.name!r}: undo has unknown placeholder {{{inner}}}; "
+                        "use {argv.N} (word N of the command that ran) or {args.NAME}"
+                    )
+        try:
+            if _PLACEHOLDER.search(words[0]):
+                raise ScopeViolation("the command name must be written literally")
+            rule = self._rule_for(words[0])
+            for word in words[1:]:
+                literal_flag = word.startswith("-") and word not in ("-", "--")
+                if literal_flag and not _PLACEHOLDER.search(word):
+                    self._vet_flag(words[0], word, rule)
+        except ScopeViolation as exc:
+            raise ToolConfigError(f"tool {self.name!r}: undo {template!r}: {exc.message}") from None
+        return words
+
+    def _undo_for(self, args: ShellArgs, argv: list[str]) -> Undo:
+        """The undo command for this call, vetted now: one the scope refuses is recorded as
+        irreversible with the reason, never run later."""
+        assert self.undo_words is not None
+        values = args.model_dump()
+        try:
+            rendered = [_fill(word, values, argv) for word in self.undo_words]
+            self.vet(rendered)
+        except ScopeViolation as exc:
+            return Irreversible(reason=f"undo of {shlex.join(argv)} is not possible: {exc.message}")
+        return CommandUndo(argv=tuple(rendered))
+
+    def _spawn(self, argv: list[str]) -> ToolResult:
         exe = shutil.which(argv[0], path=FIXED_PATH)
         if exe is None:
             raise FileNotFoundError(f"command {argv[0]!r} not found on {FIXED_PATH}")
@@ -405,6 +476,26 @@ class ShellTool(BaseTool):
             out.stderr.total - len(out.stderr.kept)
         )
         return self._clip(text, already_dropped=unread)
+
+
+def _fill(word: str, args: Mapping[str, Any], argv: list[str]) -> str:
+    """One undo word with its ``{argv.N}`` / ``{args.NAME}`` placeholders filled."""
+
+    def value(match: re.Match[str]) -> str:
+        field_ = _UNDO_FIELD.fullmatch(match.group(1))
+        assert field_ is not None  # checked when the template was read
+        name, index = field_.groups()
+        if index is not None:
+            if int(index) >= len(argv):
+                raise ScopeViolation(
+                    f"undo needs word {index} of the command, which has {len(argv)} words"
+                )
+            return argv[int(index)]
+        if name not in args:
+            raise ScopeViolation(f"undo needs args.{name}, which the call did not have")
+        return str(args[name])
+
+    return _PLACEHOLDER.sub(value, word)
 
 
 def _parse_rules(name: str, commands: dict[str, Any]) -> dict[str, CommandRule]:

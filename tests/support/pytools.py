@@ -59,6 +59,12 @@ def slow(seconds: float) -> str:
     return "finished"
 
 
+def nap(seconds: float) -> str:
+    """Sleep, so that a run's steps take long enough to be steered from outside."""
+    time.sleep(seconds)
+    return f"napped {seconds}s"
+
+
 async def aslow(seconds: float) -> str:
     """An async tool."""
     await asyncio.sleep(seconds)
