@@ -17,6 +17,7 @@ import typer
 from cli.commands.ctl import ctl_app
 from cli.commands.ctl import status as status_command
 from cli.commands.diff import diff as diff_command
+from cli.commands.inspect import inspect as inspect_command
 from cli.commands.keys import keys_app
 from cli.commands.policy import policy_app
 from cli.commands.replay import replay as replay_command
@@ -58,6 +59,7 @@ app.command(name="replay")(replay_command)
 app.command(name="resume")(resume_command)
 app.command(name="diff")(diff_command)
 app.command(name="rollback")(rollback_command)
+app.command(name="inspect")(inspect_command)
 app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
 app.command(name="status")(status_command)

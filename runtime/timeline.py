@@ -133,10 +133,7 @@ class Timeline:
             chunk = f.read(self.index._end - first)
         tails = _TAIL.findall(chunk)
         if len(tails) != end - start:  # a line without the canonical tail: decode each
-            tails = [
-                str(orjson.loads(self.index.raw(n)).get("type", "")).encode()
-                for n in range(start, end)
-            ]
+            tails = [str(self.raw_event(n).get("type", "")).encode() for n in range(start, end)]
         codes = bytearray(map(_BYTE_CODE.get, tails, repeat(_UNKNOWN)))
         self._types.extend(codes)
         step_started, step_finished = _CODE["step_started"], _CODE["step_finished"]
