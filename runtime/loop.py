@@ -372,6 +372,11 @@ class GovernedLoop:
         self.c.prompt_tokens += reply.usage.prompt_tokens
         self.c.completion_tokens += reply.usage.completion_tokens
         self.c.cost_usd += cost
+        if name is not None:
+            usage = self.c.per_model.setdefault(name, ModelUsage())
+            usage.model_calls += 1
+            usage.tokens += reply.usage.prompt_tokens + reply.usage.completion_tokens
+            usage.cost_usd += cost
         return reply.content or "", {
             "model": reply.model,
             "usage": {

@@ -220,6 +220,7 @@ def test_a_model_written_summary_is_recorded_and_replayed(tmp_path: Path) -> Non
     # the summarizer's calls are accounted
     finished = of_type(events, ev.RunFinished)[0]
     assert finished.totals["model_calls"] == 11 + len(compactions)
+    assert finished.totals["models"]["summarizer"]["model_calls"] == len(compactions)
     # replay never asks the summarizer again: it answers from the recorded summary
     (tmp_path / "summaries.yaml").write_text(yaml.safe_dump([answer("DIFFERENT")] * 10))
     assert_replays(result.trace_path)
