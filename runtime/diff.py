@@ -613,3 +613,12 @@ def _report(d: TrajectoryDiff) -> dict[str, Any]:
         "run_changes": [{"field": c.field, "a": c.a, "b": c.b} for c in d.run_changes],
         "totals": {"a": _totals(ta), "b": _totals(tb), "delta": delta},
     }
+
+
+def field_label(field: str) -> str:
+    """``calls[0].arguments.path`` reads as ``call 1 arguments.path``."""
+    if field.startswith("calls["):
+        index, _, rest = field[6:].partition("]")
+        if index.isdigit():
+            return f"call {int(index) + 1} {rest.lstrip('.')}".rstrip()
+    return field

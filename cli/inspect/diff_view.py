@@ -27,7 +27,14 @@ from cli.inspect.icons import MARKS, STATUS_ICONS, two_cells
 from cli.inspect.palette import Palette, ink_css
 from cli.inspect.sections import Section, compact_json
 from cli.inspect.timeline_view import clip_cells
-from runtime.diff import FieldChange, StepDiff, TrajectoryDiff, describe_action, describe_value
+from runtime.diff import (
+    FieldChange,
+    StepDiff,
+    TrajectoryDiff,
+    describe_action,
+    describe_value,
+    field_label,
+)
 from runtime.trajectory import CallView, StepView
 
 PairKind = Literal["same", "changed", "inserted", "removed"]
@@ -233,22 +240,13 @@ def _changes(pair: Pair, p: Palette) -> RenderableType:
             Text(describe_action(pair.b, 200), p.base),
         )
     for change in pair.entry.changes if pair.entry else ():
-        table.add_row(_label(change.field), *_values(change, p))
+        table.add_row(field_label(change.field), *_values(change, p))
     table.add_row(
         Text("tokens · ms", p.muted),
         Text(f"{pair.a.tokens:,} · {pair.a.duration_ms:,.0f}", p.muted),
         Text(f"{pair.b.tokens:,} · {pair.b.duration_ms:,.0f}", p.muted),
     )
     return table
-
-
-def _label(field: str) -> str:
-    """``calls[0].arguments.path`` reads as ``call 1 arguments.path``."""
-    if field.startswith("calls["):
-        index, _, rest = field[6:].partition("]")
-        if index.isdigit():
-            return f"call {int(index) + 1} {rest.lstrip('.')}".rstrip()
-    return field
 
 
 def _values(change: FieldChange, p: Palette) -> tuple[Text, Text]:

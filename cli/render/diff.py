@@ -24,6 +24,7 @@ from runtime.diff import (
     TrajectoryDiff,
     describe_action,
     describe_value,
+    field_label,
 )
 from runtime.trajectory import CallView, StepView, Totals, Trajectory
 
@@ -223,22 +224,13 @@ def _changed_table(e: StepDiff, width: int) -> Table:
         )
     for change in e.changes:
         a, b = _pair_cells(change)
-        table.add_row(Text(_label(change.field), style="bold yellow"), a, b)
+        table.add_row(Text(field_label(change.field), style="bold yellow"), a, b)
     table.add_row(
         Text("tokens · ms", style="dim cyan"),
         Text(f"{e.a.tokens:,} · {e.a.duration_ms:,.0f}", style="dim"),
         Text(f"{e.b.tokens:,} · {e.b.duration_ms:,.0f}", style="dim"),
     )
     return table
-
-
-def _label(field: str) -> str:
-    """``calls[0].arguments.path`` reads as ``call 1 arguments.path``."""
-    if field.startswith("calls["):
-        index, _, rest = field[6:].partition("]")
-        if index.isdigit():
-            return f"call {int(index) + 1} {rest.lstrip('.')}".rstrip()
-    return field
 
 
 def _pair_cells(change: FieldChange) -> tuple[Text, Text]:

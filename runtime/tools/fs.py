@@ -455,18 +455,23 @@ def _pre_image(dir_fd: int, name: str, limit: int) -> _Before:
         os.close(fd)
 
 
-def _atomic_write(dir_fd: int, name: str, payload: bytes, mode: int) -> None:
+def _atomic_write(
+    dir_fd: int, name: str, payload: bytes, mode: int, *, exact_mode: bool = False
+) -> None:
     """Write to a fresh temp file in the same directory, then rename over ``name``.
 
     The rename replaces whatever entry is at ``name`` (even a symlink swapped in) instead of
-    writing through it, and readers never see a half-written file.
+    writing through it, and readers never see a half-written file. ``exact_mode`` sets the
+    mode regardless of the umask (a restore must give back exactly what was there).
     """
     tmp = f".{name[:200]}.govrun-{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, _CREATE_FLAGS, mode, dir_fd=dir_fd)
+    fd = os.open(tmp, _CREATE_FLAGS, 0o600 if exact_mode else mode, dir_fd=dir_fd)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
+            if exact_mode:
+                os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
@@ -522,19 +527,7 @@ def look(dir_fd: int, name: str) -> Found:
 def restore(dir_fd: int, name: str, payload: bytes, mode: int) -> None:
     """Put ``payload`` at ``name`` with exactly ``mode`` (no umask): a temp file renamed over
     whatever entry is there, so a symlink swapped in is replaced, not written through."""
-    tmp = f".{name[:200]}.govrun-{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, _CREATE_FLAGS, 0o600, dir_fd=dir_fd)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp, dir_fd=dir_fd)
-        raise
+    _atomic_write(dir_fd, name, payload, mode, exact_mode=True)
 
 
 class FsList(_FsTool):
