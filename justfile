@@ -18,12 +18,14 @@ demo:
     -govrun verify fixtures/traces/tampered.jsonl
     rm -f runs/demo-quickstart.jsonl
 
-# Benchmarks (not tests): print tables, write benchmarks/results/*.json.
+# The peers are installed first (benchmarks/requirements-peers.txt); benchmarks/run_all.py then
+# runs, each in its own process, bench_peers (the step table against them), bench_trace,
+# bench_loop, bench_replay, bench_diff and bench_inspect, and prints every target met / missed.
+# A new benchmark goes in run_all's STAGES.
+# Benchmarks (not tests): print tables, write benchmarks/results/*.json and summary.json.
 bench:
-    python -m benchmarks.bench_trace
-    python -m benchmarks.bench_loop
-    python -m benchmarks.bench_replay
-    python -m benchmarks.bench_diff
+    python -m pip install -q -r benchmarks/requirements-peers.txt
+    python -m benchmarks.run_all
 
 # Re-record the golden quickstart trace (after an intended change to the quickstart agent);
 # tests replay it under the current manifest and fail on any divergence.

@@ -1,0 +1,227 @@
+"""Every benchmark, one after the other, and a summary of issue #8's targets (not a test).
+
+    python -m benchmarks.run_all [--skip NAME ...] [--only NAME ...]
+
+Runs each benchmark as its own process, in this order, printing its table: peers (the step
+table against LangGraph, the OpenAI Agents SDK and the floors), trace, loop, replay, diff,
+inspect. A benchmark whose module is missing is skipped; one that fails is reported and the
+rest still run. Then prints every target with its measured value and met / missed, read from
+the results each benchmark wrote during this run, and writes them all to
+benchmarks/results/summary.json. Exit 1 if a benchmark failed; a missed target is a result,
+not a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks.bench_peers import CONTENDERS, fmt_ratio, fmt_us, load, machine, versions
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+SUMMARY = RESULTS / "summary.json"
+
+Target = dict[str, Any]
+"""{"area", "target", "measured", "met"}: met is True / False, or None for information."""
+
+
+def target(area: str, text: str, measured: str, met: bool | None) -> Target:
+    return {"area": area, "target": text, "measured": measured, "met": met}
+
+
+def peers_targets(data: dict[str, Any]) -> list[Target]:
+    found = [target("step", t["target"], t["measured"], t["met"]) for t in data["targets"]]
+    high = max(data["steps"])
+    for r in data["rows"]:
+        if r["n"] != high:
+            continue
+        label = CONTENDERS[r["contender"]].label if r["contender"] in CONTENDERS else r["label"]
+        if r["status"] != "ok":
+            found.append(target("step", f"{label} at N={high:,}", r["status"], None))
+            continue
+        issue = data.get("issue_reference_us_at_1000", {}).get(r["contender"])
+        growth = data["growth"].get(r["contender"])
+        measured = f"{fmt_us(r['us_median'])} µs/step"
+        if "ratio_to_govrun" in r and r["contender"] != "govrun":
+            measured += f", {fmt_ratio(r['ratio_to_govrun'])} govrun"
+        if growth is not None:
+            measured += f", ×{growth:.2f} from N={min(data['steps']):,}"
+        reference = f" (issue's reference {fmt_us(issue)} µs)" if issue else ""
+        found.append(target("step", f"{label} at N={high:,}{reference}", measured, None))
+    return found
+
+
+def loop_targets(data: dict[str, Any]) -> list[Target]:
+    return [target("step vs floor", v["check"], "", v["pass"]) for v in data["verdicts"]]
+
+
+def trace_targets(data: dict[str, Any]) -> list[Target]:
+    ok = data["pass"]
+    n = data["events"]
+    return [
+        target(
+            "trace",
+            f"writer within 3x of the bare floor ({n:,} events)",
+            f"{data['writer_ratio_to_model_dump_floor']:.2f}x "
+            f"({data['writer_ratio_to_dict_floor']:.2f}x the dict-only floor)",
+            ok["writer_vs_floor"],
+        ),
+        target(
+            "trace",
+            "verify ≥ 100,000 events/s",
+            f"{data['verify_events_per_s']:,.0f} events/s",
+            ok["verify"],
+        ),
+        target(
+            "trace",
+            "random access < 10 ms",
+            f"{data['get_random_median_ms']:.3f} ms median, last {data['get_last_ms']:.3f} ms",
+            ok["get_random_median"] and ok["get_last"],
+        ),
+    ]
+
+
+def replay_targets(data: dict[str, Any]) -> list[Target]:
+    return [
+        target(
+            "replay",
+            f"replay ≥ {data['target_steps_per_s']:,.0f} steps/s ({data['steps']:,} steps)",
+            f"{data['steps_per_s']:,.0f} steps/s",
+            data["met"],
+        )
+    ]
+
+
+def diff_targets(data: dict[str, Any]) -> list[Target]:
+    return [target("diff", v["check"], "", v["pass"]) for v in data["verdicts"]]
+
+
+def inspect_targets(data: dict[str, Any]) -> list[Target]:
+    found = [
+        target(
+            "tui",
+            f"first screen < {data['target_first_screen_s']:.0f} s on {data['events']:,} events",
+            f"{data['first_screen_median_s'] * 1000:,.0f} ms median",
+            data["met"],
+        )
+    ]
+    for key, row in data.get("keys", {}).items():
+        kinds = [
+            f"{name.removesuffix('median_ms').rstrip('_')} {value:,.1f} ms".lstrip()
+            for name, value in row.items()
+            if name.endswith("median_ms")  # "shown_median_ms", "settled_median_ms"
+        ]
+        measured = ", ".join(kinds)
+        found.append(target("tui", f"step navigation '{key}' (median)", measured, None))
+    return found
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    module: str
+    results: str
+    targets: Callable[[dict[str, Any]], list[Target]]
+
+
+STAGES = [
+    Stage("peers", "benchmarks.bench_peers", "peers.json", peers_targets),
+    Stage("trace", "benchmarks.bench_trace", "trace.json", trace_targets),
+    Stage("loop", "benchmarks.bench_loop", "loop.json", loop_targets),
+    Stage("replay", "benchmarks.bench_replay", "replay.json", replay_targets),
+    Stage("diff", "benchmarks.bench_diff", "diff.json", diff_targets),
+    Stage("inspect", "benchmarks.bench_inspect", "inspect.json", inspect_targets),
+]
+
+
+def run_stage(stage: Stage) -> tuple[dict[str, Any], list[Target]]:
+    """Run one benchmark; its record, and its targets from the results it just wrote."""
+    source = REPO / (stage.module.replace(".", "/") + ".py")
+    record: dict[str, Any] = {"name": stage.name, "command": f"python -m {stage.module}"}
+    if not source.exists():
+        print(f"\n== {stage.name}: skipped, {source.relative_to(REPO)} does not exist yet")
+        return {**record, "status": "skipped: no module"}, []
+    print(f"\n== {stage.name}: python -m {stage.module}", flush=True)
+    started_at = time.time()
+    started = time.perf_counter()
+    code = subprocess.run([sys.executable, "-m", stage.module], cwd=REPO).returncode
+    record.update(exit_code=code, seconds=round(time.perf_counter() - started, 1))
+    results = RESULTS / stage.results
+    record["results"] = str(results.relative_to(REPO))
+    if not results.exists() or results.stat().st_mtime < started_at:
+        record["status"] = f"failed: exit {code}, no results written" if code else "no results"
+        return record, []
+    record["status"] = "ok" if code == 0 else f"failed: exit {code}"
+    try:
+        return record, stage.targets(orjson.loads(results.read_bytes()))
+    except (KeyError, TypeError, ValueError) as e:  # the benchmark changed its JSON
+        record["status"] = f"results not understood: {type(e).__name__} {e}"
+        return record, []
+
+
+def print_summary(targets: list[Target], stages: list[dict[str, Any]]) -> None:
+    print("\n== issue #8 targets (benchmarks/results/summary.json)")
+    width = max([len(t["target"]) for t in targets] + [10])
+    print(f"{'area':<14} {'target':<{width}}  {'measured':<44} result")
+    print("-" * (width + 68))
+    for t in targets:
+        result = "info" if t["met"] is None else "met" if t["met"] else "MISSED"
+        print(f"{t['area']:<14} {t['target']:<{width}}  {t['measured']:<44} {result}")
+    for s in stages:
+        if s["status"] != "ok":
+            print(f"{s['name']}: {s['status']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    names = [s.name for s in STAGES]
+    parser.add_argument("--skip", nargs="+", choices=names, default=[])
+    parser.add_argument("--only", nargs="+", choices=names)
+    args = parser.parse_args()
+    chosen = [s for s in STAGES if s.name in (args.only or names) and s.name not in args.skip]
+    started = datetime.datetime.now(datetime.UTC)
+    t0 = time.perf_counter()
+    host = {**machine(), "load_avg_1m": {"start": load()}}
+    stages: list[dict[str, Any]] = []
+    targets: list[Target] = []
+    for stage in chosen:
+        record, found = run_stage(stage)
+        stages.append(record)
+        targets += found
+    host["load_avg_1m"]["end"] = load()
+    print_summary(targets, stages)
+    checked = [t["met"] for t in targets if t["met"] is not None]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    SUMMARY.write_bytes(
+        orjson.dumps(
+            {
+                "started": started.isoformat(timespec="seconds"),
+                "seconds": round(time.perf_counter() - t0, 1),
+                "machine": host,
+                "versions": versions(),
+                "stages": stages,
+                "targets": targets,
+                "met": sum(checked),
+                "missed": len(checked) - sum(checked),
+            },
+            option=orjson.OPT_INDENT_2,
+        )
+        + b"\n"
+    )
+    print(f"\nsummary: {SUMMARY.relative_to(REPO)}")
+    if any(s["status"].startswith("failed") for s in stages):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
