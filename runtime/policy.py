@@ -32,8 +32,9 @@ import math
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
-from fnmatch import fnmatchcase
+from dataclasses import dataclass, field, replace
+from fnmatch import translate
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,16 @@ _NUMERIC_LABEL = re.compile(r"(0x[0-9a-f]*|[0-9]+)")
 _SHOW_LIMIT = 60
 _STATIC_KEYS = frozenset({"glob", "regex", "min", "max", "equals", "one_of"})
 """Predicate keys whose 'held' text names only the predicate, never the value."""
-_NO, _HELD, _CLOSED = object(), object(), object()
+
+_Check = Callable[[Any, Path], bool | None]
+"""One compiled predicate key: ``check(value, base)`` -> held True/False, or None when it
+cannot be evaluated."""
+
+_Plan = tuple[tuple[str, tuple[_Check, ...]], ...]
+"""A compiled ``when:``: (argument name, the checks of its predicate keys), in order."""
+
+_Holds = Callable[[Mapping[str, Any], Path], bool | None]
+"""A compiled ``when:`` as one function: ``holds(arguments, base)`` (see :func:`_all_hold`)."""
 
 
 def tool_risk(spec: ToolSpec) -> Risk:
@@ -126,7 +136,8 @@ class _Test:
 
 @dataclass(frozen=True)
 class _Predicate:
-    """A manifest predicate with its regex compiled and its folders resolved."""
+    """A manifest predicate with its regex compiled, its folders resolved and each of its
+    keys compiled into a check (``checks``, in ``keys`` order)."""
 
     spec: Predicate
     keys: tuple[str, ...]
@@ -134,6 +145,7 @@ class _Predicate:
     inside: tuple[tuple[str, Path], ...]
     not_inside: tuple[tuple[str, Path], ...]
     hosts: tuple[HostRule, ...]
+    checks: dict[str, _Check] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,12 @@ class When:
     so a predicate means exactly the same thing in both."""
 
     predicates: dict[str, _Predicate]
+    match: _Holds = field(init=False, repr=False, compare=False)
+    """What :meth:`holds` runs: the predicates' checks, in order, as one function."""
+
+    def __post_init__(self) -> None:
+        plan = tuple((arg, tuple(p.checks.values())) for arg, p in self.predicates.items())
+        object.__setattr__(self, "match", _matcher(plan))
 
     @classmethod
     def compile(cls, when: Mapping[str, Predicate], base_dir: Path) -> When:
@@ -151,21 +169,69 @@ class When:
         return cls({arg: _compile(pred, base_dir) for arg, pred in when.items()})
 
     def holds(self, arguments: Mapping[str, Any], base: Path) -> bool | None:
-        """Kleene AND over every predicate key: False if an argument is missing or a key is
-        definitely false; None if none is false but one cannot be evaluated (the caller
-        fails closed, see the module doc); else True. ``base`` anchors relative path
-        arguments (:func:`argument_base`)."""
-        undecidable = False
-        for arg, pred in self.predicates.items():
-            if arg not in arguments:
+        """Kleene AND over every predicate key (see :func:`_all_hold`). ``base`` anchors
+        relative path arguments (:func:`argument_base`)."""
+        return self.match(arguments, base)
+
+
+def _matcher(plan: _Plan) -> _Holds:
+    """``_all_hold`` over ``plan``; for the commonest shape, one argument with one key,
+    without its loops."""
+    if len(plan) != 1 or len(plan[0][1]) != 1:
+        return partial(_all_hold, plan)
+    ((arg, (check,)),) = plan
+
+    def holds(arguments: Mapping[str, Any], base: Path) -> bool | None:
+        if arg not in arguments:
+            return False
+        held = check(arguments[arg], base)
+        return held if held is False or held is None else True
+
+    return holds
+
+
+def _all_hold(plan: _Plan, arguments: Mapping[str, Any], base: Path) -> bool | None:
+    """Kleene AND over every predicate key: False if an argument is missing or a key is
+    definitely false; None if none is false but one cannot be evaluated (the caller fails
+    closed, see the module doc); else True."""
+    undecidable = False
+    for arg, checks in plan:
+        if arg not in arguments:
+            return False
+        value = arguments[arg]
+        for check in checks:
+            held = check(value, base)
+            if held is False:
                 return False
-            value = arguments[arg]
-            for key in pred.keys:
-                held = _holds(key, pred, value, base)
-                if held is False:
-                    return False
-                undecidable = undecidable or held is None
-        return None if undecidable else True
+            if held is None:
+                undecidable = True
+    return None if undecidable else True
+
+
+@dataclass(slots=True)
+class _RulePlan:
+    """One rule as it applies to one declared tool whose name and risk it already matches:
+    only its argument predicates are left to evaluate per call."""
+
+    rule: PolicyRule
+    holds: _Holds
+    closes: bool
+    """An undecidable predicate makes it match (deny and ask rules): fail closed."""
+    static: bool
+    """Its explanation cannot depend on argument values, so its reason is cached."""
+    reason: str | None = None
+    """The cached reason of a static rule, once a call has needed it."""
+
+
+@dataclass(frozen=True, slots=True)
+class _ToolPlan:
+    """What deciding one declared tool's calls needs, resolved once per engine."""
+
+    spec: ToolSpec
+    risk: Risk
+    base: Path
+    rules: tuple[_RulePlan, ...]
+    """In policy order: the rules that name the tool and accept its risk."""
 
 
 class PolicyEngine:
@@ -185,14 +251,11 @@ class PolicyEngine:
                 k in _STATIC_KEYS for p in self._when[rule.id].predicates.values() for k in p.keys
             )
         }
-        self._reasons: dict[tuple[str, str], str] = {}
-        # Which declared tools each rule names: tool globs are resolved once, not per call.
-        self._rule_tools = {
-            rule.id: frozenset(
-                spec.name for spec in manifest.tools if any(spec.matches(g) for g in rule.tools)
-            )
-            for rule in manifest.policy.rules
-        }
+        # Per declared tool, the rules that can match it: tool globs and risk lists are
+        # resolved once here, never per call.
+        self._plans = {spec.name: self._plan(spec) for spec in manifest.tools}
+        default = manifest.policy.default
+        self._default = (default, f"no rule matched; default is {default}")
         in_force: dict[str, Any] = manifest.policy.model_dump(
             mode="json", by_alias=True, exclude_none=True
         )
@@ -206,29 +269,39 @@ class PolicyEngine:
         """SHA-256 of the policy section as canonical JSON (sorted keys, no nulls)."""
         return self._hash
 
+    def _plan(self, spec: ToolSpec) -> _ToolPlan:
+        risk = tool_risk(spec)
+        rules = tuple(
+            _RulePlan(
+                rule, self._when[rule.id].match, rule.effect != "allow", rule.id in self._static
+            )
+            for rule in self._manifest.policy.rules
+            if any(spec.matches(g) for g in rule.tools) and (rule.risk is None or risk in rule.risk)
+        )
+        return _ToolPlan(spec, risk, self._tool_base[spec.name], rules)
+
     def decide(self, tool: str, arguments: Mapping[str, Any]) -> Decision:
         """The first matching rule's effect, else the default. Unknown tools are denied."""
-        spec = self._manifest.tool(tool)
-        if spec is None:
+        plan = self._plans.get(tool)
+        if plan is None:
             return Decision("deny", None, f"unknown tool {tool!r}", UNKNOWN_TOOL_RISK)
-        risk = tool_risk(spec)
-        if not isinstance(arguments, Mapping):
+        risk = plan.risk
+        if type(arguments) is not dict and not isinstance(arguments, Mapping):
             return Decision("deny", None, "arguments are not a JSON object", risk)
-        for rule in self._manifest.policy.rules:
-            match = self._matches(rule, spec, arguments)
-            if match is _HELD and rule.id in self._static:
-                key = (rule.id, spec.name)
-                reason = self._reasons.get(key)
+        base = plan.base
+        for r in plan.rules:
+            held = r.holds(arguments, base)
+            if held is False or (held is None and not r.closes):
+                continue  # no match: an allow rule never matches on what it cannot evaluate
+            if held is True and r.static:
+                reason = r.reason
                 if reason is None:
-                    reason = self._reasons[key] = _reason(
-                        rule, self._evaluate(rule, spec, arguments)
-                    )
-                return Decision(rule.effect, rule.id, reason, risk)
-            if match is not _NO:
-                trace = self._evaluate(rule, spec, arguments)
-                return Decision(rule.effect, rule.id, _reason(rule, trace), risk)
-        default = self._manifest.policy.default
-        return Decision(default, None, f"no rule matched; default is {default}", risk)
+                    reason = r.reason = self._explained(r.rule, plan.spec, arguments)
+            else:
+                reason = self._explained(r.rule, plan.spec, arguments)
+            return Decision(r.rule.effect, r.rule.id, reason, risk)
+        effect, reason = self._default
+        return Decision(effect, None, reason, risk)
 
     def explain(self, tool: str, arguments: Mapping[str, Any]) -> list[RuleTrace]:
         """Every rule in order: whether it matched, and what held or which condition failed."""
@@ -243,19 +316,11 @@ class PolicyEngine:
 
     # --- evaluation -------------------------------------------------------------------
 
-    def _matches(self, rule: PolicyRule, spec: ToolSpec, arguments: Mapping[str, Any]) -> object:
-        """What ``_evaluate`` decides (the same conditions, in the same Kleene AND), without
-        building any explanation: the per-call hot path. Returns ``_NO``, ``_HELD`` (every
-        condition held) or ``_CLOSED`` (matched because a condition could not be evaluated
-        and the rule is not an allow rule)."""
-        if spec.name not in self._rule_tools[rule.id]:
-            return _NO
-        if rule.risk is not None and tool_risk(spec) not in rule.risk:
-            return _NO
-        held = self._when[rule.id].holds(arguments, self._tool_base[spec.name])
-        if held is None:
-            return _NO if rule.effect == "allow" else _CLOSED
-        return _HELD if held else _NO
+    def _explained(self, rule: PolicyRule, spec: ToolSpec, arguments: Mapping[str, Any]) -> str:
+        """The reason of a rule that decided the call. ``decide`` finds the rule without
+        building any text (the per-call hot path); ``_evaluate`` tests the same conditions
+        in the same Kleene AND, and says why."""
+        return _reason(rule, self._evaluate(rule, spec, arguments))
 
     def _evaluate(
         self, rule: PolicyRule, spec: ToolSpec, arguments: Mapping[str, Any]
@@ -319,7 +384,7 @@ def _compile(pred: Predicate, base_dir: Path) -> _Predicate:
     def folders(paths: list[str] | None) -> tuple[tuple[str, Path], ...]:
         return tuple((p, (base_dir / p).resolve()) for p in paths or ())
 
-    return _Predicate(
+    compiled = _Predicate(
         spec=pred,
         keys=keys,
         regex=re.compile(pred.regex) if pred.regex is not None else None,
@@ -327,6 +392,95 @@ def _compile(pred: Predicate, base_dir: Path) -> _Predicate:
         not_inside=folders(pred.not_inside),
         hosts=tuple(parse_host_rule(h) for h in pred.host_in or ()),
     )
+    # Filled once, here: the checks close over the regex, folders and hosts just compiled.
+    compiled.checks.update((key, _compile_check(key, compiled)) for key in keys)
+    return compiled
+
+
+def _compile_check(key: str, pred: _Predicate) -> _Check:
+    """One predicate key as a check. The key is dispatched here, once per manifest, so
+    deciding a call compares no key names."""
+    p = pred.spec
+    if key == "glob":
+        return _glob_check(p.glob or "")
+    if key == "regex":
+        return _regex_check(pred.regex)
+    if key == "min":
+        return _at_least(p.min if p.min is not None else -math.inf)
+    if key == "max":
+        return _at_most(p.max if p.max is not None else math.inf)
+    if key in ("inside", "not_inside"):
+        return _folder_check(pred.inside if key == "inside" else pred.not_inside, key == "inside")
+    if key == "host_in":
+        return lambda value, base: _host_listed(pred, value)
+    if key == "equals":
+        return lambda value, base: _same(value, p.equals)
+    if key == "one_of":
+        options = p.one_of or []
+        return lambda value, base: any(_same(value, option) for option in options)
+    if key == "max_bytes":
+        return _size_check(p.max_bytes or 0)
+    raise AssertionError(f"unhandled predicate key {key!r}")  # pragma: no cover
+
+
+def _glob_check(pattern: str) -> _Check:
+    # Exactly ``fnmatchcase`` (which caches this same compiled pattern), minus its lookup.
+    match = re.compile(translate(pattern)).match
+
+    def check(value: Any, base: Path) -> bool | None:
+        return match(value) is not None if isinstance(value, str) else None
+
+    return check
+
+
+def _regex_check(regex: re.Pattern[str] | None) -> _Check:
+    search = regex.search if regex is not None else None
+
+    def check(value: Any, base: Path) -> bool | None:
+        if not isinstance(value, str) or search is None:
+            return None
+        return search(value) is not None
+
+    return check
+
+
+def _at_least(bound: float) -> _Check:
+    def check(value: Any, base: Path) -> bool | None:
+        return value >= bound if type(value) is int or _comparable(value) else None
+
+    return check
+
+
+def _at_most(bound: float) -> _Check:
+    def check(value: Any, base: Path) -> bool | None:
+        return value <= bound if type(value) is int or _comparable(value) else None
+
+    return check
+
+
+def _comparable(value: Any) -> bool:
+    """Whether ``min``/``max`` can judge ``value``: a number that is neither a bool nor NaN."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return not (isinstance(value, float) and math.isnan(value))
+
+
+def _folder_check(folders: tuple[tuple[str, Path], ...], inside: bool) -> _Check:
+    def check(value: Any, base: Path) -> bool | None:
+        hit = _folder_hit(folders, value, base)
+        if isinstance(hit, _Unknown):
+            return None
+        return hit is not None if inside else hit is None
+
+    return check
+
+
+def _size_check(limit: int) -> _Check:
+    def check(value: Any, base: Path) -> bool | None:
+        size = _json_size(value)
+        return None if size is None else size <= limit
+
+    return check
 
 
 # --- predicates -----------------------------------------------------------------------
@@ -340,38 +494,10 @@ def _check(key: str, pred: _Predicate, arg: str, value: Any, base: Path) -> _Tes
 
 def _holds(key: str, pred: _Predicate, value: Any, base: Path) -> bool | None:
     """Whether one predicate key holds for ``value``: True, False, or None when it cannot
-    be evaluated (wrong type, unresolvable path, untrustworthy URL). The single source of
-    truth for decisions; ``_describe`` only explains its answer."""
-    p = pred.spec
-    if key == "glob":
-        return fnmatchcase(value, p.glob or "") if isinstance(value, str) else None
-    if key == "regex":
-        if not isinstance(value, str) or pred.regex is None:
-            return None
-        return pred.regex.search(value) is not None
-    if key in ("min", "max"):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return None
-        if isinstance(value, float) and math.isnan(value):
-            return None
-        if key == "min":
-            return value >= (p.min if p.min is not None else -math.inf)
-        return value <= (p.max if p.max is not None else math.inf)
-    if key in ("inside", "not_inside"):
-        hit = _folder_hit(key, pred, value, base)
-        if isinstance(hit, _Unknown):
-            return None
-        return hit is not None if key == "inside" else hit is None
-    if key == "host_in":
-        return _host_listed(pred, value)
-    if key == "equals":
-        return _same(value, p.equals)
-    if key == "one_of":
-        return any(_same(value, option) for option in p.one_of or [])
-    if key == "max_bytes":
-        size = _json_size(value)
-        return None if size is None else size <= (p.max_bytes or 0)
-    raise AssertionError(f"unhandled predicate key {key!r}")  # pragma: no cover
+    be evaluated (wrong type, unresolvable path, untrustworthy URL). Its compiled check
+    (:func:`_compile_check`) is the single source of truth for decisions; ``_describe``
+    only explains its answer."""
+    return pred.checks[key](value, base)
 
 
 def _describe(
@@ -390,10 +516,9 @@ def _describe(
     elif key == "max":
         ok, bad = f"<= {p.max:g}", f"{shown} is more than max {p.max:g}"
     elif key in ("inside", "not_inside"):
-        hit = _folder_hit(key, pred, value, base)
-        names = " or ".join(
-            name for name, _ in (pred.inside if key == "inside" else pred.not_inside)
-        )
+        folders = pred.inside if key == "inside" else pred.not_inside
+        hit = _folder_hit(folders, value, base)
+        names = " or ".join(name for name, _ in folders)
         if key == "inside":
             ok, bad = f"inside {hit}", f"{shown} is not inside {names}"
         else:
@@ -441,12 +566,13 @@ class _Unknown:
 _UNKNOWN = _Unknown()
 
 
-def _folder_hit(key: str, pred: _Predicate, value: Any, base: Path) -> str | _Unknown | None:
+def _folder_hit(
+    folders: tuple[tuple[str, Path], ...], value: Any, base: Path
+) -> str | _Unknown | None:
     """The name of the first listed folder the path is inside, None, or unknown."""
     resolved = _resolve_path(value, base)
     if isinstance(resolved, str):
         return _UNKNOWN
-    folders = pred.inside if key == "inside" else pred.not_inside
     return next((name for name, root in folders if resolved.is_relative_to(root)), None)
 
 

@@ -11,6 +11,7 @@ import orjson
 from pydantic import BaseModel
 
 from runtime.manifest import Manifest, ToolSpec
+from runtime.manifest_fields import Risk
 from runtime.policy import tool_risk
 from runtime.ports import ToolCallRequest
 from runtime.tools import ScopeViolation, Tool, ToolResult, build_builtin, load_python_tool
@@ -45,6 +46,15 @@ class RejectedCall:
     call_hash: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Declared:
+    """A declared tool as ``prepare`` needs it: one lookup per call, risk resolved once."""
+
+    tool: Tool
+    spec: ToolSpec
+    risk: Risk
+
+
 def call_hash(tool: str, arguments: Any, step: int) -> str:
     """SHA-256 naming one exact call: tool, canonical arguments and step."""
     return sha256_hex(canonical({"tool": tool, "arguments": arguments, "step": step}))
@@ -61,6 +71,10 @@ class Toolbox:
             sys.path.insert(0, base)  # a tools module may live beside its manifest
         self._tools: dict[str, Tool] = {
             spec.name: _build(spec, manifest) for spec in manifest.tools
+        }
+        self._declared = {
+            name: _Declared(self._tools[name], spec, tool_risk(spec))
+            for name, spec in self._specs.items()
         }
         self.definitions: list[dict[str, Any]] = [
             {
@@ -84,9 +98,9 @@ class Toolbox:
     def prepare(self, step: int, call: ToolCallRequest) -> PreparedCall | RejectedCall:
         """Parse and validate a proposed call. Model-controlled text never picks a tool
         that was not declared and never reaches a tool without validating."""
-        tool = self._tools.get(call.name)
+        declared = self._declared.get(call.name)
         parsed, raw = _parse_json(call.arguments)
-        if tool is None:
+        if declared is None:
             known = ", ".join(self._tools) or "none"
             return RejectedCall(
                 call.id,
@@ -105,7 +119,7 @@ class Toolbox:
                 raw_arguments=call.arguments,
             )
         try:
-            args = parse_arguments(tool, parsed)
+            args = parse_arguments(declared.tool, parsed)
         except ScopeViolation as exc:
             return RejectedCall(
                 call.id,
@@ -115,16 +129,15 @@ class Toolbox:
                 arguments=parsed,
                 call_hash=call_hash(call.name, parsed, step),
             )
-        spec = self._specs[call.name]
         return PreparedCall(
             call.id,
             call.name,
-            spec,
-            tool,
+            declared.spec,
+            declared.tool,
             args,
             parsed,
             call_hash(call.name, parsed, step),
-            tool_risk(spec),
+            declared.risk,
         )
 
 
@@ -167,12 +180,14 @@ def _build(spec: ToolSpec, manifest: Manifest) -> Tool:
 
 
 def _parse_json(text: str) -> tuple[dict[str, Any] | None, str | None]:
-    """(object, None) when the text is a JSON object, else (None, text as sent)."""
+    """(object, None) when the text is a JSON object, else (None, text as sent). Blank
+    text is the empty object; it is looked for only when parsing fails, as blank text
+    always does."""
     try:
-        value = orjson.loads(text) if text.strip() else {}
+        value = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return None, text
-    return (value, None) if isinstance(value, dict) else (None, text)
+        return ({}, None) if not text.strip() else (None, text)
+    return (value, None) if type(value) is dict else (None, text)
 
 
 def _snippet(text: str, limit: int = 120) -> str:

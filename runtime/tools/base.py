@@ -123,6 +123,40 @@ class ToolResult(BaseModel):
             truncated=truncated,
         )
 
+    @classmethod
+    def succeeded(
+        cls, output: str, data: dict[str, Any], evidence: dict[str, Any], truncated: bool
+    ) -> ToolResult:
+        """``cls(ok=True, output=..., data=..., evidence=..., truncated=...)``, the same
+        object field for field, built without validating (which costs more than a cheap
+        tool call). The caller passes new dicts keyed by plain ``str``: validating would
+        only copy them. Any other output or truncated type is validated as usual."""
+        if type(output) is not str or type(truncated) is not bool:
+            return cls(ok=True, output=output, data=data, evidence=evidence, truncated=truncated)
+        result = cls.__new__(cls)
+        fields = {
+            "ok": True,
+            "output": output,
+            "data": data,
+            "evidence": evidence,
+            "error": None,
+            "failure_class": None,
+            "truncated": truncated,
+            "undo": None,
+        }
+        # What pydantic's model_construct sets; the fields set are the ones passed above.
+        _set_slot(result, "__dict__", fields)
+        _set_slot(
+            result, "__pydantic_fields_set__", {"ok", "output", "data", "evidence", "truncated"}
+        )
+        _set_slot(result, "__pydantic_extra__", None)
+        _set_slot(result, "__pydantic_private__", None)
+        return result
+
+
+_set_slot = object.__setattr__
+"""Sets a model's slot past its frozen ``__setattr__``, as pydantic itself does."""
+
 
 def portable(path: Path, root: Path) -> str:
     """``path`` as the model and the trace see it: relative to the root when they share a
@@ -206,13 +240,17 @@ def parse_arguments(tool: Tool, raw: str | Mapping[str, Any] | BaseModel) -> Bas
 
     Raises ``ScopeViolation(failure_class="invalid_arguments")`` with pydantic's per-field
     explanation, so the loop can classify malformed calls without knowing pydantic.
+
+    A mapping goes straight to the model's validator: exactly ``model_validate`` without
+    its wrapper, which costs as much again as validating a few arguments.
     """
     try:
-        if isinstance(raw, str):
-            return tool.args_model.model_validate_json(raw)
-        if isinstance(raw, BaseModel):
-            raw = raw.model_dump()
-        return tool.args_model.model_validate(raw)
+        if type(raw) is not dict:
+            if isinstance(raw, str):
+                return tool.args_model.model_validate_json(raw)
+            if isinstance(raw, BaseModel):
+                raw = raw.model_dump()
+        return tool.args_model.__pydantic_validator__.validate_python(raw)
     except ValidationError as exc:
         raise ScopeViolation(
             f"invalid arguments for {tool.name}: {_explain(exc)}",
@@ -274,24 +312,29 @@ class BaseTool(ABC):
         self._check(self._coerce(args))
 
     def run(self, args: BaseModel) -> ToolResult:
-        def call() -> ToolResult:
+        try:  # not through _safely: a closure per call costs as much as a cheap tool
             parsed = self._coerce(args)
             self._check(parsed)
             return self._execute(parsed)
-
-        return self._safely(call)
+        except Exception as exc:  # the tool boundary: every error becomes a typed result
+            return self._failed(exc)
 
     def _safely(self, action: Callable[[], ToolResult]) -> ToolResult:
         """Run ``action`` with :meth:`run`'s error classification (for other entry points,
         such as a shell tool running its undo command)."""
         try:
             return action()
-        except ScopeViolation as exc:
-            return ToolResult.failure(exc.failure_class, exc.message)
-        except ToolTimeout as exc:
-            return ToolResult.failure("timeout", str(exc) or f"timed out after {self.timeout_s}s")
         except Exception as exc:  # the tool boundary: every error becomes a typed result
-            return ToolResult.failure("tool_error", f"{type(exc).__name__}: {exc}")
+            return self._failed(exc)
+
+    def _failed(self, exc: Exception) -> ToolResult:
+        """The typed result of an error raised by a call: a late denial, a timeout, or any
+        other exception as a tool error."""
+        if isinstance(exc, ScopeViolation):
+            return ToolResult.failure(exc.failure_class, exc.message)
+        if isinstance(exc, ToolTimeout):
+            return ToolResult.failure("timeout", str(exc) or f"timed out after {self.timeout_s}s")
+        return ToolResult.failure("tool_error", f"{type(exc).__name__}: {exc}")
 
     def _coerce(self, args: BaseModel) -> BaseModel:
         """Accept only this tool's args model; anything else is re-validated from scratch."""

@@ -137,7 +137,14 @@ class PythonTool(BaseTool):
         self.func = func
         self.spec = spec
         self.args_model = build_args_model(func, tool=name)
-        self._params = list(inspect.signature(func).parameters.values())
+        # How each args-model field (argN) reaches the function, worked out once.
+        params = list(inspect.signature(func).parameters.values())
+        self._positional = tuple(
+            f"arg{i}" for i, p in enumerate(params) if p.kind is p.POSITIONAL_ONLY
+        )
+        self._keyword = tuple(
+            (f"arg{i}", p.name) for i, p in enumerate(params) if p.kind is not p.POSITIONAL_ONLY
+        )
 
     def _check(self, args: BaseModel) -> None:
         """No scope beyond the validated arguments (``run`` re-validates them)."""
@@ -146,21 +153,25 @@ class PythonTool(BaseTool):
         positional, keyword = self._call_args(args)
         result = _call_with_timeout(self.func, positional, keyword, self.timeout_s)
         text, jsonable = _serialize(result)
-        shown, truncated = self._clip(text)
+        encoded = text.encode("utf-8")
+        if len(encoded) <= self.max_output_bytes:  # what _clip returns, without re-encoding
+            shown, truncated = text, False
+        else:
+            shown, truncated = self._clip(text)
         data = {} if truncated else {"result": jsonable}
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        digest = hashlib.sha256(encoded).hexdigest()
         evidence = {"callable": self.spec, "result_sha256": digest}
-        return ToolResult(ok=True, output=shown, data=data, evidence=evidence, truncated=truncated)
+        return ToolResult.succeeded(shown, data, evidence, truncated)
 
     def _call_args(self, args: BaseModel) -> tuple[list[Any], dict[str, Any]]:
+        """The function's positional-only and keyword arguments, in signature order (plain
+        loops: a comprehension is one more frame per call)."""
         positional: list[Any] = []
+        for field in self._positional:
+            positional.append(getattr(args, field))
         keyword: dict[str, Any] = {}
-        for i, p in enumerate(self._params):
-            value = getattr(args, f"arg{i}")
-            if p.kind is p.POSITIONAL_ONLY:
-                positional.append(value)
-            else:
-                keyword[p.name] = value
+        for field, name in self._keyword:
+            keyword[name] = getattr(args, field)
         return positional, keyword
 
 
@@ -169,15 +180,24 @@ class _Deadline(BaseException):
     tool's own ``except Exception`` cannot swallow it."""
 
 
+_UNCLAIMED = (_signal.SIG_DFL, _signal.SIG_IGN, None)
+"""SIGALRM handlers that mean nobody else uses the interval timer, so a call may."""
+
+
+def _expire(signum: int, frame: object) -> None:
+    raise _Deadline
+
+
 def _call_with_timeout(
     func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], timeout_s: float
 ) -> Any:
     """Call with a deadline. On the main thread an interval timer interrupts the call
-    itself (and costs ~2 µs); elsewhere the call runs in a worker thread that Python
+    itself (and costs ~1.5 µs); elsewhere the call runs in a worker thread that Python
     cannot kill, so an overrun is reported as a timeout but keeps running."""
-    if threading.current_thread() is threading.main_thread() and _signal.getsignal(
-        _signal.SIGALRM
-    ) in (_signal.SIG_DFL, _signal.SIG_IGN, None):
+    if (
+        threading.current_thread() is threading.main_thread()
+        and _signal.getsignal(_signal.SIGALRM) in _UNCLAIMED
+    ):
         return _call_with_alarm(func, args, kwargs, timeout_s)
     return _call_in_thread(func, args, kwargs, timeout_s)
 
@@ -185,14 +205,11 @@ def _call_with_timeout(
 def _call_with_alarm(
     func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], timeout_s: float
 ) -> Any:
-    def expire(signum: int, frame: object) -> None:
-        raise _Deadline
-
-    previous = _signal.signal(_signal.SIGALRM, expire)
+    previous = _signal.signal(_signal.SIGALRM, _expire)
     _signal.setitimer(_signal.ITIMER_REAL, timeout_s)
     try:
         value = func(*args, **kwargs)
-        if inspect.isawaitable(value):
+        if _awaitable(value):
             value = asyncio.run(_await_with_timeout(value, timeout_s))
         return value
     except _Deadline:
@@ -214,7 +231,7 @@ def _call_in_thread(
     def target() -> None:
         try:
             value = func(*args, **kwargs)
-            if inspect.isawaitable(value):
+            if _awaitable(value):
                 value = asyncio.run(_await_with_timeout(value, timeout_s))
             box["value"] = value
         except BaseException as exc:  # carried to the caller's thread below
@@ -235,12 +252,32 @@ def _call_in_thread(
     return box.get("value")
 
 
+_PLAIN = frozenset({int, float, str, bool, bytes, type(None), list, tuple, dict, set})
+"""Result types that are never awaitable: most results, spared ``inspect.isawaitable``."""
+
+
+def _awaitable(value: Any) -> bool:
+    """``inspect.isawaitable``, answered at once for the plain types most tools return."""
+    return type(value) not in _PLAIN and inspect.isawaitable(value)
+
+
 async def _await_with_timeout(awaitable: Any, timeout_s: float) -> Any:
     return await asyncio.wait_for(awaitable, timeout_s)
 
 
+_I64 = 2**63
+"""Ints in [-_I64, _I64) are written by pydantic_core exactly as ``str`` writes them."""
+
+
 def _serialize(result: Any) -> tuple[str, Any]:
-    """Text for the model (strings as-is, everything else as JSON) and a JSON-able copy."""
+    """Text for the model (strings as-is, everything else as JSON) and a JSON-able copy.
+    A plain str or a machine-sized int, the commonest results, skip pydantic_core: it
+    returns them as they are and writes such an int as ``str`` does."""
+    kind = type(result)
+    if kind is str:
+        return result, result
+    if kind is int and -_I64 <= result < _I64:
+        return str(result), result
     jsonable = pydantic_core.to_jsonable_python(result, fallback=str)
     if isinstance(result, str):
         return result, jsonable
