@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
+import orjson
+
 from runtime.manifest import Manifest, ToolSpec
 
 
@@ -78,7 +80,7 @@ class Guards:
         self.budgets = manifest.budgets
         self.interrupts = manifest.interrupts
         self._specs = {t.name: t for t in manifest.tools}
-        self._repeats: Counter[str] = Counter()
+        self._repeats: Counter[tuple[str, bytes | str]] = Counter()
         self._executed: list[str] = []
 
     def before_step(self, c: Counters) -> Trip | None:
@@ -159,7 +161,7 @@ class Guards:
                 {"bytes": raw_size, "limit": i.argument_size.max_bytes},
             )
         if i.repeat_call is not None:
-            key = f"{tool}\0{_canonical_text(arguments)}"
+            key = (tool, _canonical_text(arguments))
             self._repeats[key] += 1
             if self._repeats[key] >= i.repeat_call.max_repeats:
                 return Trip(
@@ -200,10 +202,10 @@ class Guards:
         return spec.matches(pattern) if spec is not None else fnmatchcase(tool, pattern)
 
 
-def _canonical_text(value: Any) -> str:
-    import orjson
-
+def _canonical_text(value: Any) -> bytes | str:
+    """What makes two proposals the same call: canonical JSON bytes (repr for a value that
+    is not JSON)."""
     try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except TypeError:
         return repr(value)

@@ -51,6 +51,31 @@ from runtime.trace import TraceWriter, blob_dir, canonical
 
 MAX_BACKOFF_S = 8.0
 
+HELD = frozenset(
+    {
+        ev.StepStarted,
+        ev.Route,
+        ev.Compaction,
+        ev.ModelRequest,
+        ev.ModelResponse,
+        ev.ToolCallProposed,
+        ev.PolicyDecision,
+        ev.ApprovalRequested,
+        ev.ToolStarted,
+        ev.ToolFinished,
+        ev.Verification,
+        ev.StepFinished,
+    }
+)
+"""Events whose lines may wait in memory (``TraceWriter.hold``): the loop flushes the
+trace before every port call that reaches outside the process (model, tools, approver,
+operator, verifier, summarizer, rollback, backoff sleep), so each is on disk before the
+next side effect (DESIGN section 4) and a step takes two writes instead of eight. A crash
+between a tool's return and the next flush (pure computation, microseconds) leaves the
+call in flight, as a crash during the call does: `govrun resume` asks whether to re-run
+it. A result that records how to undo its change, human and operator decisions,
+rollbacks, and the run's start and end are written at once."""
+
 
 class RunEnded(Exception):
     """Ends the run with a status and, unless completed, a failure class."""
@@ -109,6 +134,7 @@ class GovernedLoop:
         self.m = manifest
         self.task = task
         self.trace = trace
+        trace.hold = HELD
         self.model = model
         self.toolbox = toolbox
         self.tools = tools
@@ -190,8 +216,8 @@ class GovernedLoop:
         self.step += 1
         self._open = (self.clock.monotonic(), self.c.tokens, self.c.cost_usd)
         self._emit(ev.StepStarted)
-        self._previous, self._outcome = self._outcome, StepOutcome()
-        if self.router is not None:
+        if self.router is not None:  # what a step did matters only to routing
+            self._previous, self._outcome = self._outcome, StepOutcome()
             self._route()
         reply = self._propose()  # 1-3: context, interrupts, model
         self.messages.append(_assistant_message(reply))
@@ -246,6 +272,7 @@ class GovernedLoop:
             if usage is not None:
                 usage.model_calls += 1
             try:
+                self.trace.flush()
                 reply = self.model.complete(self.messages, self.toolbox.definitions)
             except ModelCallError as exc:
                 self._emit(
@@ -262,14 +289,16 @@ class GovernedLoop:
                     raise RunEnded(
                         "failed", exc.failure_class, f"model call failed{tries}: {exc.message}"
                     ) from None
+                self.trace.flush()
                 self.clock.sleep(_backoff(attempt, exc.retry_after_s))
                 continue
-            cost = cost_usd(reply.usage, cfg.pricing)
-            self.c.prompt_tokens += reply.usage.prompt_tokens
-            self.c.completion_tokens += reply.usage.completion_tokens
+            spent = reply.usage
+            cost = cost_usd(spent, cfg.pricing)
+            self.c.prompt_tokens += spent.prompt_tokens
+            self.c.completion_tokens += spent.completion_tokens
             self.c.cost_usd += cost
             if usage is not None:
-                usage.tokens += reply.usage.prompt_tokens + reply.usage.completion_tokens
+                usage.tokens += spent.prompt_tokens + spent.completion_tokens
                 usage.cost_usd += cost
             self._emit(
                 ev.ModelResponse,
@@ -281,9 +310,9 @@ class GovernedLoop:
                     {"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.tool_calls
                 ],
                 usage={
-                    "prompt_tokens": reply.usage.prompt_tokens,
-                    "completion_tokens": reply.usage.completion_tokens,
-                    "total_tokens": reply.usage.total_tokens,
+                    "prompt_tokens": spent.prompt_tokens,
+                    "completion_tokens": spent.completion_tokens,
+                    "total_tokens": spent.total_tokens,
                 },
                 cost_usd=round(cost, 8),
                 duration_ms=_ms(self.clock.monotonic() - started),
@@ -359,6 +388,7 @@ class GovernedLoop:
         name = cfg.summary_model or self.model_name
         model = self.models[name] if name is not None else self.model
         pricing = self.m.model_config_for(name).pricing
+        self.trace.flush()
         try:
             reply = self.summarizer.summarize(
                 model, cfg.summary_instructions, compaction.transcript(old)
@@ -443,6 +473,7 @@ class GovernedLoop:
             rule=rule,
             timeout_s=self.m.approvals.timeout_s,
         )
+        self.trace.flush()
         d = self.approver.decide(
             ApprovalRequest(
                 run_id=self.trace.run_id,
@@ -507,6 +538,7 @@ class GovernedLoop:
         started = self.clock.monotonic()
         self.c.tool_calls += 1
         self.c.per_tool[call.name] += 1
+        self.trace.flush()
         result = self.tools.execute(call)
         self.guards.on_executed(call.name)
         evidence = result.evidence
@@ -525,6 +557,7 @@ class GovernedLoop:
             duration_ms=_ms(self.clock.monotonic() - started),
         )
         if isinstance(evidence.get("undo"), dict):  # replayed results carry the recorded one
+            self.trace.flush()  # how to undo a change is on disk as soon as it is made
             self._effects.append(Effect(self.step, call.call_id, call.name, evidence["undo"]))
         return result
 
@@ -534,6 +567,7 @@ class GovernedLoop:
         if not result.ok or (not call.spec.verify and call.spec.uses is None):
             self._tell(call.call_id, result.output)  # nothing to verify
             return
+        self.trace.flush()
         outcomes = self.verifier.check_call(call, result)
         for o in outcomes:
             self._record_check(o, call.call_id)
@@ -564,6 +598,7 @@ class GovernedLoop:
         """The model answered without tool calls: the run ends, completed only if every
         required success check holds."""
         self.c.steps += 1
+        self.trace.flush()
         outcomes = self.verifier.check_success(answer)
         for o in outcomes:
             self._record_check(o, None)
@@ -623,6 +658,7 @@ class GovernedLoop:
         )
         if stopping:
             raise RunEnded("stopped", stop_class, reason)
+        self.trace.flush()
         choice = self.operator.on_pause(reason)
         resumed = choice == "resume"
         self._emit(
@@ -690,6 +726,7 @@ class GovernedLoop:
         the record), each recorded before `run_finished`. It still ends failed."""
         if not self._effects or (end.status == "completed" and self._check_failed is None):
             return end
+        self.trace.flush()
         outcomes = undo_all(
             self._effects, self.rollbacker, lambda o: self._emit(ev.Rollback, **o.payload())
         )

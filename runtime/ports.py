@@ -36,15 +36,18 @@ class SystemClock:
     for one, and ``strftime`` alone would cost more than the rest of a trace write."""
 
     def __init__(self) -> None:
-        self._second = -1
+        self._second_us = -(10**9)  # the current second, in µs since the epoch
         self._prefix = ""
 
     def now(self) -> str:
-        second, micros = divmod(time.time_ns() // 1000, 1_000_000)
-        if second != self._second:
-            self._second = second
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._prefix}.{micros:06d}Z"
+        us = time.time_ns() // 1000
+        micros = us - self._second_us
+        if not 0 <= micros < 1_000_000:
+            second = us // 1_000_000
+            self._second_us = second * 1_000_000
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+            micros = us - self._second_us
+        return f"{self._prefix}{micros:06d}Z"
 
     def monotonic(self) -> float:
         return time.monotonic()

@@ -106,6 +106,7 @@ IGNORED = frozenset(
 (``via`` too: a replayed approval is recorded as ``via: replay``.)"""
 
 
+_EVERY_TYPE = frozenset(ev.EVENT_TYPES.values())
 _PER_EVENT = ("ts", "prev", "hash", "run_id", "duration_ms")
 
 _MANIFEST_FIELDS = frozenset({"manifest", "manifest_hash", "policy_hash", "agent"})
@@ -227,9 +228,9 @@ class ReplaySession:
         if self.live:
             return
         assert self.trace is not None and self.live_ports is not None
-        self.trace.flush()  # the record so far is on disk before anything real happens
         self.clock.go_live()
         self.live = True
+        self.trace.flush()  # the record so far is on disk before anything real happens
         self.went_live = (self.trace.seq, self.step if step is None else step)
 
     def live_model(self, config: str | None = None) -> Model:
@@ -340,30 +341,21 @@ class ReplayTrace(TraceWriter):
         super().__init__(path, clock=session.clock, **kwargs)
         self.session = session
         session.trace = self
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
-
-    def _write(self, line: bytes) -> None:
-        """Replayed events are batched: nothing outside happens between them, so there is
-        no side effect to write ahead of. Once live, every event is durable at once again."""
-        if self.session.live:
-            self.flush()
-            super()._write(line)
-            return
-        self._pending.append(line)
-        self._pending_bytes += len(line)
-        if self._pending_bytes >= 1 << 20:
-            self.flush()
 
     def flush(self) -> None:
-        if self._pending:
-            batch, self._pending, self._pending_bytes = b"".join(self._pending), [], 0
-            super()._write(batch)
+        """Replayed events are held: nothing outside happens between them, so there is no
+        side effect to write ahead of (they go out in large batches, and at ``close``).
+        Once live, the loop's flushes before each side effect take effect again."""
+        if self.session.live:
+            super().flush()
 
-    def close(self) -> None:
-        if not self.closed and not self.broken:
-            self.flush()
-        super().close()
+    @property
+    def hold(self) -> frozenset[type[ev.Event]]:
+        return self._hold if self.session.live else _EVERY_TYPE
+
+    @hold.setter
+    def hold(self, value: frozenset[type[ev.Event]]) -> None:
+        self._hold = value
 
     def write(self, cls: type[ev.Event], step: int, payload: dict[str, Any]) -> str:
         s = self.session
@@ -395,6 +387,8 @@ def differing(recorded: dict[str, Any] | None, replayed: dict[str, Any]) -> tupl
     for key in _PER_EVENT:
         if key in replayed:
             probe[key] = replayed[key]
+        else:  # an event about to be written has no envelope yet
+            probe.pop(key, None)
     if probe == replayed:
         return ()
     out = []

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from itertools import accumulate, count, islice
 from operator import add
 from pathlib import Path
+from secrets import token_hex
 from typing import Any, Literal
 
 import orjson
@@ -47,6 +48,10 @@ REDACTED = "[redacted]"
 _SORT = orjson.OPT_SORT_KEYS
 _SORT_NL = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 _TAGS: dict[type, str] = {}
+_MEMBER_LEN = len(b'"hash":"",') + 16
+_sha256 = hashlib.sha256
+_MAX_PENDING = 4096
+"""Held lines written at the latest after this many (a long replay holds everything)."""
 
 
 def _tag(cls: type[Event]) -> str:
@@ -110,6 +115,20 @@ class TraceWriter:
         self._blobs_made = False
         self.last: dict[str, Any] | None = None
         """The last event as stored (blob references, redactions): what replay compares."""
+        self.hold: frozenset[type[Event]] = frozenset()
+        """Event types whose lines may wait in memory for the next :meth:`flush` (or the
+        next event of another type) instead of being written at once. DESIGN: every event is
+        on disk before the next side effect. The loop holds the events after which it does
+        nothing outside the process before it flushes, and so writes a step in three calls
+        instead of eight; by default nothing is held."""
+        self._pending: list[bytes] = []
+        self._flushed = (0, ZERO_HASH)  # (seq, head) of the lines on disk
+        self._size = 0  # bytes on disk
+        # The placeholder hash: random per writer and never written, so no value can
+        # contain it (a tool reading this very trace reads real hashes, not this). Short,
+        # so that finding it is quick; the digest replaces it by position.
+        self._marker = token_hex(8)
+        self._member = b'"hash":"%s",' % self._marker.encode()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # FileExistsError here means a file where the folder goes
@@ -146,24 +165,65 @@ class TraceWriter:
 
     def write(self, cls: type[Event], step: int, payload: dict[str, Any]) -> str:
         """Stamp the envelope onto ``payload`` (JSON-native values of ``cls``'s fields),
-        write the line durably, notify observers with the typed event, and return its hash.
+        chain the line, notify observers with the typed event, and return its hash. The line
+        is on disk when this returns unless ``cls`` is in :attr:`hold` (see there).
 
         This is the loop's hot path: it skips building a pydantic object per event (the
-        classes stay the schema; readers and observers validate through the union). Raises
+        classes stay the schema; readers and observers validate through the union) and
+        serializes once: the line is dumped with a placeholder hash, whose member is cut
+        out to get the hashed body and then replaced by the digest. Raises
         :class:`TraceWriteError` if the line may not be on disk; nothing may happen after.
         """
         if self._broken:
             raise TraceWriteError(
                 f"trace {self.path} is unusable after an earlier error: {self._broken}"
             )
+        payload["type"] = _TAGS.get(cls) or _tag(cls)
+        payload["v"] = SCHEMA_MAJOR
+        payload["seq"] = self.seq
+        payload["ts"] = self._clock.now()
+        payload["run_id"] = self.run_id
+        payload["step"] = step
+        payload["prev"] = self.head
+        payload["hash"] = self._marker
+        line = orjson.dumps(payload, option=_SORT_NL)
+        cut = line.find(self._member)
+        if (
+            cut < 0
+            or len(line) > self._threshold
+            or (self._needles and any(n in line for n in self._needles))
+        ):
+            shown, data, line, digest = self._prepare_slowly(payload)
+        else:
+            end = cut + _MEMBER_LEN
+            digest = _sha256(line[:cut] + line[end:-1]).hexdigest()
+            line = line[: cut + 8] + digest.encode() + line[end - 2 :]
+            shown = data = payload
+            data["hash"] = digest
+        self._pending.append(line)
+        self.last = data
+        self.head = digest
+        self.seq += 1
+        if cls not in self.hold or len(self._pending) >= _MAX_PENDING:
+            self._drain()
+        if self._taps:
+            tap = self._taps.get(cls)
+            if tap is not None:
+                tap(data)
+        if self._observers:
+            event = cls.model_validate({**shown, "hash": digest})
+            for observer in self._observers:
+                observer(event)
+        return digest
+
+    def _prepare_slowly(
+        self, payload: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any], bytes, str]:
+        """Secrets to redact or strings to move to the sidecar: (what observers are shown,
+        the stored form, its line, its hash). Observers see large strings inline, secrets
+        never."""
+        del payload["hash"]
         data = payload
-        data["type"] = _tag(cls)
-        data["v"] = SCHEMA_MAJOR
-        data["seq"] = self.seq
-        data["ts"] = self._clock.now()
-        data["run_id"] = self.run_id
-        data["step"] = step
-        data["prev"] = self.head
         body = orjson.dumps(data, option=_SORT)
         if self._needles and any(n in body for n in self._needles):
             data = _redact(data, self._secrets)
@@ -174,19 +234,36 @@ class TraceWriter:
             body = orjson.dumps(data, option=_SORT)
         digest = hashlib.sha256(body).hexdigest()
         data["hash"] = digest
-        self._write(orjson.dumps(data, option=_SORT_NL))
-        self.last = data
-        self.head = digest
-        self.seq += 1
-        if self._taps:
-            tap = self._taps.get(cls)
-            if tap is not None:
-                tap(data)
-        if self._observers:
-            event = cls.model_validate({**shown, "hash": digest})
-            for observer in self._observers:
-                observer(event)
-        return digest
+        return shown, data, orjson.dumps(data, option=_SORT_NL), digest
+
+    def flush(self) -> None:
+        """Put every held line on disk: the loop calls this before each side effect."""
+        if self._pending:
+            self._drain()
+
+    def _drain(self) -> None:
+        lines, self._pending = self._pending, []
+        try:
+            self._write(lines[0] if len(lines) == 1 else b"".join(lines))
+        except TraceWriteError:
+            self._rewind(lines)
+            raise
+        self._flushed = (self.seq, self.head)
+
+    def _rewind(self, lines: list[bytes]) -> None:
+        """After a failed write, ``seq`` and ``head`` describe the last whole line that
+        reached the file (a batch may end in a torn line): what ``verify`` will find."""
+        seq, head = self._flushed
+        try:
+            room = os.fstat(self._fd).st_size - self._size
+        except OSError:
+            room = 0
+        for line in lines:
+            room -= len(line)
+            if room < 0:
+                break
+            seq, head = seq + 1, orjson.loads(line)["hash"]
+        self.seq, self.head = seq, head
 
     @property
     def closed(self) -> bool:
@@ -198,6 +275,8 @@ class TraceWriter:
         return self._broken is not None
 
     def close(self) -> None:
+        if self._fd >= 0 and self._pending and not self._broken:
+            self._drain()
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
             try:
@@ -220,6 +299,7 @@ class TraceWriter:
             view = memoryview(line)
             while view:
                 view = view[os.write(self._fd, view) :]
+            self._size += len(line)
             if self._fsync:
                 os.fsync(self._fd)
         except OSError as exc:

@@ -466,7 +466,10 @@ _FILL = textwrap.dedent(
     from runtime.trace import TraceWriter
 
     path, limit, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    held = len(sys.argv) > 4  # lines wait in memory and go out in batches of 7
     writer = TraceWriter(path, run_id="run-fsize", clock=FixedClock(tick=0.25))
+    if held:
+        writer.hold = frozenset({ModelResponse})
     if limit:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of a signal
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
@@ -479,20 +482,31 @@ _FILL = textwrap.dedent(
         while appended < count:
             writer.append(event(appended))
             appended += 1
+            if held and appended % 7 == 0:
+                writer.flush()
     except TraceWriteError as exc:
         errors.append(str(exc))
         try:
             writer.append(event(appended))
         except TraceWriteError as again:
             errors.append(str(again))
-    print(json.dumps({"appended": appended, "errors": errors, "head": writer.head}))
+    result = {"appended": appended, "errors": errors, "head": writer.head, "seq": writer.seq}
+    print(json.dumps(result))
     """
 )
 
 
-def _fill(path: Path, limit: int, count: int = 1000) -> dict[str, Any]:
+def _fill(path: Path, limit: int, count: int = 1000, *, held: bool = False) -> dict[str, Any]:
     proc = subprocess.run(
-        [sys.executable, "-c", _FILL, str(path), str(limit), str(count)],
+        [
+            sys.executable,
+            "-c",
+            _FILL,
+            str(path),
+            str(limit),
+            str(count),
+            *(["held"] if held else []),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -537,6 +551,24 @@ def test_write_error_is_fatal_and_loses_nothing(
     events, torn = read_trace(path)
     assert [e.seq for e in events] == list(range(20))
     assert (torn is not None) == (kind == "torn")
+
+
+@pytest.mark.parametrize("extra", [0, 57])
+def test_write_error_in_a_held_batch_rewinds_to_the_last_whole_line(
+    tmp_path: Path, line_ends: list[int], extra: int
+) -> None:
+    """Held lines go out seven at a time; the disk fills in the middle of the third batch.
+    The writer's seq and head are then those of the last whole line on disk, as verify
+    finds them, and nothing before it is lost."""
+    path = tmp_path / "run.jsonl"
+    limit = line_ends[17] + extra  # 18 whole lines: the third batch (lines 15-21) is cut
+    result = _fill(path, limit, held=True)
+
+    assert result["appended"] == 21 and len(result["errors"]) == 2
+    assert "File too large" in result["errors"][0] and "unusable" in result["errors"][1]
+    report = verify_trace(path)
+    assert report.problem is not None and report.problem.is_crash and report.intact
+    assert (report.events, report.head) == (18, result["head"]) and result["seq"] == 18
 
 
 _CREATE = textwrap.dedent(
