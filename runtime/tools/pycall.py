@@ -12,6 +12,7 @@ from __future__ import annotations
 import _signal
 import asyncio
 import difflib
+import functools
 import hashlib
 import importlib
 import inspect
@@ -77,7 +78,17 @@ def import_callable(spec: str, *, tool: str) -> Callable[..., Any]:
 
 def build_args_model(func: Callable[..., Any], *, tool: str) -> type[BaseModel]:
     """A closed model with one field per parameter; the field's alias is the parameter name
-    (internal names avoid clashes with ``BaseModel`` attributes like ``json``)."""
+    (internal names avoid clashes with ``BaseModel`` attributes like ``json``). Built once
+    per function and tool name: pydantic's model creation costs a millisecond per run."""
+    try:
+        return _cached_args_model(func, tool)
+    except TypeError as exc:  # an unhashable callable object: build it every time
+        if "unhashable" not in str(exc):
+            raise
+        return _args_model(func, tool)
+
+
+def _args_model(func: Callable[..., Any], tool: str) -> type[BaseModel]:
     try:
         params = inspect.signature(func, eval_str=True).parameters.values()
     except (NameError, TypeError, ValueError, SyntaxError) as exc:
@@ -103,6 +114,9 @@ def build_args_model(func: Callable[..., Any], *, tool: str) -> type[BaseModel]:
         raise ToolConfigError(
             f"tool {tool!r}: {_qualname(func)} has an unsupported parameter type: {exc}"
         ) from None
+
+
+_cached_args_model = functools.lru_cache(maxsize=256)(_args_model)
 
 
 def _qualname(func: Callable[..., Any]) -> str:
