@@ -85,10 +85,17 @@ class Prepared:
 # --- contenders (each prepared inside its own child process) ---------------------------
 
 
-def prepare_govrun(n: int, folder: Path) -> Prepared:
+def prepare_govrun(n: int, folder: Path, *, write_per_event: bool = False) -> Prepared:
+    """``write_per_event``: every event its own ``write`` (the writer holds nothing), to show
+    what the default's group commit — every event on disk before the next side effect,
+    two writes per step — saves."""
     from benchmarks.bench_loop import govrun_once  # checks: completed, with n + 1 steps
     from benchmarks.workload import write_agent
 
+    if write_per_event:
+        import runtime.loop
+
+        runtime.loop.HELD = frozenset()  # this child process only
     manifest = write_agent(folder / f"agent-{n}", n)
     traces: list[Path] = []
 
@@ -108,7 +115,15 @@ def prepare_govrun(n: int, folder: Path) -> Prepared:
         for trace in traces:
             trace.unlink()
 
-    return Prepared(run, extras, finish)
+    return Prepared(run, extras, finish if not write_per_event else _unlink_all(traces))
+
+
+def _unlink_all(traces: list[Path]) -> Callable[[], None]:
+    def finish() -> None:
+        for trace in traces:
+            trace.unlink()
+
+    return finish
 
 
 def _bare_loop(n: int, write: Callable[[int], None] | None) -> Callable[[], float]:
@@ -195,7 +210,16 @@ class Contender:
 
 
 CONTENDERS: dict[str, Contender] = {
-    "govrun": Contender("govrun (default run, trace flushed per event)", prepare_govrun, None),
+    "govrun": Contender(
+        "govrun (default run: every event on disk before the next side effect)",
+        prepare_govrun,
+        None,
+    ),
+    "govrun-per-event": Contender(
+        "govrun, one write per event (no group commit)",
+        lambda n, f: prepare_govrun(n, f, write_per_event=True),
+        None,
+    ),
     "floor-bare": Contender("floor: bare Python loop", prepare_floor_bare, 0.9),
     "floor-orjson": Contender("floor: bare loop + orjson JSONL flush", prepare_floor_orjson, 4.2),
     "langgraph": Contender(

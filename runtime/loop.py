@@ -130,6 +130,7 @@ class GovernedLoop:
         models: Mapping[str, Model] | None = None,
         summarizer: Summarizer | None = None,
         rollbacker: Rollbacker | None = None,
+        policy: PolicyEngine | None = None,
     ) -> None:
         self.m = manifest
         self.task = task
@@ -145,7 +146,7 @@ class GovernedLoop:
         self.control = control or Control()
         # Every approval and the seal are signed; without a key, by one made for this run.
         self.signer = signer or Signer.ephemeral()
-        self.policy = PolicyEngine(manifest)
+        self.policy = policy or PolicyEngine(manifest)
         self.guards = Guards(manifest)
         self.c = Counters()
         self.step = 0

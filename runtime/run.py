@@ -97,6 +97,7 @@ def run_agent(
 
         model = build_model(manifest.model, base_dir=manifest.base_dir, env=env)
     toolbox = Toolbox(manifest)
+    policy = PolicyEngine(manifest)
     signer = signer or load_default_signer()
     clock = clock or SystemClock()
     run_id = run_id or new_run_id(manifest.name)
@@ -142,6 +143,7 @@ def run_agent(
             control=control,
             signer=signer,
             models=models,
+            policy=policy,
             run_started={
                 "agent": manifest.name,
                 "manifest": snapshot,
@@ -149,7 +151,7 @@ def run_agent(
                 "manifest_path": str(manifest_path) if manifest_path else None,
                 "input": task,
                 "govrun_version": __version__,
-                "policy_hash": PolicyEngine(manifest).policy_hash,
+                "policy_hash": policy.policy_hash,
                 "user": _user(),
                 "host": socket.gethostname(),
             },

@@ -9,7 +9,9 @@ tool does raises out of ``run()``: every outcome is a ``ToolResult`` with a fail
 
 from __future__ import annotations
 
+import copy
 import difflib
+import functools
 import importlib
 import os
 from abc import ABC, abstractmethod
@@ -227,7 +229,13 @@ class ArgsModel(BaseModel):
 
 
 def parameters_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """JSON schema of an args model as an OpenAI function ``parameters`` object."""
+    """JSON schema of an args model as an OpenAI function ``parameters`` object: a fresh
+    copy each time, of a schema generated once per model (pydantic takes a millisecond)."""
+    return copy.deepcopy(_schema(model))
+
+
+@functools.lru_cache(maxsize=512)
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
     schema = model.model_json_schema()
     schema.pop("title", None)
     schema.setdefault("properties", {})
