@@ -166,6 +166,22 @@ class AuditFeed:
             self.needed = self.needed or event.seal is not None
             self.events.append(event)
 
+    def ignores(self, kind: str, stored: Mapping[str, Any]) -> bool:
+        """Whether :meth:`add` would neither keep nor note the valid event of type ``kind``
+        stored as ``stored``, whose ``step``, ``call_id`` and ``effect`` are as the typed
+        event holds them: the execution of a call not sent to the gate, or a call policy
+        allowed that was not. Verify then need not build the typed event. An event without
+        ``step`` (it takes the default) is not ignored."""
+        if kind == "tool_started":
+            return "step" in stored and (stored["step"], stored["call_id"]) not in self.gated
+        if kind == "policy_decision":
+            return (
+                stored["effect"] == "allow"
+                and "step" in stored
+                and (stored["step"], stored["call_id"]) not in self.gated
+            )
+        return False
+
 
 def audit_approvals(events: Iterable[Event], *, trusted: Mapping[str, str] | None) -> ApprovalAudit:
     """Audit the approvals and the seal of one run's verified events, in trace order.
