@@ -4,7 +4,7 @@
 
 Runs the shared workload (benchmarks/workload.py) through the real loop: scripted model,
 the real `add` tool as a Python callable, a five-rule policy, budgets and interrupts on,
-the hash-chained trace written to disk with a write per event. Compares with a bare
+the hash-chained trace on disk before every side effect (two writes a step). Compares with a bare
 Python loop that makes the same calls and appends the same events as orjson lines with a
 flush. Prints µs per step (median and min of REPS after a warm-up), the governed step's own
 overhead (govrun - bare) and whether per-step cost stays flat as N grows. ``--registry``

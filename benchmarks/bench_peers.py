@@ -10,7 +10,8 @@ i < N asks for ``add(a=i, b=1)`` (id ``call_i``) and at call N answers "done":
 
 - govrun: the real loop (benchmarks.bench_loop.govrun_once) with the scripted model adapter,
   the real ``add`` as a Python callable, a five-rule policy, budgets and interrupts on, the
-  hash-chained trace written to disk with a write per event;
+  hash-chained trace on disk before every side effect (two writes a step; the
+  govrun-per-event row writes each event on its own);
 - LangGraph's prebuilt ReAct agent with a fake chat model, without and with the in-memory
   checkpointer;
 - the OpenAI Agents SDK ``Runner`` with a custom in-process ``Model``, tracing off, and

@@ -6,9 +6,11 @@ the previous event's hash (zeros for the first). Payload strings over a threshol
 content-addressed sidecar folder (``<trace>.blobs/<sha256>``) and are referenced as
 ``{"$blob": sha256, "size": n}``; the chain covers the reference, so it covers the blob.
 
-The writer flushes every event (and fsyncs with ``durability="fsync"``) before returning,
-so an event is on disk before the side effect it announces begins. Any write failure is
-fatal (:class:`TraceWriteError`).
+Every event is on disk before the next side effect (DESIGN section 4): the writer writes each
+line before returning unless its type is held (``TraceWriter.hold``), and the loop, which
+holds the events between its side effects, flushes before each one, so a step takes two
+writes. ``durability="fsync"`` fsyncs each write. Any write failure is fatal
+(:class:`TraceWriteError`).
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ REDACTED = "[redacted]"
 _SORT = orjson.OPT_SORT_KEYS
 _SORT_NL = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 _TAGS: dict[type, str] = {}
-_MEMBER_LEN = len(b'"hash":"",') + 16
+_MARKER_BYTES = 8
+_MEMBER_LEN = len(b'"hash":"",') + 2 * _MARKER_BYTES
+"""Length of the placeholder hash member, ``"hash":"<marker in hex>",``."""
 _sha256 = hashlib.sha256
 _MAX_PENDING = 4096
 """Held lines written at the latest after this many (a long replay holds everything)."""
@@ -119,7 +123,7 @@ class TraceWriter:
         """Event types whose lines may wait in memory for the next :meth:`flush` (or the
         next event of another type) instead of being written at once. DESIGN: every event is
         on disk before the next side effect. The loop holds the events after which it does
-        nothing outside the process before it flushes, and so writes a step in three calls
+        nothing outside the process before it flushes, and so writes a step in two calls
         instead of eight; by default nothing is held."""
         self._pending: list[bytes] = []
         self._flushed = (0, ZERO_HASH)  # (seq, head) of the lines on disk
@@ -127,7 +131,7 @@ class TraceWriter:
         # The placeholder hash: random per writer and never written, so no value can
         # contain it (a tool reading this very trace reads real hashes, not this). Short,
         # so that finding it is quick; the digest replaces it by position.
-        self._marker = token_hex(8)
+        self._marker = token_hex(_MARKER_BYTES)
         self._member = b'"hash":"%s",' % self._marker.encode()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
