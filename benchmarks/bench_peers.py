@@ -116,15 +116,7 @@ def prepare_govrun(n: int, folder: Path, *, write_per_event: bool = False) -> Pr
         for trace in traces:
             trace.unlink()
 
-    return Prepared(run, extras, finish if not write_per_event else _unlink_all(traces))
-
-
-def _unlink_all(traces: list[Path]) -> Callable[[], None]:
-    def finish() -> None:
-        for trace in traces:
-            trace.unlink()
-
-    return finish
+    return Prepared(run, extras, finish)
 
 
 def _bare_loop(n: int, write: Callable[[int], None] | None) -> Callable[[], float]:
