@@ -22,7 +22,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from cli.inspect.base import RECOVERABLE, InspectorApp, guarded, message_of
+from cli.inspect.base import EDGES_AND_PAGES, RECOVERABLE, InspectorApp, guarded, message_of
 from cli.inspect.detail import DetailPane
 from cli.inspect.filter import FilterScreen, StepFilter
 from cli.inspect.header import Where, run_line, where_line
@@ -57,10 +57,7 @@ class InspectApp(InspectorApp):
         Binding("k,up", "step(-1)", "previous step", group=STEP),
         Binding("n,right", "event(1)", "next event", group=EVENT),
         Binding("p,left", "event(-1)", "previous event", group=EVENT),
-        Binding("g,home", "edge(0)", "first step", show=False),
-        Binding("G,end", "edge(1)", "last step", show=False),
-        Binding("pagedown", "page(1)", "page down", show=False),
-        Binding("pageup", "page(-1)", "page up", show=False),
+        *EDGES_AND_PAGES,
         Binding("colon", "jump", "jump", tooltip="jump to step N"),
         Binding("f", "failure(1)", "fail", tooltip="next event with a failure class"),
         Binding("F", "failure(-1)", "previous failure", show=False),

@@ -53,6 +53,15 @@ def guarded(what: str) -> Callable[[Callable[P, R]], Callable[P, R | None]]:
     return wrap
 
 
+EDGES_AND_PAGES = [
+    Binding("g,home", "edge(0)", "first step", show=False),
+    Binding("G,end", "edge(1)", "last step", show=False),
+    Binding("pagedown", "page(1)", "page down", show=False),
+    Binding("pageup", "page(-1)", "page up", show=False),
+]
+"""Moves both inspectors share (each app implements ``edge`` and ``page``)."""
+
+
 class InspectorApp(App[None]):
     """Base of :class:`~cli.inspect.app.InspectApp` and :class:`~cli.inspect.diff_app.DiffApp`."""
 

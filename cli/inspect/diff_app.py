@@ -11,7 +11,7 @@ from textual.markup import escape
 from textual.reactive import var
 from textual.widgets import Footer, Static
 
-from cli.inspect.base import InspectorApp
+from cli.inspect.base import EDGES_AND_PAGES, InspectorApp
 from cli.inspect.detail import SectionView
 from cli.inspect.diff_view import DiffTimeline, Pair, align_pairs, pair_sections
 from cli.inspect.header import STATUS_TOKEN
@@ -32,10 +32,7 @@ class DiffApp(InspectorApp):
         Binding("k,up", "move(-1)", "previous pair", group=MOVE),
         Binding("d,n,f", "difference(1)", "next difference", group=DIFFERENCE),
         Binding("D,p,F", "difference(-1)", "previous difference", group=DIFFERENCE),
-        Binding("g,home", "edge(0)", "first step", show=False),
-        Binding("G,end", "edge(1)", "last step", show=False),
-        Binding("pagedown", "page(1)", "page down", show=False),
-        Binding("pageup", "page(-1)", "page up", show=False),
+        *EDGES_AND_PAGES,
         Binding("colon", "jump", "jump", tooltip="jump to step N (of a, else of b)"),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit", "quit", show=False),
