@@ -12,6 +12,7 @@ write the new hash-chained trace. Prints steps/s (median and best of REPS) again
 from __future__ import annotations
 
 import argparse
+import gc
 import platform
 import statistics
 import sys
@@ -50,6 +51,7 @@ def record(folder: Path, n: int) -> Path:
 
 
 def replay_once(trace: Path, out: Path) -> tuple[float, int]:
+    gc.collect()  # the previous repetition's garbage is not this one's cost
     start = time.perf_counter()
     outcome = replay(Record.load(trace), out)
     elapsed = time.perf_counter() - start

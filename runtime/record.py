@@ -60,33 +60,37 @@ class Record:
         return record
 
     def _index(self) -> None:
+        # One dict lookup per event: most events are none of the kinds indexed by call.
+        by_call = {
+            "tool_call_proposed": self.proposed,
+            "policy_decision": self.policy,
+            "approval_decided": self.approvals,
+            "tool_started": self.started,
+            "tool_finished": self.finished,
+        }
         paused = False
         for seq, e in enumerate(self.events):
-            kind, step = e["type"], e["step"]
-            if kind == "model_response":
-                self.model[(step, e.get("attempt", 1))] = seq
-            elif kind == "tool_call_proposed":
-                self.proposed[(step, e["call_id"])] = seq
-            elif kind == "policy_decision":
-                self.policy[(step, e["call_id"])] = seq
-            elif kind == "approval_decided":
-                self.approvals[(step, e["call_id"])] = seq
-            elif kind == "tool_started":
-                self.started[(step, e["call_id"])] = seq
-            elif kind == "tool_finished":
-                self.finished[(step, e["call_id"])] = seq
+            kind = e["type"]
+            calls = by_call.get(kind)
+            if calls is not None:
+                calls[(e["step"], e["call_id"])] = seq
+            elif kind == "model_response":
+                self.model[(e["step"], e.get("attempt", 1))] = seq
             elif kind == "verification":
-                self.checks[(step, e.get("call_id"))].append(seq)
+                self.checks[(e["step"], e.get("call_id"))].append(seq)
             elif kind == "rollback":
                 self.rollbacks[(e.get("call_step"), str(e.get("call_id")))] = seq
             elif kind == "compaction":
-                self.compactions[step].append(seq)
-            elif kind == "interrupt" and e.get("kind") == "operator":
-                if paused:
-                    self.answers[step].append(seq)
-                elif e.get("rule") == "operator_request":
-                    self.requests.append(seq)
-            paused = kind == "interrupt" and e.get("action") == "pause"
+                self.compactions[e["step"]].append(seq)
+            elif kind == "interrupt":
+                if e.get("kind") == "operator":
+                    if paused:
+                        self.answers[e["step"]].append(seq)
+                    elif e.get("rule") == "operator_request":
+                        self.requests.append(seq)
+                paused = e.get("action") == "pause"
+                continue
+            paused = False
 
     # --- views -------------------------------------------------------------------------
 

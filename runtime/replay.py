@@ -72,6 +72,7 @@ from runtime.trace import (
     TraceWriter,
     blob_dir,
     canonical,
+    gc_frozen,
     read_stored,
     sha256_hex,
 )
@@ -724,11 +725,22 @@ class ReplayTools:
 
 
 def _result(record: Record, e: dict[str, Any]) -> ToolResult:
+    """The recorded outcome as the tool returned it. A plain success (the common case) is
+    built without validation: its dicts are parsed JSON, keyed by ``str`` already."""
+    data, evidence = record.resolved(e.get("data") or {}), record.resolved(e.get("evidence") or {})
+    if (
+        e["ok"] is True
+        and e.get("error") is None
+        and e.get("failure_class") is None
+        and type(data) is dict
+        and type(evidence) is dict
+    ):
+        return ToolResult.succeeded(record.resolved(e.get("output", "")), data, evidence, False)
     return ToolResult(
         ok=e["ok"],
         output=record.resolved(e.get("output", "")),
-        data=record.resolved(e.get("data") or {}),
-        evidence=record.resolved(e.get("evidence") or {}),
+        data=data,
+        evidence=evidence,
         error=record.resolved(e.get("error")),
         failure_class=e.get("failure_class"),
     )
@@ -1161,7 +1173,8 @@ def replay(
             },
             **ports,
         )
-        result = loop.run()
+        with gc_frozen():
+            result = loop.run()
     finally:
         trace.close()
     return ReplayOutcome(result, record, session, mode)

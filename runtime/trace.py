@@ -545,6 +545,22 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@contextlib.contextmanager
+def gc_frozen() -> Iterator[None]:
+    """Leaves the objects alive now (a loaded record: every event of a run) out of the
+    cycle collector's passes until the block ends; each full pass would otherwise walk all
+    of them again, for nothing. Cycles made inside the block are collected as usual, and
+    the frozen objects are ordinary again afterwards."""
+    if gc.get_freeze_count():  # somebody else is using the permanent generation
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def _read_into(events: list[dict[str, Any]], file: Path) -> TornTail | None:
     """The fast path: every complete line parsed in a comprehension, checked in one pass;
     anything unexpected goes line by line for a precise error."""

@@ -25,7 +25,8 @@ from runtime.approval import AutoApprover
 from runtime.manifest import Manifest, load_manifest
 from runtime.ports import SystemClock
 from runtime.record import Record
-from runtime.replay import IGNORED, ReplayOutcome, assert_replays, replay
+from runtime.replay import IGNORED, ReplayOutcome, _result, assert_replays, replay
+from runtime.tools import ToolResult
 from runtime.trace import read_stored
 from tests.support.agents import (
     MANIFEST,
@@ -509,3 +510,23 @@ def test_the_recorded_run_exercises_what_the_cases_change(recorded: Recorded) ->
     }
     assert one(recorded.events, ev.RunFinished).status == "completed"
     assert orjson.loads(recorded.trace.read_bytes().splitlines()[0])["input"] == "Do the task."
+
+
+def test_a_recorded_outcome_is_the_result_the_tool_returned(recorded: Recorded) -> None:
+    """Replay builds a plain success without validating; it must be the same object field
+    for field as the validated one, and a failure still goes through validation."""
+    record = Record.load(recorded.trace)
+    finished = [e for e in record.events if e["type"] == "tool_finished"]
+    failed = {**finished[0], "ok": False, "error": "boom", "failure_class": "tool_error"}
+    for e in [*finished, failed]:
+        expected = ToolResult(
+            ok=e["ok"],
+            output=e.get("output", ""),
+            data=e.get("data") or {},
+            evidence=e.get("evidence") or {},
+            error=e.get("error"),
+            failure_class=e.get("failure_class"),
+        )
+        got = _result(record, e)
+        assert got == expected
+        assert got.model_dump() == expected.model_dump()

@@ -3,6 +3,7 @@ schemas, random access, and write errors that halt the run."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -37,6 +38,7 @@ from runtime.trace import (
     TraceWriter,
     blob_dir,
     canonical,
+    gc_frozen,
     read_trace,
     sha256_hex,
 )
@@ -618,3 +620,21 @@ def test_file_in_place_of_the_folder_fails_at_creation(tmp_path: Path) -> None:
     with pytest.raises(TraceWriteError, match=r"cannot create trace .*cannot make folder"):
         _writer(tmp_path / "runs" / "run.jsonl")
     assert os.listdir(tmp_path) == ["runs"]
+
+
+def test_gc_frozen_leaves_what_lives_out_of_collections_for_the_block_only() -> None:
+    """Replay freezes the loaded record so that the collector's full passes do not walk
+    every event again; the objects are ordinary afterwards, and an outer freeze is left
+    to its owner."""
+    assert gc.get_freeze_count() == 0
+    with gc_frozen():
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        outer = gc.get_freeze_count()
+        with gc_frozen():
+            assert gc.get_freeze_count() == outer
+        assert gc.get_freeze_count() == outer
+    finally:
+        gc.unfreeze()
