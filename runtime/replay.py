@@ -726,7 +726,8 @@ class ReplayTools:
 
 def _result(record: Record, e: dict[str, Any]) -> ToolResult:
     """The recorded outcome as the tool returned it. A plain success (the common case) is
-    built without validation: its dicts are parsed JSON, keyed by ``str`` already."""
+    built without validation: its dicts are the record's parsed JSON, keyed by ``str``
+    already and never changed."""
     data, evidence = record.resolved(e.get("data") or {}), record.resolved(e.get("evidence") or {})
     if (
         e["ok"] is True

@@ -131,8 +131,9 @@ class ToolResult(BaseModel):
     ) -> ToolResult:
         """``cls(ok=True, output=..., data=..., evidence=..., truncated=...)``, the same
         object field for field, built without validating (which costs more than a cheap
-        tool call). The caller passes new dicts keyed by plain ``str``: validating would
-        only copy them. Any other output or truncated type is validated as usual."""
+        tool call). The caller passes dicts keyed by plain ``str`` that nothing mutates
+        afterwards: validating would only copy them. Any other output or truncated type
+        is validated as usual."""
         if type(output) is not str or type(truncated) is not bool:
             return cls(ok=True, output=output, data=data, evidence=evidence, truncated=truncated)
         result = cls.__new__(cls)
