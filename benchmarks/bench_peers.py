@@ -56,6 +56,9 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "peers.json"
 TARGET_US = 50.0
 TARGET_RSS_MB = 100.0
+TARGET_TIMES_BELOW = {"langgraph": 50.0, "langgraph-memory": 350.0}
+"""The issue's ratios: govrun's step that many times cheaper than LangGraph's prebuilt agent
+without and with the in-memory checkpointer, at the same N in the same run."""
 FLAT = 0.20
 TIMEOUT_S = 1800.0
 PEER_PACKAGES = (
@@ -394,6 +397,18 @@ def analyse(rows: list[dict[str, Any]], steps: list[int]) -> dict[str, Any]:
                 "met": g_high["peak_rss_mb"] < TARGET_RSS_MB,
             },
         ]
+    for peer, times in TARGET_TIMES_BELOW.items():
+        p = ok.get((peer, high))
+        if g_high and p:
+            ratio = p["us_median"] / g_high["us_median"]
+            targets.append(
+                {
+                    "target": f"govrun over {times:.0f}x below {CONTENDERS[peer].label} "
+                    f"at N={high:,}",
+                    "measured": f"{ratio:,.0f}x",
+                    "met": ratio >= times,
+                }
+            )
     if g_high and g_low and "govrun" in growth:
         per_step = [g["trace_bytes"] / (g["n"] + 1) for g in (g_low, g_high)]
         size_ratio = per_step[1] / per_step[0]

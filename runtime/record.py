@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import TraceError
-from runtime.trace import TornTail, blob_dir, read_stored, resolve_blobs
+from runtime.trace import TornTail, blob_dir, gc_paused, read_stored, resolve_blobs
 
 Key = tuple[int, str]
 """(step, call_id): how a call's events are found."""
@@ -52,11 +52,13 @@ class Record:
     @classmethod
     def load(cls, path: str | Path) -> Record:
         """Read and index a trace; it must start with ``run_started``."""
-        events, torn = read_stored(path)
-        if events[0]["type"] != "run_started":
-            raise TraceError(f"{path}: the first event is {events[0]['type']}, not run_started.")
-        record = cls(Path(path), events, torn)
-        record._index()
+        with gc_paused():  # indexing makes a key per call: the collector would walk every event
+            events, torn = read_stored(path)
+            if events[0]["type"] != "run_started":
+                first = events[0]["type"]
+                raise TraceError(f"{path}: the first event is {first}, not run_started.")
+            record = cls(Path(path), events, torn)
+            record._index()
         return record
 
     def _index(self) -> None:
