@@ -18,6 +18,7 @@ same position. Modes:
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -485,6 +486,10 @@ def _clip(value: Any, start: int, limit: int) -> str:
 # --- clock --------------------------------------------------------------------------------
 
 
+_WRITERS_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", re.ASCII)
+"""A timestamp as the live clock writes it: parsed by arithmetic, not by datetime."""
+
+
 class ReplayClock:
     """Recorded time. Timestamps are those of the recorded events being reproduced. A
     duration or budget reading is the time of the last recorded event before it — never
@@ -537,13 +542,12 @@ class ReplayClock:
     def _parse(self, ts: Any) -> float:
         """A recorded timestamp in seconds. The writer's own form (``…T12:34:56.123456Z``)
         costs one dictionary lookup per second of the run; any other goes to datetime."""
-        if isinstance(ts, str) and len(ts) == 27 and ts[19] == "." and ts[26] == "Z":
+        if isinstance(ts, str) and _WRITERS_TS.fullmatch(ts):
             second = self._seconds.get(ts[:19])
-            micros = ts[20:26]
             if second is None:
                 second = self._seconds[ts[:19]] = int(self._parse(ts[:19] + "Z"))
-            if micros.isdigit():  # rounded once, as datetime's own timestamp() rounds
-                return (second * 1_000_000 + int(micros)) / 1_000_000
+            # rounded once, as datetime's own timestamp() rounds
+            return (second * 1_000_000 + int(ts[20:26])) / 1_000_000
         try:
             return datetime.fromisoformat(str(ts)).timestamp()
         except ValueError:

@@ -10,10 +10,13 @@ Unchanged inputs replay as identical even though run ids, signatures and duratio
 from __future__ import annotations
 
 import copy
+import random
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -25,7 +28,7 @@ from runtime.approval import AutoApprover
 from runtime.manifest import Manifest, load_manifest
 from runtime.ports import SystemClock
 from runtime.record import Record
-from runtime.replay import IGNORED, ReplayOutcome, _result, assert_replays, replay
+from runtime.replay import IGNORED, ReplayClock, ReplayOutcome, _result, assert_replays, replay
 from runtime.tools import ToolResult
 from runtime.trace import read_stored
 from tests.support.agents import (
@@ -530,3 +533,23 @@ def test_a_recorded_outcome_is_the_result_the_tool_returned(recorded: Recorded) 
         got = _result(record, e)
         assert got == expected
         assert got.model_dump() == expected.model_dump()
+
+
+def test_recorded_times_read_as_datetime_reads_them() -> None:
+    """The replay clock parses the writer's timestamps by arithmetic; any other form (an
+    offset, a hand-edited trace, garbage) goes through datetime, and garbage reads as 0."""
+    rng = random.Random(8)
+    writer = [
+        datetime.fromtimestamp(rng.uniform(0, 4e9), UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        for _ in range(20_000)
+    ]
+    for stamps in (writer, [*writer[:50], "2026-11-21T19:21:43+01:00", "nonsense", None]):
+        events = [{"ts": ts} for ts in stamps]
+        session = SimpleNamespace(record=SimpleNamespace(events=events), live=False)
+        clock = ReplayClock(session)  # type: ignore[arg-type]
+        for seq, ts in enumerate(stamps):
+            try:
+                expected = datetime.fromisoformat(str(ts)).timestamp()
+            except ValueError:
+                expected = 0.0
+            assert clock._at(seq) == expected, ts
