@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks.args import positive_int
 from benchmarks.workload import MANIFEST, turns
 from runtime.diff import TrajectoryDiff, diff_trajectories
 from runtime.manifest import load_manifest
@@ -101,8 +102,8 @@ def measure(a: Path, b: Path, reps: int) -> tuple[dict[str, float], TrajectoryDi
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=10_000)
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--steps", type=positive_int, default=10_000)
+    parser.add_argument("--reps", type=positive_int, default=5)
     args = parser.parse_args()
     n = args.steps
     rows: list[dict[str, Any]] = []

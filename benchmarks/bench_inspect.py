@@ -31,6 +31,7 @@ import orjson
 from textual.css.query import NoMatches
 from textual.screen import Screen
 
+from benchmarks.args import positive_int
 from benchmarks.workload import turns, write_agent
 from cli.inspect.app import InspectApp
 from cli.inspect.timeline_view import TimelineView
@@ -145,8 +146,8 @@ def p95(values: list[float]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=12_500)
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--steps", type=positive_int, default=12_500)
+    parser.add_argument("--reps", type=positive_int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="govrun-bench-inspect-") as tmp:
         trace = record(Path(tmp), args.steps)

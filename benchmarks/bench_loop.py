@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks.args import positive_int
 from benchmarks.workload import add, turns, write_agent
 from runtime.manifest import load_manifest
 from runtime.models.scripted import ScriptedModel
@@ -107,8 +108,8 @@ def measure(n: int, reps: int, folder: Path, registry: Registry | None = None) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, nargs="+", default=[200, 1000])
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--steps", type=positive_int, nargs="+", default=[200, 1000])
+    parser.add_argument("--reps", type=positive_int, default=5)
     parser.add_argument(
         "--registry", action="store_true", help="register runs as `govrun run` does"
     )

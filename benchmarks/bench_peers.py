@@ -50,6 +50,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks.args import positive_int
 from benchmarks.workload import add, turns
 
 REPO = Path(__file__).resolve().parent.parent
@@ -494,8 +495,8 @@ def print_table(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, nargs="+", default=[200, 1000])
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--steps", type=positive_int, nargs="+", default=[200, 1000])
+    parser.add_argument("--reps", type=positive_int, default=5)
     parser.add_argument("--only", nargs="+", choices=list(CONTENDERS), help="these contenders")
     parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help="seconds per child")
     parser.add_argument(
@@ -505,7 +506,7 @@ def main() -> None:
         help="fresh processes per contender and N, runs pooled (process-to-process noise)",
     )
     parser.add_argument("--child", choices=list(CONTENDERS), help=argparse.SUPPRESS)
-    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=positive_int, help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument(

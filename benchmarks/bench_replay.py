@@ -22,6 +22,7 @@ from pathlib import Path
 
 import orjson
 
+from benchmarks.args import positive_int
 from benchmarks.workload import turns, write_agent
 from runtime.manifest import load_manifest
 from runtime.models.scripted import ScriptedModel
@@ -63,8 +64,8 @@ def replay_once(trace: Path, out: Path) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=10_000)
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--steps", type=positive_int, default=10_000)
+    parser.add_argument("--reps", type=positive_int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="govrun-bench-replay-") as tmp:
         folder = Path(tmp)

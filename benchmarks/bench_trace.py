@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks.args import positive_int
 from runtime.events import (
     ENVELOPE_FIELDS,
     ApprovalDecided,
@@ -225,7 +226,7 @@ def best(fn: Callable[[int], Any], reps: int = REPS) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Trace throughput benchmark.")
-    parser.add_argument("--events", type=int, default=100_000, help="events per trace")
+    parser.add_argument("--events", type=positive_int, default=100_000, help="events per trace")
     n = parser.parse_args().events
 
     t0 = time.perf_counter()
