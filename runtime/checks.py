@@ -44,6 +44,7 @@ from runtime.manifest import (
     OutputSchemaCheck,
     PythonCheck,
 )
+from runtime.patterns import cached_pattern
 from runtime.tools.base import ToolResult
 
 if TYPE_CHECKING:
@@ -62,6 +63,8 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_
 _CHUNK = 1 << 16
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _ARG_PLACEHOLDER = re.compile(r"args\.([A-Za-z_][A-Za-z0-9_]*)")
+
+
 _DICT_KEYS = frozenset({"passed", "detail", "evidence"})
 
 
@@ -389,13 +392,13 @@ def _clip(text: str) -> str:
     return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}…"
 
 
-def _match_evidence(match: re.Match[str] | None) -> dict[str, Any] | None:
+def _match_evidence(match: Any) -> dict[str, Any] | None:
     if match is None:
         return None
     return {"start": match.start(), "end": match.end(), "text": _clip(match.group(0))}
 
 
-def _span(match: re.Match[str]) -> str:
+def _span(match: Any) -> str:
     return f"at characters {match.start()}-{match.end()}"
 
 
@@ -465,7 +468,7 @@ def _file_contains(check: FileContainsCheck, scene: _Scene) -> _Verdict:
             f"{loc.shown} is binary, not UTF-8 text; cannot search it for /{check.pattern}/",
             {**evidence, "binary": True},
         )
-    match = re.search(check.pattern, text)
+    match = cached_pattern(check.pattern).search(text)
     evidence["match"] = _match_evidence(match)
     if match is not None:
         return _Verdict(True, f"{loc.shown} matches /{check.pattern}/ {_span(match)}", evidence)
@@ -514,7 +517,7 @@ def _need_call(scene: _Scene, what: str) -> ToolResult:
 
 def _output_matches(check: OutputMatchesCheck, scene: _Scene) -> _Verdict:
     result = _need_call(scene, "output")
-    match = re.search(check.pattern, result.output)
+    match = cached_pattern(check.pattern).search(result.output)
     evidence = {"pattern": check.pattern, "match": _match_evidence(match)}
     if match is not None:
         return _Verdict(True, f"output matches /{check.pattern}/ {_span(match)}", evidence)
@@ -557,7 +560,7 @@ def _final_answer_matches(check: FinalAnswerMatchesCheck, scene: _Scene) -> _Ver
             f"there is no final answer to match /{check.pattern}/",
             {"pattern": check.pattern},
         )
-    match = re.search(check.pattern, scene.final_answer)
+    match = cached_pattern(check.pattern).search(scene.final_answer)
     evidence = {"pattern": check.pattern, "match": _match_evidence(match)}
     if match is not None:
         return _Verdict(True, f"final answer matches /{check.pattern}/ {_span(match)}", evidence)

@@ -48,7 +48,7 @@ class FileContainsCheck(_Check):
 
     check: Literal["file_contains"] = Field(description="Check kind.")
     path: Text = Field(description=_PATH)
-    pattern: Regex = Field(description="Python regular expression searched in the file.")
+    pattern: Regex = Field(description="Regular expression (RE2 syntax) searched in the file.")
 
 
 class ExitCodeCheck(_Check):
@@ -62,7 +62,7 @@ class OutputMatchesCheck(_Check):
     """The tool's output matches a regular expression."""
 
     check: Literal["output_matches"] = Field(description="Check kind.")
-    pattern: Regex = Field(description="Python regular expression searched in the output.")
+    pattern: Regex = Field(description="Regular expression (RE2 syntax) searched in the output.")
 
 
 class OutputSchemaCheck(_Check):
@@ -95,7 +95,7 @@ class FinalAnswerMatchesCheck(_Check):
     """The agent's final answer matches a regular expression (only under `success:`)."""
 
     check: Literal["final_answer_matches"] = Field(description="Check kind.")
-    pattern: Regex = Field(description="Python regular expression searched in the answer.")
+    pattern: Regex = Field(description="Regular expression (RE2 syntax) searched in the answer.")
 
 
 Check = Annotated[

@@ -16,10 +16,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
 )
 
 from runtime.manifest_problems import message
 from runtime.manifest_yaml import show
+from runtime.patterns import PatternError, compile_pattern
 
 Provider = Literal["openai", "scripted"]
 Builtin = Literal["fs.read", "fs.write", "fs.list", "fs.delete", "shell", "http.get"]
@@ -63,10 +65,15 @@ def _not_bool(value: Any) -> Any:
     return value
 
 
-def _regex_compiles(pattern: str) -> str:
+def _regex_compiles(pattern: str, info: ValidationInfo) -> str:
+    """Compiled as it will run (RE2, linear time): a pattern the engine refuses is a problem
+    here, at its line, never a surprise during a run. A manifest recorded in an older
+    trace may hold a pattern only Python's engine takes; replay accepts it (see
+    :func:`runtime.patterns.compile_pattern`)."""
+    snapshot = isinstance(info.context, dict) and bool(info.context.get("snapshot"))
     try:
-        re.compile(pattern)
-    except re.error as exc:
+        compile_pattern(pattern, legacy=snapshot)
+    except PatternError as exc:
         raise message(f"expected a valid regular expression; got {show(pattern)} ({exc})") from None
     return pattern
 
