@@ -7,6 +7,7 @@ tool or the model is busy. Without a terminal the same events become plain log l
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -225,5 +226,11 @@ def _join(a: str, b: str) -> str:
 
 
 def _args(arguments: dict) -> str:
-    text = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+    """A call in one line; a command's argv reads as the command line it is."""
+    shown = dict(arguments)
+    command = shown.get("command")
+    if isinstance(command, list) and all(isinstance(w, str) for w in command):
+        shown["command"] = shlex.join(command)
+        shown.pop("paths", None)
+    text = ", ".join(f"{k}={v!r}" for k, v in shown.items())
     return text if len(text) <= 60 else text[:59] + "…"

@@ -74,10 +74,14 @@ TracePath = Annotated[Path, typer.Argument(help="A govrun trace (JSONL).", metav
 @app.command()
 @handle_errors
 def validate(manifest: ManifestPath) -> None:
-    """Check a manifest. Exit 0 when valid, 2 with every problem (file:line:col field) when not."""
+    """Check a manifest as `run` does before its first step: its fields, its tools (Python
+    tools import) and its policy's predicates. Exit 0 when valid, 2 with every problem
+    (file:line:col field) when not."""
     from runtime.manifest import load_manifest
+    from runtime.preflight import check_runnable
 
     m = load_manifest(manifest)
+    check_runnable(m)  # what `run` checks before its first step
     tools = ", ".join(t.name for t in m.tools) or "no tools"
     configs = m.models or {"model": m.model}
     models = ", ".join(f"{name} {c.provider}:{c.name or '-'}" for name, c in configs.items())

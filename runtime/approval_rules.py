@@ -38,7 +38,7 @@ from runtime.manifest_fields import PATTERN_WORDS, Answer, Identifier, Risk, Sec
 from runtime.manifest_problems import fail_if, translate
 from runtime.manifest_sections import duplicates
 from runtime.manifest_yaml import Document, Problem, load_yaml
-from runtime.policy import When, argument_base
+from runtime.policy import Bound, When, argument_base, tool_kinds
 from runtime.ports import ApprovalDecision, ApprovalRequest, Approver
 
 _PAST = {"approve": "approved", "reject": "rejected"}
@@ -166,10 +166,11 @@ class RulesApprover:
         self._specs: Mapping[str, ToolSpec] = {spec.name: spec for spec in manifest.tools}
         self._bases = {spec.name: argument_base(manifest, spec) for spec in manifest.tools}
         self._when = [When.compile(rule.when, manifest.base_dir) for rule in rules.rules]
+        self._bound: dict[tuple[int, str], Bound] = {}
 
     def decide(self, request: ApprovalRequest) -> ApprovalDecision:
-        for rule, when in zip(self.rules.rules, self._when, strict=True):
-            held = self._matches(rule, when, request)
+        for index, (rule, when) in enumerate(zip(self.rules.rules, self._when, strict=True)):
+            held = self._matches(index, rule, when, request)
             if held is False or (held is None and rule.decision == "approve"):
                 continue  # an undecidable condition never approves
             reason = rule.reason or f"{_PAST[rule.decision]} by standing rule {rule.id}"
@@ -183,8 +184,12 @@ class RulesApprover:
             )
         return self.fallback.decide(request)
 
-    def _matches(self, rule: StandingRule, when: When, request: ApprovalRequest) -> bool | None:
-        """True, False, or None when a condition cannot be evaluated."""
+    def _matches(
+        self, index: int, rule: StandingRule, when: When, request: ApprovalRequest
+    ) -> bool | None:
+        """True, False, or None when a condition cannot be evaluated. The conditions see
+        the canonical call, bound to the tool's argument kinds exactly as policy binds
+        them; an ``approve`` rule reads a command's words as an allow rule does."""
         spec = self._specs.get(request.tool)
         if spec is None:  # not a declared tool: its builtin and risk are unknown
             named = any(fnmatchcase(request.tool, glob) for glob in rule.tools)
@@ -193,8 +198,13 @@ class RulesApprover:
             return False
         if rule.risk is not None and request.risk not in rule.risk:
             return False
+        key = (index, spec.name)
+        bound = self._bound.get(key)
+        if bound is None:
+            closes = rule.decision != "approve"
+            bound = self._bound[key] = when.bind(tool_kinds(spec), closes=closes)
         try:
-            return when.holds(request.arguments, self._bases[spec.name])
+            return bound.holds(request.arguments, self._bases[spec.name])
         except Exception:  # a predicate that broke: fail closed, like policy
             return None
 

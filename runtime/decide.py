@@ -1,5 +1,5 @@
-"""The decision a proposed call gets before anything runs: validation, scope, policy, then
-the tool's own approval setting.
+"""The decision a proposed call gets before anything runs: validation, the canonical call
+(scope), policy on that canonical call, then the tool's own approval setting.
 
 One function for the loop, ``govrun policy explain`` and counterfactual replay, so what a
 user tests is exactly what a run does. Scope comes before the rules: a call outside its
@@ -11,10 +11,11 @@ it never turns a denial into a question.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from runtime.policy import PolicyEngine
 from runtime.ports import ToolCallRequest
-from runtime.toolbox import PreparedCall, RejectedCall, Toolbox
+from runtime.toolbox import PreparedCall, RejectedCall
 
 SCOPE_RULE = "scope"
 """Rule id recorded when a tool's own scope denied the call."""
@@ -36,18 +37,23 @@ class Verdict:
     risk: str | None
 
 
+class Preparer(Protocol):
+    """Turns a proposed call into the canonical call its tool would execute (or a
+    classified rejection): a :class:`~runtime.toolbox.Toolbox` live; in replay, the record
+    answers, since a canonical path depends on the filesystem the run saw."""
+
+    def prepare(self, step: int, request: ToolCallRequest) -> PreparedCall | RejectedCall: ...
+
+
 def decide_call(
-    toolbox: Toolbox, policy: PolicyEngine, step: int, request: ToolCallRequest
+    preparer: Preparer, policy: PolicyEngine, step: int, request: ToolCallRequest
 ) -> Verdict:
-    call = toolbox.prepare(step, request)
+    call = preparer.prepare(step, request)
     if isinstance(call, RejectedCall):
         return Verdict(call, "deny", None, call.reason, call.failure_class, None)
-    try:
-        call.tool.check(call.args)
-    except Exception as exc:  # a ScopeViolation, or a check that broke: fail closed
-        reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-        failure = getattr(exc, "failure_class", "policy_denied")
-        return Verdict(call, "deny", SCOPE_RULE, reason, failure, call.risk)
+    if call.scope_error is not None:
+        denial = call.scope_error
+        return Verdict(call, "deny", SCOPE_RULE, denial.message, denial.failure_class, call.risk)
     d = policy.decide(call.name, call.arguments)
     if d.effect == "allow" and call.spec.approval == "always":
         reason = f"tool {call.name} requires approval (approval: always)"

@@ -17,6 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 SCHEMA_MAJOR = 1
 """Major schema version written into ``v``. Readers refuse a larger one."""
 
+SCHEMA_MINOR = 2
+"""Minor revision of the schema, recorded in ``run_started``: 2 since calls are decided on
+their canonical form. A trace without it is revision 1. A minor revision only adds fields;
+replay does not count a field a record's revision did not have as a divergence."""
+
 ZERO_HASH = "0" * 64
 """``prev`` of the first event of every trace."""
 
@@ -46,6 +51,12 @@ FAILURE_CLASSES: tuple[str, ...] = FailureClass.__args__  # type: ignore[attr-de
 RunStatus = Literal["completed", "failed", "stopped"]
 Effect = Literal["allow", "deny", "ask"]
 Risk = Literal["low", "medium", "high"]
+
+
+def _absent(value: Any) -> bool:
+    """Fields a minor revision added are left out of a line when unset, so an event that
+    does not use one is written exactly as the revision before wrote it."""
+    return value is None
 
 
 class _Event(BaseModel):
@@ -80,6 +91,11 @@ class RunStarted(_Event):
     host: str | None = Field(None, description="Host the run started on.")
     parent: dict[str, Any] | None = Field(
         None, description="For forks and resumes: parent trace path, run id and step."
+    )
+    schema_minor: int | None = Field(
+        None,
+        exclude_if=_absent,
+        description="Minor schema revision that wrote the trace (absent: 1).",
     )
 
 
@@ -170,14 +186,27 @@ class ModelResponse(_Event):
 
 
 class ToolCallProposed(_Event):
-    """A tool call the model asked for, parsed."""
+    """A tool call the model asked for: as sent, and as its tool would execute it."""
 
     type: Literal["tool_call_proposed"] = "tool_call_proposed"
     call_id: str = Field(description="The model's id for the call.")
     tool: str = Field(description="Tool name as the model gave it.")
-    arguments: dict[str, Any] | None = Field(None, description="Parsed arguments, if they parsed.")
+    arguments: dict[str, Any] | None = Field(
+        None, description="The arguments as the model sent them, parsed (if they parsed)."
+    )
     raw_arguments: str | None = Field(None, description="Arguments as sent, if unparsable.")
-    call_hash: str = Field("", description="SHA-256 of tool + canonical arguments + step.")
+    canonical: dict[str, Any] | None = Field(
+        None,
+        exclude_if=_absent,
+        description="The canonical call policy judged and the tool runs (resolved "
+        "root-relative paths, the argv, typed values), when it differs from `arguments`; "
+        "absent when they are the same or the call left its scope. Since schema 1.2.",
+    )
+    call_hash: str = Field(
+        "",
+        description="SHA-256 of tool + canonical arguments + step (the arguments as sent for a "
+        "call that never got a canonical form; before schema 1.2, always those).",
+    )
 
 
 class PolicyDecision(_Event):
@@ -238,7 +267,9 @@ class ToolStarted(_Event):
     type: Literal["tool_started"] = "tool_started"
     call_id: str = Field(description="Which call.")
     tool: str = Field(description="Tool name.")
-    arguments: dict[str, Any] = Field(description="Validated arguments.")
+    arguments: dict[str, Any] = Field(
+        description="The canonical call that runs (before schema 1.2: the validated arguments)."
+    )
     call_hash: str = Field(description="SHA-256 of the exact call.")
 
 

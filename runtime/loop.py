@@ -17,7 +17,7 @@ from runtime import compaction
 from runtime import events as ev
 from runtime.checks import CheckOutcome, LiveVerifier
 from runtime.compaction import LiveSummarizer
-from runtime.decide import decide_call
+from runtime.decide import Preparer, decide_call
 from runtime.errors import TraceWriteError
 from runtime.guards import Counters, Guards, ModelUsage, Trip
 from runtime.manifest import Manifest
@@ -120,6 +120,7 @@ class GovernedLoop:
         model: Model,
         toolbox: Toolbox,
         tools: Tools,
+        preparer: Preparer | None = None,
         approver: Approver,
         operator: Operator,
         clock: Clock,
@@ -139,6 +140,7 @@ class GovernedLoop:
         self.model = model
         self.toolbox = toolbox
         self.tools = tools
+        self.preparer: Preparer = preparer or toolbox
         self.approver = approver
         self.operator = operator
         self.clock = clock
@@ -421,14 +423,19 @@ class GovernedLoop:
     # --- one proposed call: policy, approval, execute, verify -----------------------------
 
     def _govern(self, call: ToolCallRequest, rationale: str | None) -> None:
-        v = decide_call(self.toolbox, self.policy, self.step, call)
+        v = decide_call(self.preparer, self.policy, self.step, call)
+        prepared = v.call if isinstance(v.call, PreparedCall) else None
+        sent = prepared.raw if prepared is not None else v.call.arguments
+        decided = prepared.canonical.arguments if prepared and prepared.canonical else None
+        extra = {"canonical": decided} if decided is not None and decided != sent else {}
         self._emit(
             ev.ToolCallProposed,
             call_id=call.id,
             tool=call.name,
-            arguments=v.call.arguments,
+            arguments=sent,
             raw_arguments=getattr(v.call, "raw_arguments", None),
             call_hash=v.call.call_hash,
+            **extra,
         )
         self._emit(
             ev.PolicyDecision,
@@ -450,17 +457,17 @@ class GovernedLoop:
             self._tell(call.id, f"[{v.failure_class}] call not executed: {v.reason}")
         size = len(call.arguments.encode("utf-8", "surrogatepass"))  # bytes, not characters
         self._checkpoint(self.guards.on_proposed(call.name, v.call.arguments, size))
-        if v.effect == "deny" or not isinstance(v.call, PreparedCall):
+        if v.effect == "deny" or prepared is None:
             return
-        if v.effect == "ask" and not self._approved(v.call, v.rule, v.reason, rationale):
+        if v.effect == "ask" and not self._approved(prepared, v.rule, v.reason, rationale):
             if outcome is not None:
                 outcome.failures.add("approval_rejected")
             return
         self._checkpoint(self.guards.before_tool_call(self._counters(), call.name))
-        result = self._execute(v.call)
+        result = self._execute(prepared)
         if outcome is not None and not result.ok:
             outcome.failures.add("tool_error")
-        self._verify(v.call, result)
+        self._verify(prepared, result)
 
     def _approved(
         self, call: PreparedCall, rule: str | None, reason: str, rationale: str | None
@@ -482,6 +489,7 @@ class GovernedLoop:
                 call_id=call.call_id,
                 tool=call.name,
                 arguments=call.arguments,
+                raw_arguments=call.raw if call.raw != call.arguments else None,
                 call_hash=call.call_hash,
                 risk=call.risk,
                 rule=rule,

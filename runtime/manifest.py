@@ -72,6 +72,7 @@ from runtime.manifest_yaml import (
     Problem,
     SourceMap,
     Template,
+    format_path,
     interpolate,
     load_yaml,
     show,
@@ -133,6 +134,9 @@ class Manifest(Section):
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _templates: dict[FieldPath, Template] = PrivateAttr(default_factory=dict)
+    _source: tuple[str, SourceMap] | None = PrivateAttr(default=None)
+    """The file it was read from and where each field is in it (for problems found after
+    loading, such as :mod:`runtime.preflight`'s); None for a recorded snapshot."""
 
     # Fields validate in declaration order, so `tools` is in info.data for the sections below
     # (absent if `tools` itself was invalid, in which case reference checks wait for a fix).
@@ -248,6 +252,18 @@ class Manifest(Section):
         """The declared tool called ``name``, or None (an unknown tool)."""
         return next((tool for tool in self.tools if tool.name == name), None)
 
+    def tools_for(self, rule: PolicyRule) -> list[ToolSpec]:
+        """The declared tools a rule can apply to: named by its ``tools`` globs, of a risk
+        it lists."""
+        from runtime.policy import tool_risk  # the risk defaults live with the policy
+
+        return [
+            tool
+            for tool in self.tools
+            if any(tool.matches(glob) for glob in rule.tools)
+            and (rule.risk is None or tool_risk(tool) in rule.risk)
+        ]
+
     def tools_matching(self, pattern: str) -> list[ToolSpec]:
         """Declared tools a policy/interrupt glob names (by tool name or builtin)."""
         return [tool for tool in self.tools if tool.matches(pattern)]
@@ -350,7 +366,21 @@ def parse_manifest(
         raise _invalid(source, early)
     manifest._base_dir = folder
     manifest._templates = expanded.templates
+    manifest._source = (source, loaded.source_map)
     return manifest
+
+
+def invalid(manifest: Manifest, problems: Mapping[FieldPath, str]) -> ManifestError:
+    """A :class:`ManifestError` for problems found after loading, each at its field's
+    file:line when the manifest was read from a file."""
+    if manifest._source is None:
+        lines = [f"{format_path(path)}: {text}" for path, text in problems.items()]
+        return ManifestError(
+            f"the manifest is not runnable ({len(lines)} problem{'s' * (len(lines) != 1)})",
+            problems=lines,
+        )
+    source, positions = manifest._source
+    return _invalid(source, [positions.problem(path, text) for path, text in problems.items()])
 
 
 def manifest_from_snapshot(snapshot: Mapping[str, Any], *, base_dir: Path) -> Manifest:

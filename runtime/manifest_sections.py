@@ -11,7 +11,7 @@ import shlex
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
@@ -53,11 +53,11 @@ from runtime.manifest_yaml import FieldPath, show
 DEFAULT_API_KEY_ENV: dict[str, str] = {"openai": "OPENAI_API_KEY"}
 
 SCOPE_KEYS: dict[str, tuple[str, ...]] = {
-    "fs.read": ("roots",),
-    "fs.write": ("roots",),
-    "fs.list": ("roots",),
-    "fs.delete": ("roots",),
-    "shell": ("roots", "commands", "cwd"),
+    "fs.read": ("roots", "hardlinks"),
+    "fs.write": ("roots", "hardlinks"),
+    "fs.list": ("roots", "hardlinks"),
+    "fs.delete": ("roots", "hardlinks"),
+    "shell": ("roots", "commands", "cwd", "hardlinks"),
     "http.get": ("hosts",),
 }
 """Which ``scope`` keys each builtin understands."""
@@ -224,6 +224,12 @@ class ToolScope(Section):
     hosts: list[Host] | None = Field(
         None, min_length=1, description="http.get: allowed hosts; '*.x.org' matches subdomains."
     )
+    hardlinks: Literal["deny", "allow"] | None = Field(
+        None,
+        description="fs.*, shell: whether a file with more than one hard link may be read "
+        "(default deny: another name for it may be outside the roots, where the path "
+        "check cannot see it).",
+    )
 
 
 class ToolSpec(Section):
@@ -386,8 +392,28 @@ def _undo_problems(tool: ToolSpec) -> dict[FieldPath, str]:
 class Predicate(Section):
     """A test on one argument of a tool call; every key given must hold."""
 
-    glob: Text | None = Field(None, description="The argument matches this glob.")
-    regex: Regex | None = Field(None, description="The argument matches this regex (search).")
+    glob: Text | None = Field(
+        None,
+        description="The argument matches this glob (a path: its canonical root-relative "
+        "form; a command: any word, or for an allow rule every word).",
+    )
+    regex: Regex | None = Field(
+        None,
+        description="The argument matches this regex (search, RE2 syntax; a command: per "
+        "word, as for glob).",
+    )
+    name: TextList | None = Field(
+        None,
+        min_length=1,
+        description="Path arguments: the canonical path's last component matches one of "
+        "these globs (e.g. '.env', '*.pem').",
+    )
+    under: TextList | None = Field(
+        None,
+        min_length=1,
+        description="Path arguments: the canonical root-relative path is one of these "
+        "folders or inside it ('.' is the whole root).",
+    )
     inside: list[Text] | None = Field(
         None, min_length=1, description="Path argument is inside one of these (manifest-relative)."
     )

@@ -29,12 +29,15 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import posixpath
 import re
+import shlex
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from fnmatch import translate
 from functools import partial
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +45,8 @@ import orjson
 
 from runtime.manifest import Manifest, PolicyRule, Predicate, ToolSpec
 from runtime.manifest_fields import Effect, Risk
-from runtime.tools.base import ScopeViolation
+from runtime.patterns import Pattern, cached_pattern
+from runtime.tools.base import ArgKind, Kinds, ScopeViolation, builtin_kinds
 from runtime.tools.fs import validate_path_text
 from runtime.tools.http import HostRule, parse_host_rule
 from runtime.trace import canonical, sha256_hex
@@ -72,15 +76,12 @@ _SCHEMES = ("http", "https")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _NUMERIC_LABEL = re.compile(r"(0x[0-9a-f]*|[0-9]+)")
 _SHOW_LIMIT = 60
-_STATIC_KEYS = frozenset({"glob", "regex", "min", "max", "equals", "one_of"})
+_STATIC_KEYS = frozenset({"glob", "regex", "name", "under", "min", "max", "equals", "one_of"})
 """Predicate keys whose 'held' text names only the predicate, never the value."""
 
 _Check = Callable[[Any, Path], bool | None]
 """One compiled predicate key: ``check(value, base)`` -> held True/False, or None when it
 cannot be evaluated."""
-
-_Plan = tuple[tuple[str, tuple[_Check, ...]], ...]
-"""A compiled ``when:``: (argument name, the checks of its predicate keys), in order."""
 
 _Holds = Callable[[Mapping[str, Any], Path], bool | None]
 """A compiled ``when:`` as one function: ``holds(arguments, base)`` (see :func:`_all_hold`)."""
@@ -136,31 +137,52 @@ class _Test:
 
 @dataclass(frozen=True)
 class _Predicate:
-    """A manifest predicate with its regex compiled, its folders resolved and each of its
-    keys compiled into a check (``checks``, in ``keys`` order)."""
+    """A manifest predicate with its regex compiled and its folders resolved: the parts
+    that do not depend on which tool's argument it tests."""
 
     spec: Predicate
     keys: tuple[str, ...]
-    regex: re.Pattern[str] | None
+    regex: Pattern | None
     inside: tuple[tuple[str, Path], ...]
     not_inside: tuple[tuple[str, Path], ...]
     hosts: tuple[HostRule, ...]
-    checks: dict[str, _Check] = field(default_factory=dict, repr=False, compare=False)
+    under: tuple[str, ...]
+    """``under`` folders, normalized root-relative paths (``.`` is the whole root)."""
+
+
+@dataclass(frozen=True)
+class _Argument:
+    """One argument's predicate, bound to the kind of that argument in one tool and to the
+    polarity of the rule: its checks, in ``keys`` order, and how to read its subject."""
+
+    name: str
+    predicate: _Predicate
+    read: Callable[[Mapping[str, Any]], Any]
+    checks: dict[str, _Check]
+    each: frozenset[str] = frozenset()
+    """Keys tested on each value of a multi-valued argument (a command's words, paths)."""
+    closes: bool = True
+    """Whether the rule stops calls (each-value keys need any value) or allows them (every
+    value)."""
+    noun: str = "value"
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A ``when:`` bound to one tool's argument kinds and one rule's polarity: what deciding
+    a call evaluates (:meth:`holds`) and what ``policy explain`` walks (``arguments``)."""
+
+    arguments: tuple[_Argument, ...]
+    holds: _Holds
 
 
 @dataclass(frozen=True)
 class When:
     """A ``when:`` mapping (argument name -> :class:`Predicate`), compiled once. Policy rules
-    and standing approval rules (``runtime.approval_rules``) evaluate arguments through it,
-    so a predicate means exactly the same thing in both."""
+    and standing approval rules (``runtime.approval_rules``) evaluate canonical arguments
+    through it, so a predicate means exactly the same thing in both."""
 
     predicates: dict[str, _Predicate]
-    match: _Holds = field(init=False, repr=False, compare=False)
-    """What :meth:`holds` runs: the predicates' checks, in order, as one function."""
-
-    def __post_init__(self) -> None:
-        plan = tuple((arg, tuple(p.checks.values())) for arg, p in self.predicates.items())
-        object.__setattr__(self, "match", _matcher(plan))
 
     @classmethod
     def compile(cls, when: Mapping[str, Predicate], base_dir: Path) -> When:
@@ -168,38 +190,56 @@ class When:
         ``base_dir`` (the manifest folder)."""
         return cls({arg: _compile(pred, base_dir) for arg, pred in when.items()})
 
-    def holds(self, arguments: Mapping[str, Any], base: Path) -> bool | None:
-        """Kleene AND over every predicate key (see :func:`_all_hold`). ``base`` anchors
-        relative path arguments (:func:`argument_base`)."""
-        return self.match(arguments, base)
+    def bind(self, kinds: Kinds | None, *, closes: bool) -> Bound:
+        """The checks for one tool (``kinds``: its canonical arguments' kinds; None when
+        unknown) in a rule that ``closes`` (deny, ask, reject: an undecidable or
+        multi-valued subject is read the way that stops the call) or not (allow, approve).
+        """
+        bound = tuple(
+            _bind(arg, pred, (kinds or {}).get(arg, _ANY), closes)
+            for arg, pred in self.predicates.items()
+        )
+        return Bound(bound, _matcher(bound))
+
+    def holds(
+        self, arguments: Mapping[str, Any], base: Path, *, closes: bool = True
+    ) -> bool | None:
+        """Kleene AND over every predicate key for an argument of unknown kind (see
+        :func:`_all_hold`); ``base`` anchors relative path arguments."""
+        return self.bind(None, closes=closes).holds(arguments, base)
 
 
-def _matcher(plan: _Plan) -> _Holds:
+_ANY: frozenset[ArgKind] = frozenset({"any"})
+
+
+def _matcher(plan: tuple[_Argument, ...]) -> _Holds:
     """``_all_hold`` over ``plan``; for the commonest shape, one argument with one key,
     without its loops."""
-    if len(plan) != 1 or len(plan[0][1]) != 1:
+    if len(plan) != 1 or len(plan[0].checks) != 1:
         return partial(_all_hold, plan)
-    ((arg, (check,)),) = plan
+    (only,) = plan
+    arg, read = only.name, only.read
+    (check,) = only.checks.values()
 
     def holds(arguments: Mapping[str, Any], base: Path) -> bool | None:
         if arg not in arguments:
             return False
-        held = check(arguments[arg], base)
+        held = check(read(arguments), base)
         return held if held is False or held is None else True
 
     return holds
 
 
-def _all_hold(plan: _Plan, arguments: Mapping[str, Any], base: Path) -> bool | None:
+def _all_hold(plan: tuple[_Argument, ...], arguments: Mapping[str, Any], base: Path) -> bool | None:
     """Kleene AND over every predicate key: False if an argument is missing or a key is
     definitely false; None if none is false but one cannot be evaluated (the caller fails
     closed, see the module doc); else True."""
     undecidable = False
-    for arg, checks in plan:
-        if arg not in arguments:
+    for argument in plan:
+        if argument.name not in arguments:
             return False
-        value = arguments[arg]
-        for check in checks:
+        value = argument.read(arguments)
+        for check in argument.checks.values():
             held = check(value, base)
             if held is False:
                 return False
@@ -243,6 +283,7 @@ class PolicyEngine:
         self._when = {
             rule.id: When.compile(rule.when, manifest.base_dir) for rule in manifest.policy.rules
         }
+        self._bindings: dict[tuple[str, str], Bound] = {}
         # Rules whose explanation cannot depend on argument values: their reason is cached.
         self._static = {
             rule.id
@@ -273,12 +314,25 @@ class PolicyEngine:
         risk = tool_risk(spec)
         rules = tuple(
             _RulePlan(
-                rule, self._when[rule.id].match, rule.effect != "allow", rule.id in self._static
+                rule,
+                self._bound(rule, spec).holds,
+                rule.effect != "allow",
+                rule.id in self._static,
             )
             for rule in self._manifest.policy.rules
             if any(spec.matches(g) for g in rule.tools) and (rule.risk is None or risk in rule.risk)
         )
         return _ToolPlan(spec, risk, self._tool_base[spec.name], rules)
+
+    def _bound(self, rule: PolicyRule, spec: ToolSpec) -> Bound:
+        """``rule``'s ``when:`` bound to ``spec``'s argument kinds, once per engine."""
+        key = (rule.id, spec.name)
+        bound = self._bindings.get(key)
+        if bound is None:
+            bound = self._bindings[key] = self._when[rule.id].bind(
+                tool_kinds(spec), closes=rule.effect != "allow"
+            )
+        return bound
 
     def decide(self, tool: str, arguments: Mapping[str, Any]) -> Decision:
         """The first matching rule's effect, else the default. Unknown tools are denied."""
@@ -360,12 +414,14 @@ class PolicyEngine:
             else:
                 yield _Test(False, lambda: f"risk: {risk!r} is not in {list(rule.risk)}", False)
         base = self._tool_base[spec.name]
-        for arg, pred in self._when[rule.id].predicates.items():
+        for argument in self._bound(rule, spec).arguments:
+            arg = argument.name
             if arg not in arguments:
                 yield _Test(False, lambda arg=arg: f"when.{arg}: argument missing")
                 continue
-            for key in pred.keys:
-                yield _check(key, pred, arg, arguments[arg], base)
+            value = argument.read(arguments)
+            for key, check in argument.checks.items():
+                yield _check(key, check, argument, value, base)
 
 
 # --- compiling ------------------------------------------------------------------------
@@ -384,27 +440,164 @@ def _compile(pred: Predicate, base_dir: Path) -> _Predicate:
     def folders(paths: list[str] | None) -> tuple[tuple[str, Path], ...]:
         return tuple((p, (base_dir / p).resolve()) for p in paths or ())
 
-    compiled = _Predicate(
+    return _Predicate(
         spec=pred,
         keys=keys,
-        regex=re.compile(pred.regex) if pred.regex is not None else None,
+        regex=cached_pattern(pred.regex) if pred.regex is not None else None,
         inside=folders(pred.inside),
         not_inside=folders(pred.not_inside),
         hosts=tuple(parse_host_rule(h) for h in pred.host_in or ()),
+        under=tuple(posixpath.normpath(u.strip("/") or ".") for u in pred.under or ()),
     )
-    # Filled once, here: the checks close over the regex, folders and hosts just compiled.
-    compiled.checks.update((key, _compile_check(key, compiled)) for key in keys)
-    return compiled
+
+
+PATH_KEYS = frozenset({"glob", "regex", "name", "under", "inside", "not_inside"})
+"""Keys that test each path of a ``paths`` argument (a command's files)."""
+
+WORD_KEYS = frozenset({"glob", "regex"})
+"""Keys that test each word of an ``argv`` argument (and the paths its words name)."""
+
+WHOLE_KEYS = frozenset({"equals", "one_of", "max_bytes"})
+"""Keys that test a multi-valued argument as one value (the whole list)."""
+
+
+def tool_kinds(spec: ToolSpec) -> Kinds | None:
+    """The canonical arguments' kinds of a builtin tool (None for a Python tool: its
+    arguments are typed JSON values, judged by their type)."""
+    return builtin_kinds(spec.uses) if spec.uses else None
+
+
+def _bind(arg: str, pred: _Predicate, kinds: frozenset[ArgKind], closes: bool) -> _Argument:
+    """The predicate's keys as checks for an argument of ``kinds``. A command (``argv``)
+    and a list of paths (``paths``) hold several values: a key that tests each of them
+    must hold for any value in a rule that closes and for every value in one that allows,
+    the reading that is safe for the rule (see the module doc)."""
+    if kinds == {"argv"}:
+        read: Callable[[Mapping[str, Any]], Any] = partial(_words, arg)
+        checks = {
+            key: _each(_compile_check(key, pred), closes, lambda w: w.subjects)
+            if key in WORD_KEYS
+            else _on_argv(_compile_check(key, _as_argv(pred)))
+            if key in WHOLE_KEYS
+            else _never
+            for key in pred.keys
+        }
+        return _Argument(arg, pred, read, checks, WORD_KEYS & set(pred.keys), closes, "word")
+    read = itemgetter(arg)
+    if kinds == {"paths"}:
+        checks = {
+            key: _each(_compile_check(key, pred), closes, _path_list)
+            if key in PATH_KEYS
+            else _compile_check(key, pred)
+            if key in WHOLE_KEYS
+            else _never
+            for key in pred.keys
+        }
+        return _Argument(arg, pred, read, checks, PATH_KEYS & set(pred.keys), closes, "path")
+    is_path = kinds == {"path"}
+    checks = {
+        key: _compile_check(key, pred) if key not in ("name", "under") or is_path else _never
+        for key in pred.keys
+    }
+    return _Argument(arg, pred, read, checks)
+
+
+@dataclass(frozen=True, slots=True)
+class _Words:
+    """A command's words as a subject: the argv itself (for ``equals``), and every word,
+    every ``--flag=value``'s value and every path the words name (for word keys)."""
+
+    argv: Any
+    subjects: tuple[str, ...] | None
+    """None when the value is not a list of words (the check cannot be evaluated)."""
+
+    def __repr__(self) -> str:
+        return repr(self.argv)
+
+
+def _words(arg: str, arguments: Mapping[str, Any]) -> _Words:
+    argv = arguments[arg]
+    if not isinstance(argv, list) or not all(isinstance(w, str) for w in argv):
+        return _Words(argv, None)
+    values = [w.partition("=")[2] for w in argv if w.startswith("-") and "=" in w]
+    paths = arguments.get("paths")
+    named = [p for p in paths if isinstance(p, str)] if isinstance(paths, list) else []
+    return _Words(argv, (*argv, *values, *named))
+
+
+def _path_list(value: Any) -> tuple[Any, ...] | None:
+    return tuple(value) if isinstance(value, list) else None
+
+
+def _each(
+    element: _Check, closes: bool, subjects: Callable[[Any], tuple[Any, ...] | None]
+) -> _Check:
+    """``element`` over every subject of a multi-valued value: any for a rule that closes,
+    all for one that allows; None (undecidable) when no subject decides it."""
+
+    def check(value: Any, base: Path) -> bool | None:
+        items = subjects(value)
+        if items is None:
+            return None
+        unknown = False
+        for item in items:
+            held = element(item, base)
+            if held is None:
+                unknown = True
+            elif held is closes:  # a closing rule needs one hit; an allow rule one miss
+                return held
+        return None if unknown else not closes
+
+    return check
+
+
+def _as_argv(pred: _Predicate) -> _Predicate:
+    """``equals``/``one_of`` on a command: a string is a command line, compared as the
+    words it splits into (``"git status"`` is ``[git, status]``), so quoting cannot make
+    the same command look different."""
+
+    def words(value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return shlex.split(value)
+            except ValueError:
+                return value  # never equal to an argv
+        return value
+
+    spec = pred.spec.model_copy(
+        update={
+            "equals": words(pred.spec.equals),
+            "one_of": [words(v) for v in pred.spec.one_of] if pred.spec.one_of else None,
+        }
+    )
+    return replace(pred, spec=spec)
+
+
+def _on_argv(whole: _Check) -> _Check:
+    def check(value: Any, base: Path) -> bool | None:
+        return whole(value.argv, base)
+
+    return check
+
+
+def _never(value: Any, base: Path) -> bool | None:
+    """A key that does not apply to the argument's kind: it cannot be evaluated (and
+    ``govrun validate`` reports it)."""
+    return None
 
 
 def _compile_check(key: str, pred: _Predicate) -> _Check:
-    """One predicate key as a check. The key is dispatched here, once per manifest, so
-    deciding a call compares no key names."""
+    """One predicate key as a check of one value. The key is dispatched here, once per
+    manifest, so deciding a call compares no key names."""
     p = pred.spec
     if key == "glob":
         return _glob_check(p.glob or "")
     if key == "regex":
         return _regex_check(pred.regex)
+    if key == "name":
+        return _name_check(list(p.name or ()))
+    if key == "under":
+        return _under_check(pred.under)
     if key == "min":
         return _at_least(p.min if p.min is not None else -math.inf)
     if key == "max":
@@ -423,6 +616,27 @@ def _compile_check(key: str, pred: _Predicate) -> _Check:
     raise AssertionError(f"unhandled predicate key {key!r}")  # pragma: no cover
 
 
+def _name_check(patterns: list[str]) -> _Check:
+    matches = [re.compile(translate(pattern)).match for pattern in patterns]
+
+    def check(value: Any, base: Path) -> bool | None:
+        if not isinstance(value, str):
+            return None
+        name = posixpath.basename(value)
+        return any(match(name) is not None for match in matches)
+
+    return check
+
+
+def _under_check(folders: tuple[str, ...]) -> _Check:
+    def check(value: Any, base: Path) -> bool | None:
+        if not isinstance(value, str):
+            return None
+        return any(f == "." or value == f or value.startswith(f + "/") for f in folders)
+
+    return check
+
+
 def _glob_check(pattern: str) -> _Check:
     # Exactly ``fnmatchcase`` (which caches this same compiled pattern), minus its lookup.
     match = re.compile(translate(pattern)).match
@@ -433,7 +647,7 @@ def _glob_check(pattern: str) -> _Check:
     return check
 
 
-def _regex_check(regex: re.Pattern[str] | None) -> _Check:
+def _regex_check(regex: Pattern | None) -> _Check:
     search = regex.search if regex is not None else None
 
     def check(value: Any, base: Path) -> bool | None:
@@ -486,18 +700,44 @@ def _size_check(limit: int) -> _Check:
 # --- predicates -----------------------------------------------------------------------
 
 
-def _check(key: str, pred: _Predicate, arg: str, value: Any, base: Path) -> _Test:
-    """Evaluate one predicate key on one argument value; the text is built only if read."""
-    held = _holds(key, pred, value, base)
-    return _Test(held, lambda: _describe(key, pred, arg, value, base, held))
+def _check(key: str, check: _Check, argument: _Argument, value: Any, base: Path) -> _Test:
+    """Evaluate one bound predicate key on one argument value — the same check deciding a
+    call runs, the single source of truth; the text is built only if read."""
+    held = check(value, base)
+    if key in argument.each:
+        return _Test(held, lambda: _describe_each(key, argument, value, held))
+    return _Test(held, lambda: _describe(key, argument.predicate, argument.name, value, base, held))
 
 
-def _holds(key: str, pred: _Predicate, value: Any, base: Path) -> bool | None:
-    """Whether one predicate key holds for ``value``: True, False, or None when it cannot
-    be evaluated (wrong type, unresolvable path, untrustworthy URL). Its compiled check
-    (:func:`_compile_check`) is the single source of truth for decisions; ``_describe``
-    only explains its answer."""
-    return pred.checks[key](value, base)
+def _describe_each(key: str, argument: _Argument, value: Any, held: bool | None) -> str:
+    """A key tested on each value of a command's words or paths, for people."""
+    arg, noun, what = argument.name, argument.noun, _wanted(key, argument.predicate)
+    if held is None:
+        return f"when.{arg}: cannot check {key}: a {noun} could not be evaluated ({_show(value)})"
+    if argument.closes:
+        return (
+            f"{arg}: a {noun} {what}" if held else f"when.{arg}: no {noun} of {_show(value)} {what}"
+        )
+    return (
+        f"{arg}: every {noun} {what}"
+        if held
+        else f"when.{arg}: not every {noun} of {_show(value)} {what}"
+    )
+
+
+def _wanted(key: str, pred: _Predicate) -> str:
+    p = pred.spec
+    if key == "glob":
+        return f"matches {p.glob!r}"
+    if key == "regex":
+        return f"matches /{p.regex}/"
+    if key == "name":
+        return f"is named {' or '.join(map(repr, p.name or ()))}"
+    if key == "under":
+        return f"is under {' or '.join(pred.under)}"
+    folders = pred.inside if key == "inside" else pred.not_inside
+    names = " or ".join(name for name, _ in folders)
+    return f"is inside {names}" if key == "inside" else f"is not inside {names}"
 
 
 def _describe(
@@ -511,6 +751,8 @@ def _describe(
         ok, bad = f"matches {p.glob!r}", f"{shown} does not match {p.glob!r}"
     elif key == "regex":
         ok, bad = f"matches /{p.regex}/", f"{shown} does not match /{p.regex}/"
+    elif key in ("name", "under"):
+        ok, bad = _wanted(key, pred), f"{shown} {_wanted(key, pred).replace('is', 'is not', 1)}"
     elif key == "min":
         ok, bad = f">= {p.min:g}", f"{shown} is less than min {p.min:g}"
     elif key == "max":
@@ -540,9 +782,11 @@ def _describe(
 
 
 def _why_unknown(key: str, pred: _Predicate, value: Any, base: Path) -> str:
-    """Why ``_holds`` could not answer, for people."""
+    """Why a check could not answer, for people."""
     if key in ("glob", "regex"):
         return f"expected a string, got {_type(value)}"
+    if key in ("name", "under"):
+        return f"{key} tests a canonical path, and this argument is {_type(value)}"
     if key in ("min", "max"):
         return f"expected a number, got {_show(value)}"
     if key in ("inside", "not_inside"):

@@ -181,6 +181,7 @@ class ApprovalRequest(BaseModel):
     call_id: str
     tool: str
     arguments: dict[str, Any]
+    """The canonical call: exactly what would run (paths resolved, the argv, typed values)."""
     call_hash: str
     risk: str
     rule: str | None
@@ -189,6 +190,9 @@ class ApprovalRequest(BaseModel):
     timeout_s: float | None = None
     preview: str | None = Field(
         None, description="What the call would change, e.g. a unified diff for a file write."
+    )
+    raw_arguments: dict[str, Any] | None = Field(
+        None, description="The arguments as the model sent them, when they differ."
     )
 
 

@@ -4,9 +4,9 @@
 against the new content, and an ``fs.delete`` into the diff of the file to nothing. Other
 tools have no preview.
 
-The current content is read only through the tool's own :class:`Confinement`: the same
-canonical resolution and the same component-by-component ``O_NOFOLLOW`` walk the tool
-itself uses, so a preview can never be made to read a file the tool could not touch. A
+The current content is read only through the tool's own :class:`Confinement`, at the
+canonical path the call would act on, by the same component-by-component ``O_NOFOLLOW``
+walk the tool itself uses, so a preview can never be made to read a file the tool could not touch. A
 path outside the roots, a symlink swapped in, a directory or a device has no preview; it
 is never opened. No terminal code here: the CLI decides how a preview looks.
 """
@@ -40,24 +40,25 @@ def preview_call(call: PreparedCall, *, max_bytes: int = DEFAULT_MAX_BYTES) -> s
         if uses not in ("fs.write", "fs.delete"):
             return None
         scope = getattr(call.tool, "scope", None)
-        if not isinstance(scope, Confinement):
+        if not isinstance(scope, Confinement) or call.canonical is None:
             return None
+        arguments = call.canonical.arguments
         if uses == "fs.write":
-            return _write_preview(scope, call.args, max_bytes)
-        return _delete_preview(scope, call.args, max_bytes)
+            return _write_preview(scope, arguments, max_bytes)
+        return _delete_preview(scope, arguments, max_bytes)
     except Exception:  # advisory only: a preview that fails must never fail the approval
         return None
 
 
-def _write_preview(scope: Confinement, args: Any, max_bytes: int) -> str:
-    loc = scope.locate(args.path, follow_final=True)  # as FsWrite resolves it
+def _write_preview(scope: Confinement, arguments: dict[str, Any], max_bytes: int) -> str:
+    loc = scope.at(arguments["path"], follow_final=True)  # the canonical call FsWrite runs
     before = _read_current(scope, loc, max_bytes)
-    after = args.content.encode("utf-8")
+    after = str(arguments["content"]).encode("utf-8")
     return _describe(loc.display, before, after, max_bytes)
 
 
-def _delete_preview(scope: Confinement, args: Any, max_bytes: int) -> str:
-    loc = scope.locate(args.path, follow_final=False)  # as FsDelete resolves it
+def _delete_preview(scope: Confinement, arguments: dict[str, Any], max_bytes: int) -> str:
+    loc = scope.at(arguments["path"], follow_final=False)  # the canonical call FsDelete runs
     link = _symlink_target(scope, loc)
     if link is not None:
         return f"deletes the symlink {loc.display} → {link} (its target is kept)"

@@ -43,6 +43,7 @@ from runtime.checks import (
 )
 from runtime.compaction import LiveSummarizer
 from runtime.errors import GovrunError
+from runtime.events import SCHEMA_MINOR
 from runtime.loop import GovernedLoop, RunEnded, RunResult
 from runtime.manifest import Manifest, ModelConfig, manifest_from_snapshot
 from runtime.models.scripted import ScriptedModel
@@ -63,6 +64,7 @@ from runtime.ports import (
 )
 from runtime.record import Record
 from runtime.replay_report import Change, changes, fold
+from runtime.revisions import Revision, record_revision
 from runtime.rollback import Effect, LiveRollbacker, UndoOutcome
 from runtime.signing import Signer
 from runtime.toolbox import LiveTools, PreparedCall, Toolbox
@@ -200,6 +202,8 @@ class ReplaySession:
         self._used: set[int] = set()
         self.trace: ReplayTrace | None = None
         self.clock = ReplayClock(self)
+        self.revision = Revision(record_revision(record.run_started))
+        """The record's minor schema revision: what the loop writes is compared in it."""
 
     # --- answers from the record --------------------------------------------------------
 
@@ -268,13 +272,9 @@ class ReplaySession:
         key = (step, payload["call_id"])
         if self.mode == "strict":
             recorded = self.record.events[seq] if seq < len(self.record.events) else None
-            replayed = {
-                **payload,
-                "type": "tool_started",
-                "v": ev.SCHEMA_MAJOR,
-                "step": step,
-                "seq": seq,
-            }
+            replayed = self.revision.shape(
+                {**payload, "type": "tool_started", "v": ev.SCHEMA_MAJOR, "step": step, "seq": seq}
+            )
             fields = differing(recorded, replayed)
             if fields and self.divergence is None:
                 self.divergence = describe_divergence(self.record, seq, recorded, replayed, fields)
@@ -282,9 +282,9 @@ class ReplaySession:
             return
         finished = self.record.finished.get(key)
         started = self.record.started.get(key)
-        same = started is not None and self.record.events[started].get("call_hash") == (
-            payload.get("call_hash")
-        )
+        same = started is not None and self.record.events[started].get(
+            "call_hash"
+        ) == self.revision.recorded_hash(step, payload["call_id"], payload.get("call_hash", ""))
         if (same and finished is not None) or self.can_go_live or self.live_tools:
             return
         raise self.not_in_record(
@@ -302,13 +302,19 @@ class ReplaySession:
         seq = stored["seq"]
         self.cursor = max(self.cursor, seq)
         recorded = self.record.events[seq] if seq < len(self.record.events) else None
-        fields = differing(recorded, stored)
+        fields = differing(recorded, self.revision.shape(stored))
         if fields and cls is ev.RunStarted and not self.same_manifest:
             fields = tuple(f for f in fields if f not in _MANIFEST_FIELDS)
         if fields:
-            self.divergence = describe_divergence(self.record, seq, recorded, stored, fields)
+            self.divergence = describe_divergence(
+                self.record, seq, recorded, stored, fields, hint=self._why(cls)
+            )
             if cls not in (ev.StepFinished, ev.RunFinished):  # the run is ending anyway
                 raise RunEnded("failed", "divergence", self.divergence.message)
+
+    def _why(self, cls: type[ev.Event]) -> str:
+        """What explains a divergence at an event of this kind, beyond the values."""
+        return self.revision.changed_decision_hint() if cls is ev.PolicyDecision else ""
 
     def pending_divergence(self) -> None:
         """A divergence found on a step's closing event ends the run at the next event."""
@@ -411,6 +417,8 @@ def describe_divergence(
     recorded: dict[str, Any] | None,
     replayed: dict[str, Any],
     fields: tuple[str, ...],
+    *,
+    hint: str = "",
 ) -> Divergence:
     step = replayed["step"]
     kind = replayed["type"]
@@ -432,7 +440,6 @@ def describe_divergence(
         detail = " — " + "; ".join(
             f"{label}: recorded {a!r}, replayed {b!r}" for label, a, b in shown
         )
-    hint = ""
     if kind == "model_request" and "prompt_hash" in fields:
         hint = (
             "The prompt is built from the system prompt, the task, the tool definitions and "
@@ -677,7 +684,8 @@ class ReplayTools:
         s = self.s
         key = (s.step, call.call_id)
         started = s.record.events[s.record.started[key]] if key in s.record.started else None
-        same = started is not None and started.get("call_hash") == call.call_hash
+        recorded_hash = s.revision.recorded_hash(s.step, call.call_id, call.call_hash)
+        same = started is not None and started.get("call_hash") == recorded_hash
         if not s.live:
             finished = s.take(s.record.finished.get(key)) if same else None
             if finished is not None:
@@ -800,7 +808,8 @@ class _Recorded:
         key = (request.step, request.call_id)
         seq = s.record.approvals.get(key)
         e = s.record.events[seq] if seq is not None else None
-        if e is not None and e.get("call_hash") == request.call_hash:
+        recorded_hash = s.revision.recorded_hash(request.step, request.call_id, request.call_hash)
+        if e is not None and e.get("call_hash") == recorded_hash:
             s.take(seq)
             if e.get("via") == "timeout" and s.mode == "counterfactual":
                 answer = s.m.approvals.on_timeout.model_dump().get(request.risk, "reject")
@@ -1165,6 +1174,7 @@ def replay(
                 "manifest_path": started.get("manifest_path") if manifest is None else None,
                 "input": task,
                 "govrun_version": __version__,
+                "schema_minor": SCHEMA_MINOR,
                 "policy_hash": PolicyEngine(m).policy_hash,
                 "user": started.get("user"),
                 "host": started.get("host"),

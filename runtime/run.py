@@ -18,13 +18,15 @@ from runtime import __version__
 from runtime.approval import DenyApprover, StopOperator
 from runtime.control import ControlledOperator, FileControl, control_folder
 from runtime.errors import GovrunError
+from runtime.events import SCHEMA_MINOR
 from runtime.loop import GovernedLoop, RunResult
 from runtime.manifest import Manifest
 from runtime.policy import PolicyEngine
 from runtime.ports import Approver, Clock, Control, Model, Operator, SystemClock, Tools
+from runtime.preflight import check_runnable
 from runtime.registry import Registry
 from runtime.signing import Signer, load_default_signer
-from runtime.toolbox import LiveTools, Toolbox
+from runtime.toolbox import LiveTools
 from runtime.trace import Durability, Observer, TraceWriter, canonical, sha256_hex
 
 
@@ -96,7 +98,7 @@ def run_agent(
         from runtime.models import build_model
 
         model = build_model(manifest.model, base_dir=manifest.base_dir, env=env)
-    toolbox = Toolbox(manifest)
+    toolbox = check_runnable(manifest)  # before the trace exists: a refused run leaves none
     policy = PolicyEngine(manifest)
     signer = signer or load_default_signer()
     clock = clock or SystemClock()
@@ -151,6 +153,7 @@ def run_agent(
                 "manifest_path": str(manifest_path) if manifest_path else None,
                 "input": task,
                 "govrun_version": __version__,
+                "schema_minor": SCHEMA_MINOR,
                 "policy_hash": policy.policy_hash,
                 "user": _user(),
                 "host": socket.gethostname(),

@@ -1,9 +1,11 @@
 """The manifest's tools, built once per run: what the model is offered, and how a proposed
-call becomes a validated, hashable call (or a classified rejection) before policy."""
+call becomes the canonical call its tool will execute (or a classified rejection) before
+policy."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,22 +17,34 @@ from runtime.manifest_fields import Risk
 from runtime.policy import tool_risk
 from runtime.ports import ToolCallRequest
 from runtime.tools import ScopeViolation, Tool, ToolResult, build_builtin, load_python_tool
-from runtime.tools.base import parse_arguments
+from runtime.tools.base import Canonical, parse_arguments
 from runtime.trace import canonical, sha256_hex
 
 
 @dataclass(slots=True)  # built per call: frozen dataclasses cost ~1 µs each
 class PreparedCall:
-    """A proposed call whose tool exists and whose arguments validated."""
+    """A proposed call whose tool exists and whose arguments validated, with the canonical
+    call its tool will execute — or, when the call leaves the tool's scope, why not."""
 
     call_id: str
     name: str
     spec: ToolSpec
     tool: Tool
-    args: BaseModel
-    arguments: dict[str, Any]
+    args: BaseModel | None
+    """The validated arguments (None for a call answered from a record)."""
+    raw: dict[str, Any]
+    """The arguments as the model sent them (parsed JSON)."""
+    canonical: Canonical | None
+    """What will run; None when the call leaves the scope (``scope_error`` says why)."""
     call_hash: str
+    """SHA-256 of tool, canonical arguments and step (the raw ones when out of scope)."""
     risk: str
+    scope_error: ScopeViolation | None = None
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The canonical arguments: what policy judges, approvers see and the tool runs."""
+        return self.canonical.arguments if self.canonical is not None else self.raw
 
 
 @dataclass(slots=True)  # built per call: frozen dataclasses cost ~1 µs each
@@ -64,13 +78,14 @@ class Toolbox:
     """Builds every declared tool up front, so a bad scope or a missing Python callable is
     a clear error before the run starts, not in the middle of it."""
 
-    def __init__(self, manifest: Manifest) -> None:
+    def __init__(self, manifest: Manifest, *, tools: Mapping[str, Tool] | None = None) -> None:
         self._specs = {spec.name: spec for spec in manifest.tools}
         base = str(manifest.base_dir)
         if any(spec.python for spec in manifest.tools) and base not in sys.path:
             sys.path.insert(0, base)  # a tools module may live beside its manifest
+        built = tools or {}
         self._tools: dict[str, Tool] = {
-            spec.name: _build(spec, manifest) for spec in manifest.tools
+            spec.name: built.get(spec.name) or _build(spec, manifest) for spec in manifest.tools
         }
         self._declared = {
             name: _Declared(self._tools[name], spec, tool_risk(spec))
@@ -129,6 +144,22 @@ class Toolbox:
                 arguments=parsed,
                 call_hash=call_hash(call.name, parsed, step),
             )
+        try:
+            canonical = declared.tool.canonicalize(args)
+        except Exception as exc:  # a ScopeViolation, or a check that broke: fail closed
+            denial = exc if isinstance(exc, ScopeViolation) else _broken(exc)
+            return PreparedCall(
+                call.id,
+                call.name,
+                declared.spec,
+                declared.tool,
+                args,
+                parsed,
+                None,
+                call_hash(call.name, parsed, step),
+                declared.risk,
+                denial,
+            )
         return PreparedCall(
             call.id,
             call.name,
@@ -136,16 +167,19 @@ class Toolbox:
             declared.tool,
             args,
             parsed,
-            call_hash(call.name, parsed, step),
+            canonical,
+            call_hash(call.name, canonical.arguments, step),
             declared.risk,
         )
 
 
 class LiveTools:
-    """The live ``Tools`` port: the tool runs, inside its scope."""
+    """The live ``Tools`` port: the tool runs exactly the canonical call, inside its
+    scope."""
 
     def execute(self, call: PreparedCall) -> ToolResult:
-        return call.tool.run(call.args)
+        assert call.canonical is not None, "only a call inside its scope is executed"
+        return call.tool.run_canonical(call.canonical)
 
 
 def build_tool(spec: ToolSpec, manifest: Manifest) -> Tool:
@@ -176,6 +210,7 @@ def _build(spec: ToolSpec, manifest: Manifest) -> Tool:
         max_output_bytes=spec.max_output_bytes,
         undo=spec.undo,
         undo_max_bytes=spec.undo_max_bytes,
+        hardlinks=scope.hardlinks == "allow",
     )
 
 
@@ -188,6 +223,10 @@ def _parse_json(text: str) -> tuple[dict[str, Any] | None, str | None]:
     except orjson.JSONDecodeError:
         return ({}, None) if not text.strip() else (None, text)
     return (value, None) if type(value) is dict else (None, text)
+
+
+def _broken(exc: Exception) -> ScopeViolation:
+    return ScopeViolation(f"the scope check failed: {type(exc).__name__}: {exc}")
 
 
 def _snippet(text: str, limit: int = 120) -> str:

@@ -206,22 +206,31 @@ def test_risk_list_matches_only_listed_risks(folder: Path) -> None:
 
 
 def test_glob_predicate(folder: Path) -> None:
-    pair = both(folder, "sh", "command", glob="ls *")
-    assert effects(pair, "sh", {"command": "ls -l"}) == HOLDS
-    assert effects(pair, "sh", {"command": "rm -rf /"}) == FAILS
-    assert effects(pair, "sh", {"command": ["ls"]}) == FAIL_CLOSED
+    pair = both(folder, "greet", "name", glob="ls *")
+    assert effects(pair, "greet", {"name": "ls -l"}) == HOLDS
 
 
 def test_glob_is_case_sensitive(folder: Path) -> None:
-    pair = both(folder, "sh", "command", glob="ls*")
-    assert effects(pair, "sh", {"command": "LS"}) == FAILS
+    pair = both(folder, "greet", "name", glob="ls*")
+    assert effects(pair, "greet", {"name": "LS"}) == FAILS
 
 
 def test_regex_predicate_searches(folder: Path) -> None:
-    pair = both(folder, "sh", "command", regex=r"\brm\b")
-    assert effects(pair, "sh", {"command": "echo x && rm -r y"}) == HOLDS
-    assert effects(pair, "sh", {"command": "echo firmware"}) == FAILS
-    assert effects(pair, "sh", {"command": 7}) == FAIL_CLOSED
+    pair = both(folder, "greet", "name", regex=r"\brm\b")
+    assert effects(pair, "greet", {"name": "echo x && rm -r y"}) == HOLDS
+    assert effects(pair, "greet", {"name": "echo firmware"}) == FAILS
+    assert effects(pair, "greet", {"name": 7}) == FAIL_CLOSED
+
+
+def test_command_predicates_test_each_word_safely_for_the_rule(folder: Path) -> None:
+    """A command is its argv: a glob or regex holds for a deny rule when any word matches
+    and for an allow rule only when every word does."""
+    pair = both(folder, "sh", "command", regex=r"^rm$")
+    argv = {"command": ["echo", "x", "&&", "rm", "-r", "y"], "paths": []}
+    assert effects(pair, "sh", argv) == ("ask", "deny")
+    assert effects(pair, "sh", {"command": ["rm"], "paths": []}) == HOLDS
+    assert effects(pair, "sh", {"command": ["echo", "firmware"], "paths": []}) == FAILS
+    assert effects(pair, "sh", {"command": "rm -r y"}) == FAIL_CLOSED  # not an argv
 
 
 def test_equals_predicate_is_json_equality(folder: Path) -> None:
@@ -272,12 +281,12 @@ def test_max_bytes_counts_utf8_json(folder: Path) -> None:
 
 
 def test_all_keys_of_a_predicate_must_hold(folder: Path) -> None:
-    pair = both(folder, "sh", "command", glob="ls*", max_bytes=8)
-    assert effects(pair, "sh", {"command": "ls -l"}) == HOLDS
-    assert effects(pair, "sh", {"command": "ls -la /home"}) == FAILS
+    pair = both(folder, "greet", "name", glob="ls*", max_bytes=8)
+    assert effects(pair, "greet", {"name": "ls -l"}) == HOLDS
+    assert effects(pair, "greet", {"name": "ls -la /home"}) == FAILS
     # a definite failure wins over an undecidable key: the rule just does not apply
-    pair = both(folder, "sh", "command", glob="ls*", regex="x")
-    assert effects(pair, "sh", {"command": "cat"}) == FAILS
+    pair = both(folder, "sh", "command", glob="ls*", min=3)
+    assert effects(pair, "sh", {"command": ["cat"], "paths": []}) == FAILS
 
 
 def test_every_argument_predicate_must_hold(folder: Path) -> None:

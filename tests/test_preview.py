@@ -202,9 +202,18 @@ def test_other_tools_have_no_preview(toolbox: Toolbox) -> None:
 def test_never_raises(toolbox: Toolbox) -> None:
     call = prepared(toolbox, "write", path="notes.txt", content="x\n")
     broken = PreparedCall(
-        call.call_id, call.name, call.spec, object(), call.args, {}, call.call_hash, call.risk
+        call.call_id,
+        call.name,
+        call.spec,
+        object(),  # type: ignore[arg-type]
+        call.args,
+        {},
+        call.canonical,
+        call.call_hash,
+        call.risk,
     )
     assert preview_call(broken) is None  # a tool without a confinement
     lone_surrogate = prepared(toolbox, "write", path="notes.txt", content="x")
-    object.__setattr__(lone_surrogate.args, "content", "\ud800")  # cannot be encoded
+    assert lone_surrogate.canonical is not None
+    lone_surrogate.canonical.arguments["content"] = "\ud800"  # cannot be encoded
     assert preview_call(lone_surrogate) is None

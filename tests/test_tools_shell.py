@@ -153,7 +153,9 @@ def test_repo_config_fsmonitor_does_not_run_on_git_status(ws: Path) -> None:
 def test_metacharacters_never_reach_a_shell(ws: Path, command: str) -> None:
     r = run(sh(ws), command)
     assert pwned_anywhere(ws) == []
-    if command.startswith("echo"):
+    if "$" in command or "`" in command:  # a shell would expand it: refused, not passed on
+        assert r.failure_class == "invalid_arguments" and "shell expansion" in (r.error or "")
+    elif command.startswith("echo"):
         assert r.ok and "pwned" in r.output  # printed literally, not executed
 
 

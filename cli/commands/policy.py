@@ -41,7 +41,7 @@ def explain(
     from runtime.manifest_problems import did_you_mean
     from runtime.policy import PolicyEngine
     from runtime.ports import ToolCallRequest
-    from runtime.toolbox import Toolbox
+    from runtime.preflight import check_runnable
 
     args = _parse_arguments(arguments)
     m = load_manifest(manifest)
@@ -53,9 +53,10 @@ def explain(
             f"unknown tool {tool!r}; declared tools: {', '.join(names) or 'none'}",
             hint=f"Did you mean {suggestion!r}?" if suggestion else None,
         )
+    toolbox = check_runnable(m)
     engine = PolicyEngine(m)
     verdict = decide_call(
-        Toolbox(m),
+        toolbox,
         engine,
         1,
         ToolCallRequest(id="explain", name=tool, arguments=orjson.dumps(args).decode()),

@@ -1,10 +1,13 @@
-"""The tool contract: arguments model, pure scope check, confined run, typed result.
+"""The tool contract: arguments model, canonical call, confined run, typed result.
 
 Every tool call is proposed by a hostile model. A tool therefore (1) validates arguments
-against a closed pydantic model, (2) checks its scope with a pure ``check()`` that the
-policy stage runs before approval, and (3) re-checks inside ``run()`` because it never
-trusts that ``check()`` was called or that the world did not change in between. Nothing a
-tool does raises out of ``run()``: every outcome is a ``ToolResult`` with a failure class.
+against a closed pydantic model, (2) turns them into the :class:`Canonical` call it will
+execute — resolved root-relative paths, the argv that will run, typed values — refusing
+what leaves its scope, before policy, approval and the trace see the call, and (3) executes
+exactly that canonical call, enforcing its scope again as it acts, because it never trusts
+that the world did not change in between. The model's raw text is never parsed twice, so
+what was judged is what runs. Nothing a tool does raises out of ``run()`` or
+``run_canonical()``: every outcome is a ``ToolResult`` with a failure class.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import importlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -177,6 +182,42 @@ def describe_roots(roots: Sequence[Path]) -> str:
     return f"root {names}" if len(roots) == 1 else f"roots {names}"
 
 
+ArgKind = Literal[
+    "path",
+    "paths",
+    "argv",
+    "url",
+    "string",
+    "integer",
+    "number",
+    "boolean",
+    "array",
+    "object",
+    "null",
+    "any",
+]
+"""What a canonical argument is, so a policy predicate knows its subject: ``path`` a
+root-relative path (``paths`` a list of them), ``argv`` the words of a command, ``url`` a
+normalized URL, the JSON types for typed arguments, ``any`` when nothing is declared."""
+
+Kinds = Mapping[str, frozenset[ArgKind]]
+"""Canonical argument name -> the kinds its value may have (several for a union)."""
+
+
+@dataclass(slots=True)  # built per call: frozen dataclasses cost ~1 µs each
+class Canonical:
+    """One call as its tool will execute it.
+
+    ``arguments`` is the JSON form that policy judges, the call hash covers, approvers see
+    and the trace records; ``plan`` is the tool's own executable form of the same call,
+    built alongside it (None: rebuilt from ``arguments``, e.g. for a call answered from a
+    record). Executing a canonical call never re-reads the model's raw text.
+    """
+
+    arguments: dict[str, Any]
+    plan: Any = None
+
+
 class ScopeViolation(Exception):
     """A call would leave its scope. Raised before any side effect, with the exact reason.
 
@@ -214,12 +255,25 @@ class Tool(Protocol):
         """The OpenAI function ``parameters`` schema for the arguments."""
         ...
 
+    def argument_kinds(self) -> Kinds:
+        """The kinds of the canonical arguments (what policy predicates may test)."""
+        ...
+
+    def canonicalize(self, args: BaseModel) -> Canonical:
+        """The exact call the tool would execute, or ``ScopeViolation`` if it leaves the
+        scope. No side effects."""
+        ...
+
     def check(self, args: BaseModel) -> None:
         """Raise ``ScopeViolation`` if the call leaves the scope. Pure: no side effects."""
         ...
 
+    def run_canonical(self, call: Canonical) -> ToolResult:
+        """Perform exactly ``call``, enforcing the scope again as it acts. Never raises."""
+        ...
+
     def run(self, args: BaseModel) -> ToolResult:
-        """Re-check the scope, then perform the call. Never raises."""
+        """Canonicalize, then perform the call. Never raises."""
         ...
 
 
@@ -294,12 +348,17 @@ def clip(text: str, limit: int, *, already_dropped: int = 0) -> tuple[str, bool]
 class BaseTool(ABC):
     """Shared plumbing: argument coercion, re-check before run, and error classification.
 
-    Subclasses set ``args_model`` and implement ``_check`` (pure) and ``_execute``.
-    ``_execute`` may raise ``ScopeViolation`` (a late denial, e.g. a symlink swapped in
-    after the check), ``ToolTimeout``, or any exception (a tool error).
+    Subclasses set ``args_model`` and ``kinds`` and implement ``_canonical`` (validated
+    arguments -> :class:`Canonical`, no side effects), ``_plan`` (a canonical call's JSON
+    arguments -> its executable plan, re-validated: they may come from a record) and
+    ``_execute`` (runs a plan). ``_execute`` may raise ``ScopeViolation`` (a late denial,
+    e.g. a symlink swapped in after the decision), ``ToolTimeout``, or any exception (a
+    tool error).
     """
 
     args_model: type[BaseModel]
+    kinds: Kinds = MappingProxyType({})
+    """The kinds of the canonical arguments (a class constant for the builtins)."""
     default_description: ClassVar[str] = ""
     undo_options: ClassVar[tuple[str, ...]] = ()
     """Rollback options ``from_scope`` accepts (see :func:`build_builtin`)."""
@@ -317,16 +376,28 @@ class BaseTool(ABC):
     def json_schema(self) -> dict[str, Any]:
         return parameters_schema(self.args_model)
 
-    def check(self, args: BaseModel) -> None:
-        self._check(self._coerce(args))
+    def argument_kinds(self) -> Kinds:
+        return self.kinds
 
-    def run(self, args: BaseModel) -> ToolResult:
+    def canonicalize(self, args: BaseModel) -> Canonical:
+        return self._canonical(self._coerce(args))
+
+    def check(self, args: BaseModel) -> None:
+        self.canonicalize(args)
+
+    def run_canonical(self, call: Canonical) -> ToolResult:
         try:  # not through _safely: a closure per call costs as much as a cheap tool
-            parsed = self._coerce(args)
-            self._check(parsed)
-            return self._execute(parsed)
+            plan = call.plan if call.plan is not None else self._plan(call.arguments)
+            return self._execute(plan)
         except Exception as exc:  # the tool boundary: every error becomes a typed result
             return self._failed(exc)
+
+    def run(self, args: BaseModel) -> ToolResult:
+        try:
+            call = self._canonical(self._coerce(args))
+        except Exception as exc:  # a scope denial or a check that broke: a typed result
+            return self._failed(exc)
+        return self.run_canonical(call)
 
     def _safely(self, action: Callable[[], ToolResult]) -> ToolResult:
         """Run ``action`` with :meth:`run`'s error classification (for other entry points,
@@ -355,10 +426,13 @@ class BaseTool(ABC):
         return clip(text, self.max_output_bytes, already_dropped=already_dropped)
 
     @abstractmethod
-    def _check(self, args: Any) -> None: ...
+    def _canonical(self, args: Any) -> Canonical: ...
 
     @abstractmethod
-    def _execute(self, args: Any) -> ToolResult: ...
+    def _plan(self, arguments: Mapping[str, Any]) -> Any: ...
+
+    @abstractmethod
+    def _execute(self, plan: Any) -> ToolResult: ...
 
 
 # --- the builtin registry ----------------------------------------------------------------
@@ -375,6 +449,10 @@ BUILTIN_TOOLS: dict[str, str] = {
 unused tool's dependencies (httpx) are never loaded."""
 
 
+HARDLINK_TOOLS = frozenset({"fs.read", "fs.write", "fs.list", "fs.delete", "shell"})
+"""Builtins that refuse files with several hard links unless ``scope.hardlinks: allow``."""
+
+
 def build_builtin(
     uses: str,
     *,
@@ -388,6 +466,7 @@ def build_builtin(
     max_output_bytes: int = 65536,
     undo: str | None = None,
     undo_max_bytes: int | None = None,
+    hardlinks: bool = False,
 ) -> Tool:
     """Build the builtin tool registered as ``uses`` with plain scope values.
 
@@ -398,16 +477,19 @@ def build_builtin(
     """
     cls = _builtin_class(uses)
     factory: Callable[..., Tool] = cls.from_scope
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"hardlinks": True} if hardlinks else {}
     if undo is not None:
         extra["undo"] = undo
     if undo_max_bytes is not None:
         extra["undo_max_bytes"] = undo_max_bytes
-    if extra and not set(extra) <= set(getattr(cls, "undo_options", ())):
+    options = {key for key in extra if key != "hardlinks"}
+    if options and not options <= set(getattr(cls, "undo_options", ())):
         raise ToolConfigError(
-            f"tool {name!r}: {uses} takes no {' or '.join(sorted(extra))} "
+            f"tool {name!r}: {uses} takes no {' or '.join(sorted(options))} "
             "(undo: shell only; undo_max_bytes: fs.write and fs.delete only)"
         )
+    if hardlinks and uses not in HARDLINK_TOOLS:
+        raise ToolConfigError(f"tool {name!r}: {uses} reads no files, so it takes no hardlinks")
     return factory(
         name=name,
         description=description,
@@ -419,6 +501,11 @@ def build_builtin(
         max_output_bytes=max_output_bytes,
         **extra,
     )
+
+
+def builtin_kinds(uses: str) -> Kinds:
+    """The canonical arguments' kinds of the builtin registered as ``uses``."""
+    return dict(_builtin_class(uses).kinds)
 
 
 def _builtin_class(uses: str) -> Any:

@@ -20,9 +20,10 @@ import os
 import secrets
 import stat
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -31,8 +32,10 @@ from runtime.tools.base import (
     UNDO_MAX_BYTES,
     ArgsModel,
     BaseTool,
+    Canonical,
     FileUndo,
     Irreversible,
+    Kinds,
     ScopeViolation,
     ToolConfigError,
     ToolResult,
@@ -82,6 +85,9 @@ class Located:
     requested: str
     root: Path
     rel: tuple[str, ...]
+    canonical: str = ""
+    """The path relative to the tool's first root (``../other/x`` for a file in another
+    root): the canonical form policy judges and the trace records."""
 
     @property
     def display(self) -> str:
@@ -106,6 +112,7 @@ class Confinement:
         if not roots:
             raise ToolConfigError("fs tools need at least one root in scope.roots")
         self.roots = [Path(r).resolve(strict=False) for r in roots]
+        self._folds: dict[Path, bool] = {}
 
     def locate(self, path: str, *, follow_final: bool = True) -> Located:
         """Resolve ``path`` (relative paths against the first root) and require it inside a
@@ -132,11 +139,46 @@ class Confinement:
                 rel = resolved.relative_to(root).parts
                 if any(p in ("", ".", "..") for p in rel):  # cannot happen after resolve()
                     raise ScopeViolation(f"path {path!r} did not resolve canonically")
-                return Located(requested=path, root=root, rel=rel)
+                if self._folds_case(root):
+                    rel = _names_on_disk(root, rel)
+                return Located(path, root, rel, self._relative(root, rel))
         raise ScopeViolation(
             f"path {path!r} resolves to {portable(resolved, self.roots[0])}, outside "
             + describe_roots(self.roots)
         )
+
+    def _relative(self, root: Path, rel: tuple[str, ...]) -> str:
+        """``rel`` under ``root`` as a path from the first root: the canonical text."""
+        if root == self.roots[0]:
+            return "/".join(rel) or "."
+        return os.path.relpath(root.joinpath(*rel), self.roots[0])
+
+    def at(self, canonical: str, *, follow_final: bool = True) -> Located:
+        """The location a canonical path names, rebuilt without resolving anything: a
+        recorded call runs where it was judged to run, and the walk that opens it refuses
+        any symlink met on the way. Text that is not canonical (``.``/``..`` parts where
+        they do not belong, doubled or trailing separators) is refused."""
+        validate_path_text(canonical)
+        if canonical.startswith("/") or canonical != os.path.normpath(canonical):
+            raise ScopeViolation(f"path {canonical!r} is not in canonical form")
+        if canonical == ".":
+            located = Located(canonical, self.roots[0], (), canonical)
+        else:
+            located = self._inside(canonical, Path(os.path.normpath(self.roots[0] / canonical)))
+            if located.canonical != canonical:
+                raise ScopeViolation(f"path {canonical!r} is not in canonical form")
+        if not follow_final and not located.rel:
+            raise ScopeViolation(f"path {canonical!r} is a root directory, not a file inside it")
+        return located
+
+    def _folds_case(self, root: Path) -> bool:
+        """Whether the filesystem under ``root`` finds names case-insensitively (macOS and
+        Windows defaults, casefolded ext4): then a path's canonical form spells each
+        existing component as it is on disk, since ``.ENV`` opens ``.env`` there."""
+        folds = self._folds.get(root)
+        if folds is None:
+            folds = self._folds[root] = _case_insensitive(root)
+        return folds
 
     @contextlib.contextmanager
     def open_dir(
@@ -160,6 +202,44 @@ class Confinement:
             yield fd
         finally:
             os.close(fd)
+
+
+def _case_insensitive(folder: Path) -> bool:
+    """Probe ``folder`` (or its first entry with a cased name): does a name with its case
+    swapped reach the same inode? Without a cased name to try, assume case matters."""
+    candidates = [folder]
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        candidates += [folder / e.name for e in entries if e.name.swapcase() != e.name][:1]
+    for path in candidates:
+        if path.name.swapcase() == path.name:
+            continue
+        try:
+            same = os.stat(path, follow_symlinks=False)
+            other = os.stat(path.with_name(path.name.swapcase()), follow_symlinks=False)
+        except OSError:
+            return False
+        return (same.st_dev, same.st_ino) == (other.st_dev, other.st_ino)
+    return False
+
+
+def _names_on_disk(root: Path, rel: tuple[str, ...]) -> tuple[str, ...]:
+    """Each existing component of ``rel`` spelled as its directory lists it; the first
+    missing one and what follows stay as written."""
+    names: list[str] = []
+    folder = root
+    for i, part in enumerate(rel):
+        try:
+            listed = os.listdir(folder)
+        except OSError:
+            return (*names, *rel[i:])
+        if part not in listed:
+            match = [n for n in listed if n.casefold() == part.casefold()]
+            if len(match) != 1:
+                return (*names, *rel[i:])
+            part = match[0]
+        names.append(part)
+        folder = folder / part
+    return tuple(names)
 
 
 def _resolve(candidate: Path, requested: str) -> Path:
@@ -204,7 +284,8 @@ def _denial_for(exc: OSError, part: str) -> Exception:
 
 
 def _open_regular(dir_fd: int, name: str) -> tuple[int, os.stat_result]:
-    """Open an existing regular file without following a symlink or touching devices/FIFOs."""
+    """Open an existing regular file without following a symlink or touching devices/FIFOs.
+    Its link count is the caller's to judge (:func:`refuse_hard_links`)."""
     st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     _require_regular(st, name)
     try:
@@ -227,6 +308,17 @@ def _require_regular(st: os.stat_result, name: str) -> None:
         raise IsADirectoryError(f"{name!r} is a directory")
     if not stat.S_ISREG(st.st_mode):
         raise OSError(f"{name!r} is not a regular file")
+
+
+def refuse_hard_links(st: os.stat_result, shown: str) -> None:
+    """A file with more than one hard link may have another name outside the roots: the
+    path check cannot see that, so reading it is refused unless the tool allows it."""
+    if st.st_nlink > 1:
+        raise ScopeViolation(
+            f"{shown} has {st.st_nlink} hard links, and another name for it may be outside "
+            "the roots; refusing to read it (if the links are intended, set "
+            "`scope.hardlinks: allow` on this tool)"
+        )
 
 
 def _sha256_fd(fd: int) -> str:
@@ -262,9 +354,10 @@ class ListArgs(ArgsModel):
 
 
 class _FsTool(BaseTool):
-    """Common construction and the pure check shared by all fs tools."""
+    """Common construction and the canonical path shared by all fs tools."""
 
     follow_final: ClassVar[bool] = True
+    kinds: Kinds = MappingProxyType({"path": frozenset({"path"})})
 
     def __init__(
         self,
@@ -275,6 +368,7 @@ class _FsTool(BaseTool):
         timeout_s: float = 30.0,
         max_output_bytes: int = 65536,
         undo_max_bytes: int = UNDO_MAX_BYTES,
+        hardlinks: bool = False,
     ) -> None:
         super().__init__(
             name=name,
@@ -286,6 +380,8 @@ class _FsTool(BaseTool):
             raise ToolConfigError(f"tool {name!r}: undo_max_bytes must not be negative")
         self.scope = Confinement(roots)
         self.undo_max_bytes = int(undo_max_bytes)
+        self.hardlinks = hardlinks
+        """Whether a file with several hard links may be read (``scope.hardlinks``)."""
 
     @classmethod
     def from_scope(
@@ -300,6 +396,7 @@ class _FsTool(BaseTool):
         timeout_s: float,
         max_output_bytes: int,
         undo_max_bytes: int = UNDO_MAX_BYTES,
+        hardlinks: bool = False,
     ) -> _FsTool:
         if commands or hosts or cwd is not None:
             raise ToolConfigError(
@@ -312,13 +409,22 @@ class _FsTool(BaseTool):
             timeout_s=timeout_s,
             max_output_bytes=max_output_bytes,
             undo_max_bytes=undo_max_bytes,
+            hardlinks=hardlinks,
         )
 
-    def _check(self, args: Any) -> None:
-        self.scope.locate(args.path, follow_final=self.follow_final)
+    def _canonical(self, args: Any) -> Canonical:
+        """The path resolved as the filesystem will (``.``, ``..``, doubled and trailing
+        separators, symlinks, case where the filesystem ignores it), relative to the first
+        root. The model's other arguments are kept as validated."""
+        loc = self._locate(args)
+        return Canonical({**args.model_dump(), "path": loc.canonical}, (loc, args))
+
+    def _plan(self, arguments: Mapping[str, Any]) -> tuple[Located, Any]:
+        args = self.args_model.model_validate(dict(arguments))
+        return self.scope.at(args.path, follow_final=self.follow_final), args
 
     def _locate(self, args: Any) -> Located:
-        """Where ``run`` operates; a seam so tests can change the world after the check."""
+        """Where a call operates; a seam so tests can change the world after the check."""
         return self.scope.locate(args.path, follow_final=self.follow_final)
 
 
@@ -328,13 +434,19 @@ class FsRead(_FsTool):
     args_model = PathArgs
     default_description = "Read a text file from the workspace."
 
-    def _execute(self, args: PathArgs) -> ToolResult:
-        loc = self._locate(args)
+    def _execute(self, plan: tuple[Located, PathArgs]) -> ToolResult:
+        loc, _ = plan
         try:
             with self.scope.open_dir(loc.root, loc.parent) as dfd:
                 fd, st = _open_regular(dfd, loc.name)
         except FileNotFoundError:
             raise _missing(loc) from None
+        if not self.hardlinks:
+            try:
+                refuse_hard_links(st, loc.display)
+            except ScopeViolation:
+                os.close(fd)
+                raise
         with os.fdopen(fd, "rb") as f:
             data = _read_up_to(f.fileno(), self.max_output_bytes + 1)
         return self._result(loc, data, st.st_size)
@@ -374,11 +486,12 @@ class FsWrite(_FsTool):
     """Write a whole file atomically, creating parent directories inside the root."""
 
     args_model = WriteArgs
+    kinds: Kinds = MappingProxyType({"path": frozenset({"path"}), "content": frozenset({"string"})})
     default_description = "Create or overwrite a text file in the workspace."
     undo_options = ("undo_max_bytes",)
 
-    def _execute(self, args: WriteArgs) -> ToolResult:
-        loc = self._locate(args)
+    def _execute(self, plan: tuple[Located, WriteArgs]) -> ToolResult:
+        loc, args = plan
         payload = args.content.encode("utf-8")
         created: list[str] = []
         with self.scope.open_dir(loc.root, loc.parent, create=True, created=created) as dfd:
@@ -536,8 +649,8 @@ class FsList(_FsTool):
     args_model = ListArgs
     default_description = "List the entries of a directory in the workspace."
 
-    def _execute(self, args: ListArgs) -> ToolResult:
-        loc = self._locate(args)
+    def _execute(self, plan: tuple[Located, ListArgs]) -> ToolResult:
+        loc, _ = plan
         try:
             with self.scope.open_dir(loc.root, loc.rel) as dfd:
                 entries = _entries(dfd)
@@ -594,8 +707,8 @@ class FsDelete(_FsTool):
     follow_final = False
     undo_options = ("undo_max_bytes",)
 
-    def _execute(self, args: PathArgs) -> ToolResult:
-        loc = self._locate(args)
+    def _execute(self, plan: tuple[Located, PathArgs]) -> ToolResult:
+        loc, _ = plan
         undo: Undo | None = None
         try:
             with self.scope.open_dir(loc.root, loc.parent) as dfd:

@@ -15,8 +15,10 @@ import ipaddress
 import re
 import time
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import Field
@@ -24,6 +26,8 @@ from pydantic import Field
 from runtime.tools.base import (
     ArgsModel,
     BaseTool,
+    Canonical,
+    Kinds,
     ScopeViolation,
     ToolConfigError,
     ToolResult,
@@ -122,6 +126,7 @@ class HttpGet(BaseTool):
     """GET one URL from an allowlisted host; the body is size-limited."""
 
     args_model = UrlArgs
+    kinds: Kinds = MappingProxyType({"url": frozenset({"url"})})
     default_description = "Fetch a URL with HTTP GET from an allowed host."
 
     def __init__(
@@ -168,10 +173,16 @@ class HttpGet(BaseTool):
             max_output_bytes=max_output_bytes,
         )
 
-    # --- the pure check ---------------------------------------------------------------
+    # --- the canonical call -------------------------------------------------------------
 
-    def _check(self, args: UrlArgs) -> None:
-        self.check_url(args.url)
+    def _canonical(self, args: UrlArgs) -> Canonical:
+        """The URL as the client will send it (scheme and host lower-cased, IDNA, default
+        port dropped, path escaped), checked against the allowlist."""
+        url = _as_sent(self.check_url(args.url))
+        return Canonical({"url": str(url)}, url)
+
+    def _plan(self, arguments: Mapping[str, Any]) -> httpx.URL:
+        return self.check_url(UrlArgs.model_validate(dict(arguments)).url)
 
     def check_url(self, raw: str) -> httpx.URL:
         """Parse ``raw`` exactly as the client will and require an allowlisted target."""
@@ -194,8 +205,8 @@ class HttpGet(BaseTool):
 
     # --- execution ----------------------------------------------------------------------
 
-    def _execute(self, args: UrlArgs) -> ToolResult:
-        url = self.check_url(args.url)
+    def _execute(self, plan: httpx.URL) -> ToolResult:
+        url = self.check_url(str(plan))  # the allowlist again, as the call runs
         deadline = time.monotonic() + self.timeout_s
         redirects: list[str] = []
         try:
@@ -263,6 +274,19 @@ class HttpGet(BaseTool):
                 truncated=truncated,
             )
         return ToolResult(ok=True, output=text, data=data, evidence=evidence, truncated=truncated)
+
+
+def _as_sent(url: httpx.URL) -> httpx.URL:
+    """The URL the client requests: no fragment (it is never sent), in the spelling that
+    parsing leaves unchanged (one pass may still drop a default port it kept the first
+    time, as for ``HTTP://host:80/``)."""
+    url = url.copy_with(fragment=None)
+    for _ in range(3):
+        again = httpx.URL(str(url))
+        if str(again) == str(url):
+            break
+        url = again
+    return url
 
 
 def _vet_text(raw: str) -> None:

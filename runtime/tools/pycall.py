@@ -18,13 +18,21 @@ import importlib
 import inspect
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, PydanticSchemaGenerationError, create_model
 
-from runtime.tools.base import BaseTool, ToolConfigError, ToolResult, ToolTimeout
+from runtime.tools.base import (
+    ArgKind,
+    BaseTool,
+    Canonical,
+    Kinds,
+    ToolConfigError,
+    ToolResult,
+    ToolTimeout,
+)
 
 _SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
@@ -119,6 +127,60 @@ def _args_model(func: Callable[..., Any], tool: str) -> type[BaseModel]:
 _cached_args_model = functools.lru_cache(maxsize=256)(_args_model)
 
 
+def schema_kinds(model: type[BaseModel]) -> Kinds:
+    """Each argument's kinds, read from the JSON schema the model is shown: what policy
+    predicates on it may test."""
+    schema = model.model_json_schema(by_alias=True)
+    defs = schema.get("$defs", {})
+    return {
+        name: frozenset(_kinds(prop, defs)) for name, prop in schema.get("properties", {}).items()
+    }
+
+
+_JSON_KINDS: dict[str, ArgKind] = {
+    "string": "string",
+    "integer": "integer",
+    "number": "number",
+    "boolean": "boolean",
+    "array": "array",
+    "object": "object",
+    "null": "null",
+}
+
+
+def _kinds(node: Any, defs: Mapping[str, Any], depth: int = 0) -> set[ArgKind]:
+    if not isinstance(node, Mapping) or depth > 20:
+        return {"any"}
+    if "$ref" in node:
+        return _kinds(defs.get(str(node["$ref"]).rsplit("/", 1)[-1]), defs, depth + 1)
+    for union in ("anyOf", "oneOf"):
+        if union in node:
+            return set().union(*(_kinds(member, defs, depth + 1) for member in node[union]))
+    kind = node.get("type")
+    if isinstance(kind, str) and kind in _JSON_KINDS:
+        return {_JSON_KINDS[kind]}
+    if isinstance(kind, list):
+        return {_JSON_KINDS[k] for k in kind if k in _JSON_KINDS} or {"any"}
+    values = node["enum"] if "enum" in node else [node["const"]] if "const" in node else None
+    if values is not None:
+        return {_value_kind(v) for v in values}
+    return {"any"}
+
+
+def _value_kind(value: Any) -> ArgKind:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if value is None:
+        return "null"
+    return "array" if isinstance(value, list) else "object"
+
+
 def _qualname(func: Callable[..., Any]) -> str:
     return getattr(func, "__qualname__", None) or repr(func)
 
@@ -151,6 +213,7 @@ class PythonTool(BaseTool):
         self.func = func
         self.spec = spec
         self.args_model = build_args_model(func, tool=name)
+        self.kinds = schema_kinds(self.args_model)
         # How each args-model field (argN) reaches the function, worked out once.
         params = list(inspect.signature(func).parameters.values())
         self._positional = tuple(
@@ -160,8 +223,13 @@ class PythonTool(BaseTool):
             (f"arg{i}", p.name) for i, p in enumerate(params) if p.kind is not p.POSITIONAL_ONLY
         )
 
-    def _check(self, args: BaseModel) -> None:
-        """No scope beyond the validated arguments (``run`` re-validates them)."""
+    def _canonical(self, args: BaseModel) -> Canonical:
+        """The arguments as the function receives them: coerced to their declared types
+        (``"5"`` is ``5`` for an ``int``), defaults filled in, in JSON form."""
+        return Canonical(args.model_dump(mode="json", by_alias=True), args)
+
+    def _plan(self, arguments: Mapping[str, Any]) -> BaseModel:
+        return self.args_model.model_validate(dict(arguments))
 
     def _execute(self, args: BaseModel) -> ToolResult:
         positional, keyword = self._call_args(args)

@@ -1,7 +1,13 @@
 """shell: run one allowlisted command, without a shell, confined to its roots.
 
 The command line is split with ``shlex`` into an argv and executed with ``shell=False``,
-so ``;``, ``&&``, ``|``, ``$()`` and backticks are plain characters inside arguments.
+so ``;``, ``&&``, ``|`` are plain characters inside arguments. The canonical call is that
+argv — quotes and escapes removed — plus the root-relative paths its arguments name: what
+policy judges is exactly the words the program receives. A word a shell would expand
+(``$NAME``, ``${…}``, ``$(…)``, ``$'…'``, backticks, a leading ``~``) is refused: govrun
+expands nothing, and nobody should approve a call believing it would — except in the
+arguments of an interpreter the operator allowlisted on purpose (``sh -c``), which are code
+that program runs.
 Every command, subcommand and flag must be allowlisted; every positional argument is
 treated as a path and must resolve inside the roots. The process runs in its own session
 with a fixed minimal environment; its whole process group is killed when it ends, times
@@ -19,12 +25,14 @@ import selectors
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import time
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -32,8 +40,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from runtime.tools.base import (
     ArgsModel,
     BaseTool,
+    Canonical,
     CommandUndo,
     Irreversible,
+    Kinds,
     ScopeViolation,
     ToolConfigError,
     ToolResult,
@@ -41,6 +51,7 @@ from runtime.tools.base import (
     describe_roots,
     portable,
 )
+from runtime.tools.fs import refuse_hard_links
 
 FIXED_PATH = "/usr/local/bin:/usr/bin:/bin"
 """Where commands are looked up; the model's (or the operator's) PATH never is."""
@@ -134,6 +145,9 @@ _GIT_OVERRIDES = (
     ("core.pager", "cat"),
 )
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+_EXPANSION = re.compile(r"\$[A-Za-z_0-9{('\"@*#?!$-]|`|^~")
+"""What a shell would expand in a word (parameters, command substitution, ANSI-C quoting,
+backticks, a home directory): refused, since the program would receive it literally."""
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _UNDO_FIELD = re.compile(r"args\.([A-Za-z_][A-Za-z0-9_]*)|argv\.([0-9]+)")
 _CHUNK = 1 << 16
@@ -196,6 +210,7 @@ class ShellTool(BaseTool):
     """Run one allowlisted command line inside the workspace."""
 
     args_model = ShellArgs
+    kinds: Kinds = MappingProxyType({"command": frozenset({"argv"}), "paths": frozenset({"paths"})})
     default_description = "Run one allowlisted command (no shell features) in the workspace."
     undo_options = ("undo",)
 
@@ -210,6 +225,7 @@ class ShellTool(BaseTool):
         timeout_s: float = 30.0,
         max_output_bytes: int = 65536,
         undo: str | None = None,
+        hardlinks: bool = False,
     ) -> None:
         super().__init__(
             name=name,
@@ -217,6 +233,8 @@ class ShellTool(BaseTool):
             timeout_s=timeout_s,
             max_output_bytes=max_output_bytes,
         )
+        self.hardlinks = hardlinks
+        """Whether an argument may name a file with several hard links (``scope.hardlinks``)."""
         self.rules = _parse_rules(name, commands)
         self.roots = [Path(r).resolve(strict=False) for r in roots or []]
         self.cwd = _working_dir(name, cwd, self.roots)
@@ -238,6 +256,7 @@ class ShellTool(BaseTool):
         timeout_s: float,
         max_output_bytes: int,
         undo: str | None = None,
+        hardlinks: bool = False,
     ) -> ShellTool:
         if hosts:
             raise ToolConfigError(f"tool {name!r}: shell takes no scope.hosts")
@@ -250,12 +269,23 @@ class ShellTool(BaseTool):
             timeout_s=timeout_s,
             max_output_bytes=max_output_bytes,
             undo=undo,
+            hardlinks=hardlinks,
         )
 
-    # --- the pure check ---------------------------------------------------------------
+    # --- the canonical call -------------------------------------------------------------
 
-    def _check(self, args: ShellArgs) -> None:
-        self.parse(args.command)
+    def _canonical(self, args: ShellArgs) -> Canonical:
+        argv = _split(args.command)
+        paths = self._vet(argv)
+        return Canonical({"command": argv, "paths": paths}, argv)
+
+    def _plan(self, arguments: Mapping[str, Any]) -> list[str]:
+        argv = arguments.get("command")
+        if not isinstance(argv, list) or not all(isinstance(w, str) for w in argv):
+            raise ScopeViolation(
+                "a canonical shell call is a list of words", failure_class="invalid_arguments"
+            )
+        return list(argv)
 
     def parse(self, command: str) -> list[str]:
         """Split and vet a command line; returns the argv or raises ``ScopeViolation``."""
@@ -264,10 +294,24 @@ class ShellTool(BaseTool):
     def vet(self, argv: list[str]) -> list[str]:
         """Vet an argv against the allowlist and the roots; returns it or raises
         ``ScopeViolation``. The model's commands and undo commands pass the same gate."""
+        self._vet(argv)
+        return argv
+
+    def _vet(self, argv: list[str]) -> list[str]:
+        """:meth:`vet`, returning the root-relative paths the arguments name, in order."""
         if not argv:
             raise ScopeViolation("command is empty", failure_class="invalid_arguments")
+        for word in argv if argv[0] not in WRAPPERS else ():  # an interpreter's code is its own
+            if _EXPANSION.search(word):
+                raise ScopeViolation(
+                    f"{argv[0]}: argument {word!r} holds a shell expansion ($…, `…` or a "
+                    "leading ~); govrun runs no shell and expands nothing, so write the "
+                    "value itself",
+                    failure_class="invalid_arguments",
+                )
         rule = self._rule_for(argv[0])
-        positionals = self._vet_arguments(argv[0], argv[1:], rule)
+        paths: list[str] = []
+        positionals = self._vet_arguments(argv[0], argv[1:], rule, paths)
         if rule.subcommands is not None:
             if not positionals or positionals[0] not in rule.subcommands:
                 got = repr(positionals[0]) if positionals else "none"
@@ -280,7 +324,7 @@ class ShellTool(BaseTool):
             raise ScopeViolation(
                 f"{argv[0]}: {len(positionals)} positional arguments, at most {rule.max_args}"
             )
-        return argv
+        return paths
 
     def _rule_for(self, cmd: str) -> CommandRule:
         if "/" in cmd or not _NAME.fullmatch(cmd):
@@ -293,8 +337,11 @@ class ShellTool(BaseTool):
             )
         return rule
 
-    def _vet_arguments(self, cmd: str, args: list[str], rule: CommandRule) -> list[str]:
-        """Check every flag and path-like value; return the positional arguments in order.
+    def _vet_arguments(
+        self, cmd: str, args: list[str], rule: CommandRule, paths: list[str]
+    ) -> list[str]:
+        """Check every flag and path-like value; return the positional arguments in order,
+        and add the root-relative form of every path they name to ``paths``.
 
         ``--`` is passed through but does not switch off the flag check for what follows:
         not every program honours it (``find -- . -exec cmd ;`` still executes ``cmd``), so
@@ -305,51 +352,63 @@ class ShellTool(BaseTool):
             if arg == "--":
                 continue
             if arg.startswith("-") and arg != "-":
-                self._vet_flag(cmd, arg, rule)
+                value = self._vet_flag(cmd, arg, rule)
+                if value is not None:
+                    paths += self._vet_path(cmd, value)
             else:
-                self._vet_path(cmd, arg)
+                paths += self._vet_path(cmd, arg)
                 positionals.append(arg)
         return positionals
 
-    def _vet_flag(self, cmd: str, arg: str, rule: CommandRule) -> None:
-        """An exact listed flag; ``--long=value`` by its name (value path-checked); or
-        combined short flags ``-la`` whose letters are each listed."""
+    def _vet_flag(self, cmd: str, arg: str, rule: CommandRule) -> str | None:
+        """An exact listed flag; ``--long=value`` by its name (the value is returned, to be
+        path-checked); or combined short flags ``-la`` whose letters are each listed."""
         if arg in rule.flags:
-            return
+            return None
         name, eq, value = arg.partition("=")
         if eq and arg.startswith("--") and name in rule.flags:
-            self._vet_path(cmd, value)
-            return
+            return value
         dangerous = DANGEROUS_FLAGS.get(cmd, frozenset())
         if not eq and not arg.startswith("--") and name not in dangerous and name[1:].isalnum():
             missing = [f"-{c}" for c in name[1:] if f"-{c}" not in rule.flags]
             if not missing:
-                return
+                return None
         why = " (it can run code or leave the workspace)" if name in dangerous else ""
         allowed = ", ".join(sorted(rule.flags)) or "none"
         raise ScopeViolation(f"{cmd}: flag {name!r} is not allowed{why}; allowed: {allowed}")
 
-    def _vet_path(self, cmd: str, arg: str) -> None:
-        """Treat every positional as a path: it must resolve inside a root (fails closed)."""
+    def _vet_path(self, cmd: str, arg: str) -> list[str]:
+        """Treat every positional as a path: it must resolve inside a root (fails closed),
+        and must not name a file with several hard links unless the scope allows them.
+        Returns its root-relative form (none without roots, or for an empty word)."""
         if not self.roots or not arg:
-            return
+            return []
         try:
             resolved = (self.cwd / arg).resolve(strict=False)
         except (OSError, RuntimeError) as exc:
             raise ScopeViolation(f"{cmd}: argument {arg!r} cannot be resolved: {exc}") from None
-        if not any(resolved.is_relative_to(r) for r in self.roots):
+        root = next((r for r in self.roots if resolved.is_relative_to(r)), None)
+        if root is None:
             raise ScopeViolation(
                 f"{cmd}: argument {arg!r} resolves to {portable(resolved, self.roots[0])}, "
                 f"outside {describe_roots(self.roots)}"
             )
+        if not self.hardlinks:
+            try:
+                st = os.stat(resolved)
+            except OSError:
+                st = None
+            if st is not None and stat.S_ISREG(st.st_mode):
+                refuse_hard_links(st, f"{cmd}: argument {arg!r}")
+        return [os.path.relpath(resolved, self.roots[0])]
 
     # --- execution ----------------------------------------------------------------------
 
-    def _execute(self, args: ShellArgs) -> ToolResult:
-        argv = self.parse(args.command)
+    def _execute(self, plan: list[str]) -> ToolResult:
+        argv = self.vet(plan)  # the scope again, as the call runs: the world may have moved
         result = self._spawn(argv)
         if result.ok and self.undo_words is not None:
-            result = result.model_copy(update={"undo": self._undo_for(args, argv)})
+            result = result.model_copy(update={"undo": self._undo_for(argv)})
         return result
 
     def run_argv(self, argv: Sequence[str]) -> ToolResult:
@@ -388,11 +447,12 @@ class ShellTool(BaseTool):
             raise ToolConfigError(f"tool {self.name!r}: undo {template!r}: {exc.message}") from None
         return words
 
-    def _undo_for(self, args: ShellArgs, argv: list[str]) -> Undo:
+    def _undo_for(self, argv: list[str]) -> Undo:
         """The undo command for this call, vetted now: one the scope refuses is recorded as
-        irreversible with the reason, never run later."""
+        irreversible with the reason, never run later. ``{args.command}`` is the command
+        that ran, as one line."""
         assert self.undo_words is not None
-        values = args.model_dump()
+        values = {"command": shlex.join(argv)}
         try:
             rendered = [_fill(word, values, argv) for word in self.undo_words]
             self.vet(rendered)

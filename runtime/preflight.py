@@ -1,0 +1,162 @@
+"""What a run checks before its first step — and ``govrun validate`` checks the same way:
+every tool builds (a Python tool's module imports and has its callable) and every policy
+predicate fits what it tests. A manifest that passes here does not fail later for a reason
+that was knowable now, and a run it refuses creates no trace.
+
+Predicates judge the canonical call (:mod:`runtime.tools.base`): a path relative to its
+root, a command's words, typed values. A predicate that cannot fit — ``min`` on a path, a
+string ``equals`` on an integer argument, ``name`` on a plain string — would silently
+never match (or always, failing closed); it is a problem at its line instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from runtime.errors import GovrunError
+from runtime.manifest import Manifest, PolicyRule, ToolSpec, invalid
+from runtime.manifest_problems import did_you_mean
+from runtime.manifest_yaml import FieldPath, show
+from runtime.toolbox import Toolbox, build_tool
+from runtime.tools.base import ArgKind, Kinds, Tool
+
+TEXT: frozenset[ArgKind] = frozenset({"path", "paths", "argv", "url", "string"})
+FITS: dict[str, frozenset[ArgKind]] = {
+    "glob": TEXT,
+    "regex": TEXT,
+    "name": frozenset({"path", "paths"}),
+    "under": frozenset({"path", "paths"}),
+    "inside": frozenset({"path", "paths", "string"}),
+    "not_inside": frozenset({"path", "paths", "string"}),
+    "host_in": frozenset({"url", "string"}),
+    "min": frozenset({"integer", "number"}),
+    "max": frozenset({"integer", "number"}),
+}
+"""Predicate key -> the argument kinds it can test (``max_bytes`` tests any; ``equals``
+and ``one_of`` depend on the value given)."""
+
+_KIND_WORDS: dict[str, str] = {
+    "path": "a canonical path",
+    "paths": "the paths a command names",
+    "argv": "a command (its words)",
+    "url": "a URL",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean",
+    "array": "a list",
+    "object": "an object",
+    "null": "null",
+}
+
+
+def check_runnable(manifest: Manifest) -> Toolbox:
+    """Build the manifest's tools and check its policy against them; raise a
+    :class:`~runtime.errors.ManifestError` listing every problem at its file:line."""
+    tools, problems = _build_tools(manifest)
+    kinds = {name: tool.argument_kinds() for name, tool in tools.items()}
+    problems.update(policy_problems(manifest, kinds))
+    if problems:
+        raise invalid(manifest, problems)
+    return Toolbox(manifest, tools=tools)
+
+
+def _build_tools(manifest: Manifest) -> tuple[dict[str, Tool], dict[FieldPath, str]]:
+    base = str(manifest.base_dir)
+    if any(spec.python for spec in manifest.tools) and base not in sys.path:
+        sys.path.insert(0, base)  # a tools module may live beside its manifest
+    tools: dict[str, Tool] = {}
+    problems: dict[FieldPath, str] = {}
+    for index, spec in enumerate(manifest.tools):
+        try:
+            tools[spec.name] = build_tool(spec, manifest)
+        except GovrunError as exc:
+            field = "python" if spec.python else "uses"
+            problems[("tools", index, field)] = exc.message.removeprefix(f"tool {spec.name!r}: ")
+    return tools, problems
+
+
+def policy_problems(manifest: Manifest, kinds: Mapping[str, Kinds]) -> dict[FieldPath, str]:
+    """Every ``when:`` predicate of the policy that names an argument none of its tools
+    has, or tests it with a key that cannot fit its kind."""
+    problems: dict[FieldPath, str] = {}
+    for index, rule in enumerate(manifest.policy.rules):
+        problems.update(
+            rule_problems(("policy", "rules", index), rule, manifest.tools_for(rule), kinds)
+        )
+    return problems
+
+
+def rule_problems(
+    at: FieldPath, rule: PolicyRule | Any, tools: Iterable[ToolSpec], kinds: Mapping[str, Kinds]
+) -> dict[FieldPath, str]:
+    """The problems of one rule's ``when:`` (a policy rule or a standing approval rule)."""
+    named = [spec for spec in tools if spec.name in kinds]
+    problems: dict[FieldPath, str] = {}
+    for arg, pred in rule.when.items():
+        having = [spec for spec in named if arg in kinds[spec.name]]
+        if not having:
+            if named:
+                problems[(*at, "when", arg)] = _no_such_argument(arg, named, kinds)
+            continue
+        for key in pred.model_fields_set:
+            for spec in having:
+                problem = _misfit(key, getattr(pred, key), kinds[spec.name][arg], spec.name, arg)
+                if problem is not None:
+                    problems[(*at, "when", arg, key)] = problem
+                    break
+    return problems
+
+
+def _no_such_argument(arg: str, tools: list[ToolSpec], kinds: Mapping[str, Kinds]) -> str:
+    have = sorted({name for spec in tools for name in kinds[spec.name]})
+    which = ", ".join(spec.name for spec in tools)
+    close = did_you_mean(arg, have)
+    hint = f" — did you mean {close!r}?" if close else ""
+    return f"expected an argument of {which} ({', '.join(have) or 'none'}); got {arg!r}{hint}"
+
+
+def _misfit(key: str, value: Any, kinds: frozenset[ArgKind], tool: str, arg: str) -> str | None:
+    """Why ``key: value`` cannot test argument ``arg`` of ``tool`` (of ``kinds``), or None."""
+    if "any" in kinds or key == "max_bytes":
+        return None
+    is_what = " or ".join(_KIND_WORDS.get(k, k) for k in sorted(kinds))
+    if key in FITS:
+        if kinds & FITS[key]:
+            return None
+        return f"{key} cannot test {arg} of {tool}, which is {is_what}{_advice(key, kinds)}"
+    values = value if key == "one_of" else [value]
+    for item in values:
+        if not kinds & _literal_kinds(item):
+            return (
+                f"expected {is_what} to compare with {arg} of {tool}; got {show(item)} — "
+                "calls are judged on their canonical, typed values, so it could never match"
+            )
+    return None
+
+
+def _literal_kinds(value: Any) -> frozenset[ArgKind]:
+    if isinstance(value, bool):
+        return frozenset({"boolean"})
+    if isinstance(value, int | float):
+        return frozenset({"integer", "number"})
+    if isinstance(value, str):
+        return frozenset({"string", "path", "url", "argv"})
+    if isinstance(value, list):
+        return frozenset({"array", "argv", "paths"})
+    if isinstance(value, dict):
+        return frozenset({"object"})
+    return frozenset({"null"})
+
+
+def _advice(key: str, kinds: frozenset[ArgKind]) -> str:
+    if key in ("name", "under") and "string" in kinds:
+        return " (a Python tool's string is not resolved as a path: use glob, regex or inside)"
+    if key in ("min", "max"):
+        return " (min and max compare numbers)"
+    return ""
+
+
+__all__ = ["FITS", "check_runnable", "policy_problems", "rule_problems"]
