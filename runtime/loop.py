@@ -427,7 +427,7 @@ class GovernedLoop:
         prepared = v.call if isinstance(v.call, PreparedCall) else None
         sent = prepared.raw if prepared is not None else v.call.arguments
         decided = prepared.canonical.arguments if prepared and prepared.canonical else None
-        extra = {"canonical": decided} if decided is not None and decided != sent else {}
+        extra = {"canonical": decided} if decided is not None and _differ(decided, sent) else {}
         self._emit(
             ev.ToolCallProposed,
             call_id=call.id,
@@ -489,7 +489,7 @@ class GovernedLoop:
                 call_id=call.call_id,
                 tool=call.name,
                 arguments=call.arguments,
-                raw_arguments=call.raw if call.raw != call.arguments else None,
+                raw_arguments=call.raw if _differ(call.raw, call.arguments) else None,
                 call_hash=call.call_hash,
                 risk=call.risk,
                 rule=rule,
@@ -793,6 +793,12 @@ def _assistant_message(reply: ModelReply) -> dict[str, Any]:
             for c in reply.tool_calls
         ]
     return message
+
+
+def _differ(a: Any, b: Any) -> bool:
+    """JSON inequality: ``false`` is not ``0`` and ``1.0`` is not ``1`` (Python's ``==``
+    says they are), so a coerced value is always recorded beside what was sent."""
+    return a is not b and canonical(a) != canonical(b)
 
 
 def _backoff(attempt: int, retry_after_s: float | None) -> float:

@@ -160,6 +160,18 @@ class Toolbox:
                 declared.risk,
                 denial,
             )
+        try:
+            digest = call_hash(call.name, canonical.arguments, step)
+        except (TypeError, orjson.JSONEncodeError):  # e.g. an int past 64 bits, from 1e23
+            return RejectedCall(
+                call.id,
+                call.name,
+                "invalid_arguments",
+                f"invalid arguments for {call.name}: a value is outside what the trace can "
+                "record (integers must fit in 64 bits)",
+                arguments=parsed,
+                call_hash=call_hash(call.name, parsed, step),
+            )
         return PreparedCall(
             call.id,
             call.name,
@@ -168,7 +180,7 @@ class Toolbox:
             args,
             parsed,
             canonical,
-            call_hash(call.name, canonical.arguments, step),
+            digest,
             declared.risk,
         )
 

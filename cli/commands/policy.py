@@ -34,14 +34,17 @@ def explain(
         typer.Argument(help="The call's arguments as a JSON object.", metavar="JSON-ARGS"),
     ] = "{}",
 ) -> None:
-    """Show how the policy decides TOOL with JSON-ARGS: the deciding rule and every rule's
-    outcome. Exit 0 whatever the decision; 2 on a bad manifest, tool or arguments."""
+    """Show how the policy decides TOOL with JSON-ARGS, exactly as a run would: the call as
+    its tool would execute it (resolved path, argv, typed values), the deciding rule and
+    every rule's outcome on that call. Exit 0 whatever the decision; 2 on a bad manifest,
+    tool or arguments."""
     from runtime.decide import SCOPE_RULE, decide_call
     from runtime.manifest import load_manifest
     from runtime.manifest_problems import did_you_mean
     from runtime.policy import PolicyEngine
     from runtime.ports import ToolCallRequest
     from runtime.preflight import check_runnable
+    from runtime.toolbox import PreparedCall
 
     args = _parse_arguments(arguments)
     m = load_manifest(manifest)
@@ -61,11 +64,17 @@ def explain(
         1,
         ToolCallRequest(id="explain", name=tool, arguments=orjson.dumps(args).decode()),
     )
-    traces = engine.explain(tool, args)
+    decided = verdict.call.arguments if verdict.call.arguments is not None else args
+    traces = engine.explain(tool, decided)
 
     kind = f" ({spec.uses})" if spec.uses else " (python)"
-    risk = verdict.risk or engine.decide(tool, args).risk
+    risk = verdict.risk or engine.decide(tool, decided).risk
     out.print(f"{_effect(verdict.effect, upper=True)}  {escape(tool)}{kind}, risk {risk}")
+    if isinstance(verdict.call, PreparedCall) and verdict.call.canonical is not None:
+        canonical = verdict.call.canonical.arguments
+        if _json(canonical) != _json(args):
+            out.print(f"[dim]as sent[/]     {escape(_json(args))}", soft_wrap=True)
+        out.print(f"[dim]as it runs[/]  {escape(_json(canonical))}", soft_wrap=True)
     if verdict.rule == SCOPE_RULE or verdict.failure_class in ("invalid_arguments", "unknown_tool"):
         why = "outside the tool's scope" if verdict.rule == SCOPE_RULE else "invalid arguments"
         out.print(
@@ -110,6 +119,10 @@ def _parse_arguments(text: str) -> dict[str, Any]:
             hint='Wrap them in an object, e.g. \'{"path": "notes.txt"}\'.',
         )
     return value
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def _effect(effect: str, *, upper: bool = False) -> str:

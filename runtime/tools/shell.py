@@ -145,9 +145,11 @@ _GIT_OVERRIDES = (
     ("core.pager", "cat"),
 )
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-_EXPANSION = re.compile(r"\$[A-Za-z_0-9{('\"@*#?!$-]|`|^~")
-"""What a shell would expand in a word (parameters, command substitution, ANSI-C quoting,
-backticks, a home directory): refused, since the program would receive it literally."""
+_EXPANSION = re.compile(r"\$.|`|^~")
+"""What a shell would expand in a word — a ``$`` anywhere but at its end (parameters,
+command substitution, ANSI-C quoting: after quote removal ``$'\x2e'`` is ``$\x2e``),
+backticks, a leading ``~``: refused, since the program would receive it literally. A
+trailing ``$`` (a regex anchor) expands to nothing and stays."""
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _UNDO_FIELD = re.compile(r"args\.([A-Za-z_][A-Za-z0-9_]*)|argv\.([0-9]+)")
 _CHUNK = 1 << 16

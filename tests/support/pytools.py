@@ -102,3 +102,8 @@ def write_or_crash(path: str, text: str) -> str:
         os._exit(137)
     Path(path).write_text(text)
     return f"wrote {len(text)} characters to {Path(path).name}"
+
+
+def transfer(amount: int, to: str) -> str:
+    """Move money (a test stand-in: it only says what it would do)."""
+    return f"sent {amount} to {to}"
