@@ -280,8 +280,11 @@ def approval_panel(request: ApprovalRequest) -> Panel:
     )
     if request.rationale and request.rationale.strip():
         head.add_row("rationale", Text(_rationale(request.rationale), style="italic"))
-    parts: list[RenderableType] = [head, Text("arguments", style="bold cyan")]
+    parts: list[RenderableType] = [head, Text("the call as it runs", style="bold cyan")]
     parts += _clipped_syntax(_arguments_json(request.arguments), "json", MAX_ARGUMENT_LINES)
+    if request.raw_arguments is not None:
+        parts.append(Text("as the model sent it", style="bold cyan"))
+        parts += _clipped_syntax(_arguments_json(request.raw_arguments), "json", MAX_ARGUMENT_LINES)
     if request.preview:
         parts.append(Text("change", style="bold cyan"))
         parts += _clipped_syntax(_visible(request.preview), "diff", MAX_PREVIEW_LINES)

@@ -447,7 +447,7 @@ def test_explain_allowed() -> None:
     assert ran.code == 0, ran.flat
     assert ran.flat.startswith("ALLOW read_file (fs.read), risk low")
     assert "allowed by rule reads" in ran.flat
-    assert re.search(r"│ 2 │ reads ← +│ allow +│ +✓ +│", ran.out), ran.out
+    assert re.search(r"│ 3 │ reads ← +│ allow +│ +✓ +│", ran.out), ran.out
     assert re.search(r"│ 1 │ no-dotenv +│ deny +│ +✗ +│", ran.out), ran.out
     assert "policy sha256" in ran.flat
 

@@ -330,8 +330,14 @@ def _tools(step: Step, p: Palette, _: Signatures | None) -> list[Section]:
     for seq, e in _events(step, *kinds):
         if isinstance(e, ev.ToolCallProposed):
             head = title(seq, "proposed", p, (e.tool, "accent"), (e.call_id, "muted"))
-            if e.arguments is not None:
-                body: RenderableType = pretty_json(e.arguments, p)
+            if e.arguments is not None and e.canonical is not None:
+                body: RenderableType = grid(
+                    p,
+                    ("as sent", pretty_json(e.arguments, p)),
+                    ("as it runs", pretty_json(e.canonical, p)),
+                )
+            elif e.arguments is not None:
+                body = pretty_json(e.arguments, p)
             else:
                 body = Text(f"arguments did not parse: {e.raw_arguments!r}", p.error)
             sections.append(Section(seq, head, body))
