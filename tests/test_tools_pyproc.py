@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from runtime.tools import (
@@ -24,9 +26,11 @@ from runtime.tools import (
     load_python_tool,
     parse_arguments,
 )
+from tests.support.cli import govrun
 
 MOD = "tests.support.pytools"
 REPO = Path(__file__).resolve().parent.parent
+ENTRY = "from cli.main import main; main()"
 STARTUP_MARGIN_S = 2.0
 """Starting a worker (~0.1 s) on a busy machine, plus killing and reaping it."""
 
@@ -247,3 +251,125 @@ def test_a_module_the_worker_cannot_import_is_a_clear_error(
         "the worker process of ok could not start: tool 'ok': cannot import module "
         "'tests.support.pyonce': RuntimeError: this module was already imported once"
     )
+
+
+# --- through govrun ----------------------------------------------------------------------
+
+AGENT_TOOLS = """\
+import os
+import time
+from pathlib import Path
+
+
+def whoami(pidfile: str) -> int:
+    Path(pidfile).write_text(str(os.getpid()))
+    return os.getpid()
+
+
+def stubborn(pidfile: str) -> str:
+    Path(pidfile).write_text(str(os.getpid()))
+    print("not stopping")
+    while True:
+        try:
+            time.sleep(0.1)
+        except BaseException:
+            pass
+"""
+
+
+def write_agent(folder: Path, *, timeout_s: float) -> Path:
+    """An agent whose tools module sits beside its manifest (imported from there, as
+    inline), calling ``whoami`` then ``stubborn``; pid files land in ``folder``."""
+    module = f"pyproc_tools_{folder.name.replace('-', '_')}"
+    (folder / f"{module}.py").write_text(AGENT_TOOLS)
+    (folder / "script.yaml").write_text(
+        "- tool_calls: [{name: whoami, arguments: {pidfile: " + str(folder / "warm.pid") + "}}]\n"
+        "- tool_calls: [{name: stubborn, arguments: {pidfile: "
+        + str(folder / "stubborn.pid")
+        + "}}]\n- content: done\n"
+    )
+    manifest = folder / "agent.yaml"
+    manifest.write_text(
+        "name: pyproc\n"
+        "model: {provider: scripted, script: script.yaml}\n"
+        "policy: {default: allow}\n"
+        "tools:\n"
+        f"  - {{name: whoami, python: '{module}:whoami', isolation: process}}\n"
+        f"  - {{name: stubborn, python: '{module}:stubborn', isolation: process, "
+        f"timeout_s: {timeout_s}}}\n"
+    )
+    return manifest
+
+
+def test_govrun_run_records_the_timeout_and_leaves_no_worker(tmp_path: Path) -> None:
+    manifest = write_agent(tmp_path, timeout_s=2)
+    trace = tmp_path / "trace.jsonl"
+    started = time.monotonic()
+    ran = govrun("run", manifest, "-i", "go", "-o", trace, "--json")
+    assert time.monotonic() - started < 2 + 2 * STARTUP_MARGIN_S
+    assert ran.code == 0, ran.flat
+    assert all(orjson.loads(line) for line in ran.out.splitlines())  # JSON lines only
+    events = [orjson.loads(line) for line in trace.read_bytes().splitlines()]
+    finished = [e for e in events if e["type"] == "tool_finished"]
+    assert [(e["ok"], e["failure_class"]) for e in finished] == [(True, None), (False, "timeout")]
+    assert finished[1]["evidence"]["printed"]["stdout"] == "not stopping\n"
+    for pidfile in ("warm.pid", "stubborn.pid"):
+        assert not running(int((tmp_path / pidfile).read_text())), pidfile
+    assert govrun("verify", trace).code == 0
+    replayed = govrun("replay", trace, "-o", tmp_path / "replay.jsonl")
+    assert replayed.code == 0, replayed.flat
+
+
+def test_isolation_on_a_builtin_is_refused_by_validate(tmp_path: Path) -> None:
+    manifest = tmp_path / "agent.yaml"
+    manifest.write_text(
+        "name: x\n"
+        "model: {provider: scripted, script: agent.yaml}\n"
+        "tools:\n"
+        "  - name: read\n"
+        "    uses: fs.read\n"
+        "    scope: {roots: [.]}\n"
+        "    isolation: process\n"
+    )
+    ran = govrun("validate", manifest)
+    assert ran.code == 2
+    assert (
+        f"{manifest}:7:5 tools[0].isolation: expected `isolation` only on python tools" in ran.flat
+    )
+    manifest.write_text(manifest.read_text().replace("process", "thread"))
+    assert "expected one of inline, process; got 'thread'" in govrun("validate", manifest).flat
+
+
+def test_the_snapshot_names_isolation_only_when_it_is_process(tmp_path: Path) -> None:
+    """A run recorded before `isolation` existed has none in its snapshot: it loads as
+    inline, and a run today writes the same snapshot (and hash) for the same manifest."""
+    from runtime.manifest import load_manifest, manifest_from_snapshot
+
+    snapshot = load_manifest(write_agent(tmp_path, timeout_s=2)).canonical_dict()
+    assert [t.get("isolation") for t in snapshot["tools"]] == ["process", "process"]
+    del snapshot["tools"][0]["isolation"]
+    old = manifest_from_snapshot(snapshot, base_dir=tmp_path)
+    assert [t.isolation for t in old.tools] == ["inline", "process"]
+    assert old.canonical_dict() == snapshot
+
+
+def test_a_worker_dies_with_govrun(tmp_path: Path) -> None:
+    """SIGKILL govrun while the worker is in the middle of a call that ignores everything:
+    nobody is left to close its pipe, and the worker goes anyway."""
+    manifest = write_agent(tmp_path, timeout_s=120)
+    trace = tmp_path / "trace.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-c", ENTRY, "run", str(manifest), "-i", "go", "-o", str(trace)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    try:
+        worker = int(wait_for_file(tmp_path / "stubborn.pid"))
+        assert running(worker)
+    finally:
+        process.kill()
+        process.wait()
+    assert wait_gone(worker), "the worker outlived govrun"
+    assert wait_gone(int((tmp_path / "warm.pid").read_text()))
