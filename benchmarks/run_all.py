@@ -4,8 +4,9 @@
 
 Runs each benchmark as its own process, in this order, printing its table: peers (the step
 table against LangGraph, the OpenAI Agents SDK and the floors), trace, loop, replay, diff,
-inspect. A benchmark whose module is missing is skipped; one that fails is reported and the
-rest still run. Then prints every target with its measured value and met / missed, read from
+inspect, pycall (a Python tool's cost per call, inline and under `isolation: process`). A
+benchmark whose module is missing is skipped; one that fails is reported and the rest still
+run. Then prints every target with its measured value and met / missed, read from
 the results each benchmark wrote during this run, and writes them all to
 benchmarks/results/summary.json. Exit 1 if a benchmark failed; a missed target is a result,
 not a failure.
@@ -126,6 +127,19 @@ def inspect_targets(data: dict[str, Any]) -> list[Target]:
     return found
 
 
+def pycall_targets(data: dict[str, Any]) -> list[Target]:
+    """No target: what `isolation: process` costs per call, for the README."""
+    return [
+        target(
+            "python tool",
+            "per call: inline vs isolation: process",
+            f"{data['inline_us_median']:,.1f} vs {data['process_us_median']:,.1f} µs "
+            f"({data['ratio_median']:.1f}x); worker start {data['first_call_ms_median']:,.0f} ms",
+            None,
+        )
+    ]
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
@@ -141,6 +155,7 @@ STAGES = [
     Stage("replay", "benchmarks.bench_replay", "replay.json", replay_targets),
     Stage("diff", "benchmarks.bench_diff", "diff.json", diff_targets),
     Stage("inspect", "benchmarks.bench_inspect", "inspect.json", inspect_targets),
+    Stage("pycall", "benchmarks.bench_pycall", "pycall.json", pycall_targets),
 ]
 
 

@@ -29,6 +29,7 @@ Risk = Literal["low", "medium", "high"]
 Effect = Literal["allow", "deny", "ask"]
 Action = Literal["pause", "stop"]
 ToolApproval = Literal["policy", "always"]
+Isolation = Literal["inline", "process"]
 
 PROVIDERS: tuple[str, ...] = get_args(Provider)
 SUPPORTED_BUILTINS: tuple[str, ...] = get_args(Builtin)

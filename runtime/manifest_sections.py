@@ -13,7 +13,15 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from runtime.manifest_checks import SUCCESS_ONLY_CHECKS, Check
 from runtime.manifest_fields import (
@@ -28,6 +36,7 @@ from runtime.manifest_fields import (
     Host,
     Identifier,
     Integer,
+    Isolation,
     NonNegativeInt,
     NonNegativeNumber,
     Number,
@@ -251,6 +260,14 @@ class ToolSpec(Section):
     )
     timeout_s: PositiveNumber = Field(30, description="Seconds one call may run.")
     max_output_bytes: PositiveInt = Field(65536, description="Output beyond this is cut.")
+    isolation: Isolation = Field(
+        "inline",
+        description="python only. inline: the function runs inside govrun, the fastest way, "
+        "but its timeout is best-effort (a function that catches the interrupt keeps "
+        "running). process: it runs in a warm worker process of its own, killed with "
+        "everything it started when a call overruns, at the cost of a round trip per call; "
+        "what it prints is kept as evidence.",
+    )
     scope: ToolScope = Field(default_factory=ToolScope, description="Where the tool may act.")
     verify: list[Check] = Field(
         default_factory=list, description="Checks after each call; their results are evidence."
@@ -333,6 +350,26 @@ class ToolSpec(Section):
             )
         fail_if(problems)
         return self
+
+    @model_validator(mode="after")
+    def _isolation_fits(self) -> Self:
+        if "isolation" in self.model_fields_set and self.uses is not None:
+            fail_if(
+                {
+                    ("isolation",): "expected `isolation` only on python tools (builtins are "
+                    f"govrun's own code and keep their own time limits); got it on {self._kind()}"
+                }
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_default_isolation(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """The snapshot leaves out `isolation: inline`: a run recorded before the key existed
+        then replays with the same `run_started` (and manifest hash) it recorded."""
+        data = handler(self)
+        if self.isolation == "inline" and isinstance(data, dict):
+            data.pop("isolation", None)
+        return data
 
     def _kind(self) -> str:
         return f"a {self.uses} tool" if self.uses else "a python tool"

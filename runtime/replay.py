@@ -1160,12 +1160,14 @@ def replay(
     )
     snapshot = m.canonical_dict()
     task = str(record.resolved(started.get("input", "")))
+    toolbox: Toolbox | None = None
     try:
+        toolbox = Toolbox(m)
         loop = GovernedLoop(
             manifest=m,
             task=task,
             trace=trace,
-            toolbox=Toolbox(m),
+            toolbox=toolbox,
             signer=signer or Signer.ephemeral(),
             run_started={
                 "agent": m.name,
@@ -1192,6 +1194,8 @@ def replay(
             result = loop.run()
     finally:
         trace.close()
+        if toolbox is not None:
+            toolbox.close()  # live tools (a fork, --live-tools) may have started workers
     return ReplayOutcome(result, record, session, mode)
 
 

@@ -164,6 +164,7 @@ def run_agent(
         try:
             writer.close()
         finally:
+            toolbox.close()
             if steering is not None:
                 steering.close()
             if registration is not None:

@@ -110,6 +110,13 @@ class Toolbox:
     def tool(self, name: str) -> Tool | None:
         return self._tools.get(name)
 
+    def close(self) -> None:
+        """Stop what tools keep running between calls (a Python tool's worker process)."""
+        for tool in self._tools.values():
+            close = getattr(tool, "close", None)
+            if close is not None:
+                close()
+
     def prepare(self, step: int, call: ToolCallRequest) -> PreparedCall | RejectedCall:
         """Parse and validate a proposed call. Model-controlled text never picks a tool
         that was not declared and never reaches a tool without validating."""
@@ -208,6 +215,7 @@ def _build(spec: ToolSpec, manifest: Manifest) -> Tool:
             description=spec.description,
             timeout_s=spec.timeout_s,
             max_output_bytes=spec.max_output_bytes,
+            isolation=spec.isolation,
         )
     scope = spec.scope
     return build_builtin(

@@ -40,6 +40,11 @@ REPO = Path(__file__).resolve().parent.parent
             ["--steps", "1.5"],
             "argument --steps: expected a whole number, got '1.5'",
         ),
+        (
+            "bench_pycall",
+            ["--calls", "0"],
+            "argument --calls: expected a number of at least 1, got 0",
+        ),
     ],
 )
 def test_a_benchmark_refuses_a_count_below_one_as_a_usage_error(

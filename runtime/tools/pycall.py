@@ -19,7 +19,7 @@ import inspect
 import re
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, PydanticSchemaGenerationError, create_model
@@ -33,6 +33,7 @@ from runtime.tools.base import (
     ToolResult,
     ToolTimeout,
 )
+from runtime.tools.pyprocess import ProcessCaller, WorkerFailure
 
 _SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
@@ -44,8 +45,10 @@ def load_python_tool(
     description: str | None = None,
     timeout_s: float = 30.0,
     max_output_bytes: int = 65536,
+    isolation: Literal["inline", "process"] = "inline",
 ) -> PythonTool:
-    """Import ``package.module:function`` and wrap it as a tool named ``name``.
+    """Import ``package.module:function`` and wrap it as a tool named ``name``; with
+    ``isolation="process"`` its calls run in a worker process (see :mod:`.pyprocess`).
 
     Raises ``ToolConfigError`` with a clear message if the module or attribute is missing,
     the target is not a function, or its signature cannot become an arguments model.
@@ -58,6 +61,7 @@ def load_python_tool(
         description=description,
         timeout_s=timeout_s,
         max_output_bytes=max_output_bytes,
+        isolation=isolation,
     )
 
 
@@ -203,6 +207,7 @@ class PythonTool(BaseTool):
         description: str | None,
         timeout_s: float,
         max_output_bytes: int,
+        isolation: Literal["inline", "process"] = "inline",
     ) -> None:
         super().__init__(
             name=name,
@@ -222,6 +227,14 @@ class PythonTool(BaseTool):
         self._keyword = tuple(
             (f"arg{i}", p.name) for i, p in enumerate(params) if p.kind is not p.POSITIONAL_ONLY
         )
+        self.isolation = isolation
+        self._process = (
+            ProcessCaller(
+                spec, tool=name, timeout_s=self.timeout_s, max_output_bytes=max_output_bytes
+            )
+            if isolation == "process"
+            else None
+        )
 
     def _canonical(self, args: BaseModel) -> Canonical:
         """The arguments as the function receives them: coerced to their declared types
@@ -232,9 +245,13 @@ class PythonTool(BaseTool):
         return self.args_model.model_validate(dict(arguments))
 
     def _execute(self, args: BaseModel) -> ToolResult:
+        if self._process is not None:
+            return self._execute_in_process(args)
         positional, keyword = self._call_args(args)
         result = _call_with_timeout(self.func, positional, keyword, self.timeout_s)
-        text, jsonable = _serialize(result)
+        return self._result(*_serialize(result))
+
+    def _result(self, text: str, jsonable: Any, **evidence: Any) -> ToolResult:
         encoded = text.encode("utf-8")
         if len(encoded) <= self.max_output_bytes:  # what _clip returns, without re-encoding
             shown, truncated = text, False
@@ -242,8 +259,39 @@ class PythonTool(BaseTool):
             shown, truncated = self._clip(text)
         data = {} if truncated else {"result": jsonable}
         digest = hashlib.sha256(encoded).hexdigest()
-        evidence = {"callable": self.spec, "result_sha256": digest}
-        return ToolResult.succeeded(shown, data, evidence, truncated)
+        facts = {"callable": self.spec, "result_sha256": digest, **evidence}
+        return ToolResult.succeeded(shown, data, facts, truncated)
+
+    def _execute_in_process(self, args: BaseModel) -> ToolResult:
+        """As inline, from the worker's text and JSON-able result, plus where it ran and
+        what it printed (evidence only: the model is shown the result, as inline). The
+        worker gets the canonical arguments: the JSON form of ``args``."""
+        text, jsonable = self._call_in_process(args.model_dump(mode="json", by_alias=True))
+        printed = self._process.printed() if self._process else None
+        return self._result(text, jsonable, **self._process_evidence(printed))
+
+    def _call_in_process(self, arguments_json: dict[str, Any]) -> tuple[str, Any]:
+        """One call in the worker process, with arguments keyed by parameter name: the
+        result as text and as a JSON-able value (raises ``WorkerFailure``)."""
+        assert self._process is not None, "only under isolation: process"
+        return self._process.call(arguments_json)
+
+    @staticmethod
+    def _process_evidence(printed: dict[str, Any] | None) -> dict[str, Any]:
+        return {"isolation": "process", **({"printed": printed} if printed else {})}
+
+    def _failed(self, exc: Exception) -> ToolResult:
+        """A worker's failure is already ``Type: message``, and keeps what it printed."""
+        if not isinstance(exc, WorkerFailure):
+            return super()._failed(exc)
+        failure = "timeout" if isinstance(exc, ToolTimeout) else "tool_error"
+        evidence = {"callable": self.spec, **self._process_evidence(exc.printed)}
+        return ToolResult.failure(failure, str(exc), evidence=evidence)
+
+    def close(self) -> None:
+        """Stop the worker process, if one runs (inline: nothing to do)."""
+        if self._process is not None:
+            self._process.close()
 
     def _call_args(self, args: BaseModel) -> tuple[list[Any], dict[str, Any]]:
         """The function's positional-only and keyword arguments, in signature order (plain

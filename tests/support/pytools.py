@@ -1,9 +1,14 @@
-"""Functions loaded as Python tools by ``tests/test_tools_pycall.py``."""
+"""Functions loaded as Python tools by ``tests/test_tools_pycall.py`` and, under
+``isolation: process``, by ``tests/test_tools_pyproc.py``."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -107,3 +112,54 @@ def write_or_crash(path: str, text: str) -> str:
 def transfer(amount: int, to: str) -> str:
     """Move money (a test stand-in: it only says what it would do)."""
     return f"sent {amount} to {to}"
+
+
+# --- for isolation: process ----------------------------------------------------------------
+
+
+def whoami() -> int:
+    """The process the call ran in."""
+    return os.getpid()
+
+
+def stubborn(pidfile: str) -> str:
+    """Note its process id, then never return: every interrupt is caught and ignored."""
+    Path(pidfile).write_text(str(os.getpid()))
+    while True:
+        try:  # noqa: SIM105  (spelled out: this is the pattern that defeats inline timeouts)
+            time.sleep(0.1)
+        except BaseException:
+            pass
+
+
+def stubborn_parent(pidfile: str) -> str:
+    """Start a child that sleeps for a minute, note the child's id, then never return."""
+    child = subprocess.Popen(["sleep", "60"])
+    Path(pidfile).write_text(str(child.pid))
+    return stubborn(pidfile + ".self")
+
+
+def chatty(stdout_bytes: int, stderr_text: str) -> str:
+    """Print a lot to stdout and a line to stderr."""
+    sys.stdout.write("x" * stdout_bytes)
+    print(stderr_text, file=sys.stderr)
+    return "printed"
+
+
+def crashes(status: int, last_words: str) -> None:
+    """Say something on stderr, then end the process without unwinding."""
+    sys.stderr.write(last_words + "\n")
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def segfaults() -> None:
+    """Read address 0."""
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+def asks() -> str:
+    """Read a line from standard input."""
+    return input()
