@@ -1,8 +1,11 @@
-"""git through the shell tool runs isolated from config that runs programs.
+"""git through the shell tool never runs a program the repository configures.
 
-Each test writes real configuration into a real repository, naming a program that leaves a
-marker file outside the root when it runs, and runs git twice: as an unguarded tool would
-(the program runs: the vector is live), then with ``git_environment(...)`` (it does not).
+Every vector writes real configuration into a real repository, naming a program that
+leaves a marker file outside the root when it runs. Each vector is first shown to be live
+(plain git runs the program), then govrun's git is shown to refuse it, naming the key, with
+the marker never written. A second group runs git directly with only
+``git_environment(...)`` to show the overrides hold on their own, where a refusal could be
+raced.
 """
 
 from __future__ import annotations
@@ -17,8 +20,13 @@ from typing import Any
 
 import pytest
 
-from runtime.tools import ToolResult, parse_arguments
-from runtime.tools.git_guard import git_environment
+from runtime.tools import ToolResult, git_guard, parse_arguments
+from runtime.tools.git_guard import (
+    GIT_PATH,
+    REFUSED_KEYS,
+    _refusal,
+    git_environment,
+)
 from runtime.tools.shell import FIXED_PATH, ShellTool
 
 SUBCOMMANDS = ["diff", "status", "log", "show", "log -p"]
@@ -323,3 +331,321 @@ def test_nested_roots_still_find_the_outer_roots_repository(world: World) -> Non
     inner.mkdir()
     shell = ShellTool(name="git", commands={"git": RULE}, roots=[world.ws, inner], cwd=inner)
     assert run(shell, "git log").ok
+
+
+# --- the vectors -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Vector:
+    """One way a repository makes git run a program or leave the root."""
+
+    name: str
+    plant: Callable[[World], None]
+    names: str  # what the refusal must name
+    live: str | None  # a plain git command that the vector makes run the program
+
+
+def include(where: str, directive: str) -> Callable[[World], None]:
+    def plant(world: World) -> None:
+        file = (world.ws if where == "inside" else world.tmp) / "extra.cfg"
+        file.write_text(world.fill("[diff]\n\texternal = {prog}\n"))
+        world.append_config(f"[{directive}]\n\tpath = {file}\n")
+
+    return plant
+
+
+def gitfile_outside(world: World) -> None:
+    subprocess.run(["rm", "-rf", str(world.ws / ".git")], check=True)
+    (world.ws / ".git").write_text(f"gitdir: {world.other / '.git'}\n")
+
+
+def commondir_outside(world: World) -> None:
+    (world.ws / ".git" / "commondir").write_text(f"{world.other / '.git'}\n")
+
+
+def dot_git_symlink_outside(world: World) -> None:
+    subprocess.run(["rm", "-rf", str(world.ws / ".git")], check=True)
+    (world.ws / ".git").symlink_to(world.other / ".git")
+
+
+def objects_symlink_outside(world: World) -> None:
+    subprocess.run(["rm", "-rf", str(world.ws / ".git" / "objects")], check=True)
+    (world.ws / ".git" / "objects").symlink_to(world.other / ".git" / "objects")
+
+
+def alternates_outside(world: World) -> None:
+    (world.ws / ".git" / "objects" / "info" / "alternates").write_text(
+        f"{world.other / '.git' / 'objects'}\n"
+    )
+
+
+VECTORS = [
+    Vector("diff.external", config("[diff]\n\texternal = {prog}\n"), "diff.external", "diff"),
+    Vector(
+        "textconv",
+        config('[diff "drv"]\n\ttextconv = {prog}\n', "* diff=drv"),
+        "diff.drv.textconv",
+        "log -p",
+    ),
+    Vector(
+        "diff driver command",
+        config('[diff "drv"]\n\tcommand = {prog}\n', "* diff=drv"),
+        "diff.drv.command",
+        "diff",
+    ),
+    Vector(
+        "filter clean",
+        config('[filter "drv"]\n\tclean = {prog}\n', "* filter=drv"),
+        "filter.drv.clean",
+        "status",
+    ),
+    Vector(
+        "filter smudge",
+        config('[filter "drv"]\n\tsmudge = {prog}\n', "* filter=drv"),
+        "filter.drv.smudge",
+        "checkout -- a.txt",
+    ),
+    Vector(
+        "filter process",
+        config('[filter "drv"]\n\tprocess = {prog}\n', "* filter=drv"),
+        "filter.drv.process",
+        "diff",
+    ),
+    Vector("core.pager", config("[core]\n\tpager = {prog}\n"), "core.pager", None),
+    Vector("pager.diff", config("[pager]\n\tdiff = {prog}\n"), "pager.diff", None),
+    Vector("core.fsmonitor", config("[core]\n\tfsmonitor = {prog}\n"), "core.fsmonitor", "status"),
+    Vector("core.hooksPath", config("[core]\n\thooksPath = {hooks}\n"), "core.hookspath", "status"),
+    Vector(
+        "core.worktree outside",
+        config("[core]\n\tworktree = {elsewhere}\n"),
+        "core.worktree at ../elsewhere",
+        None,
+    ),
+    Vector("include inside", include("inside", "include"), "include.path", "diff"),
+    Vector("include outside", include("outside", "include"), "include.path", "diff"),
+    Vector(
+        "includeIf", include("outside", 'includeIf "gitdir:/"'), "includeif.gitdir:/.path", "diff"
+    ),
+    Vector("alias", config("[alias]\n\tst = !{prog}\n"), "alias.st", "st"),
+    Vector(
+        "log.showSignature",
+        signed("[log]\n\tshowSignature = true\n[gpg]\n\tprogram = {prog}\n"),
+        "log.showsignature",
+        "log",
+    ),
+    Vector("gpg.program", signed("[gpg]\n\tprogram = {prog}\n"), "gpg.program", None),
+    Vector(
+        "odd syntax",  # what a hand-written INI reader would misread, git does not
+        config('[DIFF "drv"]\n\tTextConv = \\\n"{prog}"\n', "* diff=drv"),
+        "diff.drv.textconv",
+        "diff",
+    ),
+    Vector(
+        "old subsection syntax",
+        config("[diff.Drv]\n\ttextconv = {prog}\n", "* diff=drv"),
+        "diff.drv.textconv",
+        "diff",
+    ),
+    Vector(
+        "credential.helper", config("[credential]\n\thelper = {prog}\n"), "credential.helper", None
+    ),
+    Vector("core.sshCommand", config("[core]\n\tsshCommand = {prog}\n"), "core.sshcommand", None),
+    Vector("url insteadOf", config('[url "ext::{prog}"]\n\tinsteadOf = x:\n'), ".insteadof", None),
+    Vector("gitfile outside", gitfile_outside, ".git puts the repository at ../other/.git", "log"),
+    Vector("commondir outside", commondir_outside, "commondir puts common dir at", "log"),
+    Vector("dot-git symlink outside", dot_git_symlink_outside, "../other/.git", "log"),
+    Vector(
+        "objects symlink outside",
+        objects_symlink_outside,
+        "puts the object store at ../other/.git/objects",
+        "show {other_commit}",
+    ),
+    Vector(
+        "alternates outside",
+        alternates_outside,
+        "alternates puts an alternate at ../other/.git/objects",
+        "show {other_commit}",
+    ),
+]
+
+
+def leaks(world: World, output: str) -> bool:
+    """The program ran, or git showed something from outside the root."""
+    outside = ("outside-secret", "outside commit", "o.txt")
+    return world.marker.exists() or any(s in output for s in outside)
+
+
+@pytest.mark.parametrize("vector", [v for v in VECTORS if v.live], ids=lambda v: v.name)
+def test_vector_is_live_without_govrun(world: World, vector: Vector) -> None:
+    """Each vector really makes plain git run the program (or read outside the root), so
+    the refusal below is not vacuous."""
+    vector.plant(world)
+    make_stat_dirty(world)
+    assert vector.live is not None
+    done = plain_git(world.ws, *world.fill(vector.live).split())
+    assert leaks(world, done.stdout + done.stderr), (done.stdout, done.stderr)
+
+
+@pytest.mark.parametrize("subcommand", SUBCOMMANDS)
+@pytest.mark.parametrize("vector", VECTORS, ids=lambda v: v.name)
+def test_vector_is_refused_and_nothing_runs(world: World, vector: Vector, subcommand: str) -> None:
+    vector.plant(world)
+    make_stat_dirty(world)
+    result = run(tool(world), f"git {subcommand}")
+    assert not result.ok and result.failure_class == "policy_denied", result
+    assert vector.names in (result.error or ""), result.error
+    assert result.evidence == {}  # git never started
+    assert not leaks(world, result.output)
+
+
+def test_alias_is_refused_when_subcommands_are_unrestricted(world: World) -> None:
+    """With no subcommand list, `git st` would be the alias: refused before git runs."""
+    world.append_config(world.fill("[alias]\n\tst = !{prog}\n"))
+    result = run(tool(world, {"flags": []}), "git st")
+    assert result.failure_class == "policy_denied" and "alias.st" in (result.error or "")
+    assert not world.marker.exists()
+
+
+def test_core_worktree_outside_never_lists_the_outside_folder(world: World) -> None:
+    world.append_config(world.fill("[core]\n\tworktree = {elsewhere}\n"))
+    assert "outside-secret" in world.git("status", "--porcelain", "-uall")  # live
+    result = run(tool(world), "git status")
+    assert "outside-secret" not in result.output + (result.error or "")
+    assert "core.worktree" in (result.error or "")
+
+
+# --- submodules, worktrees and other shapes of repository --------------------------------
+
+
+def test_a_repository_with_a_submodule_still_works(world: World) -> None:
+    """git writes core.worktree into an absorbed submodule's config; inside the root it
+    is allowed, and the submodule's own config is vetted."""
+    add_submodule(world)
+    for command in ("git status", "git diff", "git log"):
+        result = run(tool(world), command)
+        assert result.ok, result
+    assert "add sub" in run(tool(world), "git log").output
+
+
+def add_submodule(world: World) -> Path:
+    done = plain_git(
+        world.ws,
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "-q",
+        "add",
+        str(world.other),
+        "sub",
+    )
+    assert done.returncode == 0, done.stderr
+    plain_git(world.ws, *IDENTITY, "commit", "-qm", "add sub")
+    return world.ws / ".git" / "modules" / "sub"
+
+
+def test_a_submodule_configured_to_run_programs_is_refused(world: World) -> None:
+    """`git status` runs `git status` inside each checked-out submodule: its config counts."""
+    module = add_submodule(world)
+    world.append_config(world.fill('[filter "drv"]\n\tclean = {prog}\n'), repo_dir=module)
+    (world.ws / "sub" / ".gitattributes").write_text("* filter=drv\n")
+    st = os.stat(world.ws / "sub" / "o.txt")
+    os.utime(world.ws / "sub" / "o.txt", ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    env = {**PLAIN_ENV, "HOME": str(world.ws), **git_environment([world.ws])}
+    plain_git(world.ws, "status", env=env)  # the environment alone does not stop this one
+    assert world.marker.exists()
+    world.marker.unlink()
+    for subcommand in ("status", "diff"):
+        result = run(tool(world), f"git {subcommand}")
+        assert result.failure_class == "policy_denied"
+        assert ".git/modules/sub/config sets filter.drv.clean" in (result.error or "")
+    assert not world.marker.exists()
+
+
+def test_an_invalid_dot_git_does_not_hide_the_repository_above_it(world: World) -> None:
+    """git skips a `.git` folder that is no repository and climbs on; so does the check."""
+    world.append_config(world.fill("[diff]\n\texternal = {prog}\n"))
+    sub = world.ws / "sub"
+    (sub / ".git").mkdir(parents=True)
+    (sub / "f.txt").write_text("f\n")
+    shell = ShellTool(name="git", commands={"git": RULE}, roots=[world.ws], cwd=sub)
+    result = run(shell, "git diff")
+    assert result.failure_class == "policy_denied" and "diff.external" in (result.error or "")
+    assert not world.marker.exists()
+
+
+def test_a_linked_worktree_inside_the_root_works(world: World) -> None:
+    plain_git(world.ws, "worktree", "add", "-q", str(world.ws / "wt"), "HEAD")
+    shell = ShellTool(name="git", commands={"git": RULE}, roots=[world.ws], cwd=world.ws / "wt")
+    assert "second" in run(shell, "git log").output
+    world.append_config(world.fill('[filter "drv"]\n\tclean = {prog}\n'))  # the common config
+    assert "filter.drv.clean" in (run(shell, "git status").error or "")
+
+
+def test_an_unconfined_tool_still_refuses(world: World) -> None:
+    world.append_config(world.fill("[diff]\n\texternal = {prog}\n"))
+    shell = ShellTool(name="git", commands={"git": RULE}, cwd=world.ws)
+    assert "diff.external" in (run(shell, "git diff").error or "")
+    assert not world.marker.exists()
+
+
+def test_a_root_the_ceiling_cannot_name_is_refused(tmp_path: Path) -> None:
+    ws = tmp_path / "a:b" / "ws"
+    make_repo(ws, {"f.txt": "f\n"}, "first")
+    assert "GIT_CEILING_DIRECTORIES" not in git_environment([ws])
+    result = run(ShellTool(name="git", commands={"git": RULE}, roots=[ws]), "git status")
+    assert result.failure_class == "policy_denied" and "GIT_CEILING" in (result.error or "")
+
+
+# --- the key table -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "refused"),
+    [
+        ("diff.external", True),
+        ("diff.drv.textconv", True),
+        ("diff.a.b.textconv", True),
+        ("diff.drv.xfuncname", False),
+        ("diff.renames", False),
+        ("filter.lfs.required", True),
+        ("pager.log", True),
+        ("remote.origin.url", False),
+        ("remote.origin.vcs", True),
+        ("remote.a.b.uploadpack", True),
+        ("submodule.sub.update=!make", True),
+        ("submodule.sub.update=rebase", False),
+        ("submodule.sub.url", False),
+        ("include.path", True),
+        ("includeif.gitdir:/x/.path", True),
+        ("url.https://x.example/.insteadof", True),
+        ("core.worktree", False),  # checked by value
+        ("core.filemode", False),
+        ("user.name", False),
+        ("branch.main.remote", False),
+    ],
+)
+def test_refused_keys_match_as_git_lists_them(key: str, refused: bool) -> None:
+    key, _, value = key.partition("=")
+    assert (_refusal(key, value or "x") is not None) == refused
+
+
+def test_refused_keys_are_written_as_git_lists_them() -> None:
+    for spec in REFUSED_KEYS:
+        section, name = spec.partition(".")[0], spec.rpartition(".")[2]
+        assert section == section.lower() and name == name.lower(), spec
+
+
+def test_git_is_found_where_the_shell_tool_finds_it() -> None:
+    assert GIT_PATH == FIXED_PATH
+
+
+def test_a_git_that_hangs_while_vetting_is_killed_and_refused(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index that is a fifo blocks git on open: the check gives up, and refuses."""
+    monkeypatch.setattr(git_guard, "_TIMEOUT_S", 0.5)
+    (world.ws / ".git" / "index").unlink()
+    os.mkfifo(world.ws / ".git" / "index")
+    result = run(tool(world), "git status")
+    assert result.failure_class == "policy_denied" and "took over 0.5s" in (result.error or "")

@@ -41,7 +41,7 @@ from runtime.tools.base import (
     describe_roots,
     portable,
 )
-from runtime.tools.git_guard import git_environment
+from runtime.tools.git_guard import git_environment, vet_repository
 
 FIXED_PATH = "/usr/local/bin:/usr/bin:/bin"
 """Where commands are looked up; the model's (or the operator's) PATH never is."""
@@ -400,6 +400,8 @@ class ShellTool(BaseTool):
         exe = shutil.which(argv[0], path=FIXED_PATH)
         if exe is None:
             raise FileNotFoundError(f"command {argv[0]!r} not found on {FIXED_PATH}")
+        if argv[0] == "git":  # the repository is part of the world at the moment git runs
+            vet_repository(self.cwd, self.roots)
         outcome = _run_bounded(
             [exe, *argv[1:]],
             cwd=self.cwd,
