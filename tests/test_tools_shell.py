@@ -129,7 +129,8 @@ def test_repo_config_fsmonitor_does_not_run_on_git_status(ws: Path) -> None:
     subprocess.run(["git", "init", "-q"], cwd=ws, check=True)
     subprocess.run(["git", "add", "a.txt"], cwd=ws, check=True)
     subprocess.run(["git", "config", "core.fsmonitor", "touch pwned; false"], cwd=ws, check=True)
-    assert run(sh(ws), "git status").ok
+    r = run(sh(ws), "git status")  # refused, naming the key (tests/test_tools_git.py)
+    assert r.failure_class == "policy_denied" and "core.fsmonitor" in (r.error or "")
     assert pwned_anywhere(ws) == []
 
 

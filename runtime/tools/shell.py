@@ -52,6 +52,7 @@ from runtime.tools.base import (
     portable,
 )
 from runtime.tools.fs import refuse_hard_links
+from runtime.tools.git_guard import git_environment, vet_repository
 
 FIXED_PATH = "/usr/local/bin:/usr/bin:/bin"
 """Where commands are looked up; the model's (or the operator's) PATH never is."""
@@ -139,11 +140,6 @@ DANGEROUS_FLAGS: dict[str, frozenset[str]] = {
 """Flags that execute code or escape the working tree. Like every flag they need listing,
 and they are never matched by splitting combined short flags (``-exec`` is not ``-e -x ...``)."""
 
-_GIT_OVERRIDES = (
-    ("core.fsmonitor", "false"),
-    ("core.hooksPath", os.devnull),
-    ("core.pager", "cat"),
-)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 _EXPANSION = re.compile(r"\$.|`|^~")
 """What a shell would expand in a word — a ``$`` anywhere but at its end (parameters,
@@ -466,6 +462,8 @@ class ShellTool(BaseTool):
         exe = shutil.which(argv[0], path=FIXED_PATH)
         if exe is None:
             raise FileNotFoundError(f"command {argv[0]!r} not found on {FIXED_PATH}")
+        if argv[0] == "git":  # the repository is part of the world at the moment git runs
+            vet_repository(self.cwd, self.roots)
         outcome = _run_bounded(
             [exe, *argv[1:]],
             cwd=self.cwd,
@@ -477,22 +475,15 @@ class ShellTool(BaseTool):
         return self._result(argv, exe, outcome)
 
     def _env(self) -> dict[str, str]:
-        """A fixed minimal environment: no inherited secrets, no user or system git config,
-        and git's repo-config hooks that run commands on read-only subcommands switched off
-        (``GIT_CONFIG_*`` outranks ``.git/config``, which the agent may be able to write)."""
+        """A fixed minimal environment: no inherited secrets, and git isolated from the
+        user's and the repository's config that runs programs (see ``git_guard``)."""
         env = {
             "PATH": FIXED_PATH,
             "LANG": "C.UTF-8",
             "HOME": str(self.cwd),
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": os.devnull,
-            "GIT_TERMINAL_PROMPT": "0",
-            "GIT_PAGER": "cat",
             "PAGER": "cat",
-            "GIT_CONFIG_COUNT": str(len(_GIT_OVERRIDES)),
         }
-        for i, (key, value) in enumerate(_GIT_OVERRIDES):
-            env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"] = key, value
+        env.update(git_environment(self.roots))
         return env
 
     def _result(self, argv: list[str], exe: str, out: _Outcome) -> ToolResult:
