@@ -26,11 +26,11 @@ import orjson
 
 from benchmarks.args import positive_int
 from benchmarks.workload import MANIFEST, turns
-from runtime.diff import TrajectoryDiff, diff_trajectories
-from runtime.manifest import load_manifest
-from runtime.models.scripted import ScriptedModel
-from runtime.run import run_agent
-from runtime.trajectory import load_trajectory
+from govrun.runtime.manifest.schema import load_manifest
+from govrun.runtime.models.scripted import ScriptedModel
+from govrun.runtime.run import run_agent
+from govrun.runtime.views.diff import TrajectoryDiff, diff_trajectories
+from govrun.runtime.views.trajectory import load_trajectory
 
 RESULTS = Path(__file__).resolve().parent / "results" / "diff.json"
 TARGET_S = 1.0

@@ -33,12 +33,12 @@ from textual.screen import Screen
 
 from benchmarks.args import positive_int
 from benchmarks.workload import turns, write_agent
-from cli.inspect.app import InspectApp
-from cli.inspect.timeline_view import TimelineView
-from runtime.manifest import load_manifest
-from runtime.models.scripted import ScriptedModel
-from runtime.run import run_agent
-from runtime.timeline import Timeline
+from govrun.cli.inspect.app import InspectApp
+from govrun.cli.inspect.timeline_view import TimelineView
+from govrun.runtime.manifest.schema import load_manifest
+from govrun.runtime.models.scripted import ScriptedModel
+from govrun.runtime.run import run_agent
+from govrun.runtime.views.timeline import Timeline
 
 RESULTS = Path(__file__).resolve().parent / "results" / "inspect.json"
 TARGET_FIRST_SCREEN_S = 1.0

@@ -28,11 +28,11 @@ import orjson
 
 from benchmarks.args import positive_int
 from benchmarks.workload import add, turns, write_agent
-from runtime.manifest import load_manifest
-from runtime.models.scripted import ScriptedModel
-from runtime.registry import Registry
-from runtime.run import run_agent
-from runtime.trace import read_trace
+from govrun.runtime.manifest.schema import load_manifest
+from govrun.runtime.models.scripted import ScriptedModel
+from govrun.runtime.ops.registry import Registry
+from govrun.runtime.run import run_agent
+from govrun.runtime.trace.reader import read_trace
 
 RESULTS = Path(__file__).resolve().parent / "results" / "loop.json"
 TARGET_US = 50.0

@@ -98,9 +98,9 @@ def prepare_govrun(n: int, folder: Path, *, write_per_event: bool = False) -> Pr
     from benchmarks.workload import write_agent
 
     if write_per_event:
-        import runtime.loop
+        from govrun.runtime import loop
 
-        runtime.loop.HELD = frozenset()  # this child process only
+        loop.HELD = frozenset()  # this child process only
     manifest = write_agent(folder / f"agent-{n}", n)
     traces: list[Path] = []
 

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import orjson
 
 from benchmarks.args import positive_int
-from runtime.tools import PythonTool, load_python_tool, parse_arguments
+from govrun.runtime.tools import PythonTool, load_python_tool, parse_arguments
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pycall.json"
 SPEC = "benchmarks.workload:add"

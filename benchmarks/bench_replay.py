@@ -24,11 +24,11 @@ import orjson
 
 from benchmarks.args import positive_int
 from benchmarks.workload import turns, write_agent
-from runtime.manifest import load_manifest
-from runtime.models.scripted import ScriptedModel
-from runtime.record import Record
-from runtime.replay import replay
-from runtime.run import run_agent
+from govrun.runtime.manifest.schema import load_manifest
+from govrun.runtime.models.scripted import ScriptedModel
+from govrun.runtime.replayer.session import replay
+from govrun.runtime.run import run_agent
+from govrun.runtime.trace.record import Record
 
 RESULTS = Path(__file__).resolve().parent / "results" / "replay.json"
 TARGET_STEPS_PER_S = 5000.0

@@ -24,7 +24,9 @@ from typing import Any
 import orjson
 
 from benchmarks.args import positive_int
-from runtime.events import (
+from govrun.runtime.ports import SystemClock
+from govrun.runtime.trace.canonical import call_hash
+from govrun.runtime.trace.events import (
     ENVELOPE_FIELDS,
     ApprovalDecided,
     ApprovalRequested,
@@ -43,11 +45,10 @@ from runtime.events import (
     ToolStarted,
     Verification,
 )
-from runtime.ports import SystemClock
-from runtime.signing import SEAL_FIELDS, Signer, approval_message, seal_message
-from runtime.toolbox import call_hash
-from runtime.trace import TraceIndex, TraceWriter
-from runtime.verify import verify_trace
+from govrun.runtime.trace.reader import TraceIndex
+from govrun.runtime.trace.signing import SEAL_FIELDS, Signer, approval_message, seal_message
+from govrun.runtime.trace.verify import verify_trace
+from govrun.runtime.trace.writer import TraceWriter
 
 REPS = 3
 RUN_ID = "run-bench"

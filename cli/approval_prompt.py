@@ -35,8 +35,9 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from runtime.errors import GovrunError
-from runtime.ports import ApprovalDecision, ApprovalRequest
+from govrun.cli.console import live_paused
+from govrun.runtime.errors import GovrunError
+from govrun.runtime.ports import ApprovalDecision, ApprovalRequest
 
 TimeoutEffect = Literal["approve", "reject"]
 Via = Literal["prompt", "rule", "timeout"]
@@ -69,7 +70,7 @@ _UP_AND_CLEAR = "\x1b[1A\r\x1b[2K"
 
 
 class TerminalApprover:
-    """Asks the person at the terminal; implements :class:`runtime.ports.Approver`.
+    """Asks the person at the terminal; implements :class:`govrun.runtime.ports.Approver`.
 
     ``on_timeout`` maps a risk level to what happens when a request's ``timeout_s`` runs
     out (``reject`` when a level is missing). ``input_fd`` is the terminal to read from
@@ -113,9 +114,7 @@ class TerminalApprover:
                 f"standing approval for {request.tool} given at step {granted_at} "
                 f"by {self.identity}",
             )
-        from cli.commands.run import _live_paused  # lazily: run.py may import this module
-
-        with _live_paused(self.live):
+        with live_paused(self.live):
             self.console.print(approval_panel(request))
             self.console.print(_legend(request.tool))
             return self._ask(request)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from runtime.errors import GovrunError, ManifestError
+from govrun.runtime.errors import GovrunError, ManifestError
+
+if TYPE_CHECKING:
+    from rich.live import Live
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -44,3 +48,16 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def live_paused(live: Live | None) -> Iterator[None]:
+    """Stop redrawing the live view while a prompt has the terminal, then resume it."""
+    if live is None:
+        yield
+        return
+    live.stop()
+    try:
+        yield
+    finally:
+        live.start()

@@ -20,8 +20,8 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from runtime import events as ev
-from runtime.manifest import Manifest
+from govrun.runtime.manifest.schema import Manifest
+from govrun.runtime.trace import events as ev
 
 EFFECT_STYLE = {"allow": "green", "deny": "red", "ask": "yellow"}
 

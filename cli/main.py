@@ -14,18 +14,18 @@ from typing import Annotated
 import orjson
 import typer
 
-from cli.commands.ctl import ctl_app
-from cli.commands.ctl import status as status_command
-from cli.commands.diff import diff as diff_command
-from cli.commands.inspect import inspect as inspect_command
-from cli.commands.keys import keys_app
-from cli.commands.policy import policy_app
-from cli.commands.replay import replay as replay_command
-from cli.commands.replay import resume as resume_command
-from cli.commands.rollback import rollback as rollback_command
-from cli.commands.run import run as run_command
-from cli.console import err, handle_errors, out
-from runtime import __version__
+from govrun.cli.commands.ctl import ctl_app
+from govrun.cli.commands.ctl import status as status_command
+from govrun.cli.commands.diff import diff as diff_command
+from govrun.cli.commands.inspect import inspect as inspect_command
+from govrun.cli.commands.keys import keys_app
+from govrun.cli.commands.policy import policy_app
+from govrun.cli.commands.replay import replay as replay_command
+from govrun.cli.commands.replay import resume as resume_command
+from govrun.cli.commands.rollback import rollback as rollback_command
+from govrun.cli.commands.run import run as run_command
+from govrun.cli.console import err, handle_errors, out
+from govrun.runtime import __version__
 
 app = typer.Typer(
     name="govrun",
@@ -77,8 +77,8 @@ def validate(manifest: ManifestPath) -> None:
     """Check a manifest as `run` does before its first step: its fields, its tools (Python
     tools import) and its policy's predicates. Exit 0 when valid, 2 with every problem
     (file:line:col field) when not."""
-    from runtime.manifest import load_manifest
-    from runtime.preflight import check_runnable
+    from govrun.runtime.govern.preflight import check_runnable
+    from govrun.runtime.manifest.schema import load_manifest
 
     m = load_manifest(manifest)
     check_runnable(m)  # what `run` checks before its first step
@@ -105,11 +105,11 @@ def schema(
 ) -> None:
     """Print a JSON Schema to stdout: the manifest (for editors) or a trace event."""
     if kind is SchemaKind.manifest:
-        from runtime.manifest import manifest_json_schema
+        from govrun.runtime.manifest.schema import manifest_json_schema
 
         doc = manifest_json_schema()
     else:
-        from runtime.events import events_json_schema
+        from govrun.runtime.trace.events import events_json_schema
 
         doc = events_json_schema()
     sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
@@ -141,9 +141,9 @@ def verify(
 ) -> None:
     """Prove a trace was not altered and its approvals were signed. Exit 0 only for an
     intact, complete trace whose approvals hold."""
-    from cli.render.verify import render_verify
-    from runtime.signing import load_trusted_keys
-    from runtime.verify import verify_trace
+    from govrun.cli.render.verify import render_verify
+    from govrun.runtime.trace.signing import load_trusted_keys
+    from govrun.runtime.trace.verify import verify_trace
 
     trusted = load_trusted_keys(trusted_keys) if trusted_keys is not None else None
     report = verify_trace(trace, head=head, trusted_keys=trusted)
@@ -157,10 +157,10 @@ def verify(
 @handle_errors
 def show(trace: TracePath) -> None:
     """One-screen summary of a run: outcome, failure class, steps, calls, tokens, cost."""
-    from cli.render.show import render_summary
-    from runtime.summary import summarize
-    from runtime.trace import read_trace
-    from runtime.verify import verify_trace
+    from govrun.cli.render.show import render_summary
+    from govrun.runtime.trace.reader import read_trace
+    from govrun.runtime.trace.verify import verify_trace
+    from govrun.runtime.views.summary import summarize
 
     events, torn = read_trace(trace)
     render_summary(summarize(events, torn), trace, verify_trace(trace))

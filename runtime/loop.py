@@ -13,17 +13,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runtime import compaction
-from runtime import events as ev
-from runtime.checks import CheckOutcome, LiveVerifier
-from runtime.compaction import LiveSummarizer
-from runtime.decide import Preparer, decide_call
-from runtime.errors import TraceWriteError
-from runtime.guards import Counters, Guards, ModelUsage, Trip
-from runtime.manifest import Manifest
-from runtime.models.pricing import cost_usd
-from runtime.policy import PolicyEngine
-from runtime.ports import (
+from govrun.runtime.errors import TraceWriteError
+from govrun.runtime.govern import compaction
+from govrun.runtime.govern.compaction import LiveSummarizer
+from govrun.runtime.govern.decide import Preparer, decide_call
+from govrun.runtime.govern.guards import Counters, Guards, ModelUsage, Trip
+from govrun.runtime.govern.policy import PolicyEngine
+from govrun.runtime.govern.preview import preview_call
+from govrun.runtime.govern.prompt_size import PromptSizer
+from govrun.runtime.govern.routing import Router, StepOutcome
+from govrun.runtime.govern.toolbox import PreparedCall, Toolbox
+from govrun.runtime.govern.verification import CheckOutcome, LiveVerifier
+from govrun.runtime.manifest.schema import Manifest
+from govrun.runtime.models.pricing import cost_usd
+from govrun.runtime.ops.undo import Effect, LiveRollbacker, undo_all, undo_record
+from govrun.runtime.ops.undo import describe as describe_undos
+from govrun.runtime.ports import (
     ApprovalDecision,
     ApprovalRequest,
     Approver,
@@ -39,15 +44,11 @@ from runtime.ports import (
     Tools,
     Verifier,
 )
-from runtime.preview import preview_call
-from runtime.prompt_size import PromptSizer
-from runtime.rollback import Effect, LiveRollbacker, undo_all, undo_record
-from runtime.rollback import describe as describe_undos
-from runtime.routing import Router, StepOutcome
-from runtime.signing import Signer, approval_message, seal_message
-from runtime.toolbox import PreparedCall, Toolbox
-from runtime.tools import ToolResult
-from runtime.trace import TraceWriter, blob_dir, canonical
+from govrun.runtime.tools import ToolResult
+from govrun.runtime.trace import events as ev
+from govrun.runtime.trace.canonical import blob_dir, canonical
+from govrun.runtime.trace.signing import Signer, approval_message, seal_message
+from govrun.runtime.trace.writer import TraceWriter
 
 MAX_BACKOFF_S = 8.0
 

@@ -166,8 +166,8 @@ class Tools(Protocol):
     """Executes a prepared, allowed call. Live: the tool itself; replay: the record."""
 
     def execute(self, call: Any) -> Any:
-        """Run ``call`` (a :class:`runtime.toolbox.PreparedCall`) and return its
-        :class:`runtime.tools.base.ToolResult`. Never raises for a tool's own failure."""
+        """Run ``call`` (a :class:`govrun.runtime.govern.toolbox.PreparedCall`) and return its
+        :class:`govrun.runtime.tools.base.ToolResult`. Never raises for a tool's own failure."""
         ...
 
 
@@ -220,8 +220,9 @@ class Verifier(Protocol):
     replay: the recorded observations answer, since the world the run saw is gone."""
 
     def check_call(self, call: Any, result: Any) -> list[Any]:
-        """Outcomes (:class:`runtime.checks.CheckOutcome`) of a call's checks, default
-        evidence first; ``call`` is a :class:`runtime.toolbox.PreparedCall` that ran."""
+        """Outcomes (:class:`govrun.runtime.govern.verification.CheckOutcome`) of a call's checks,
+        default evidence first; ``call`` is a :class:`govrun.runtime.govern.toolbox.PreparedCall`
+        that ran."""
         ...
 
     def check_success(self, final_answer: str | None) -> list[Any]:
@@ -236,8 +237,8 @@ class Rollbacker(Protocol):
     world."""
 
     def undo(self, effect: Any) -> Any:
-        """The :class:`runtime.rollback.UndoOutcome` of undoing ``effect`` (a
-        :class:`runtime.rollback.Effect`). Never raises for a refused or failed undo."""
+        """The :class:`govrun.runtime.ops.undo.UndoOutcome` of undoing ``effect`` (a
+        :class:`govrun.runtime.ops.undo.Effect`). Never raises for a refused or failed undo."""
         ...
 
 
@@ -255,7 +256,7 @@ class Operator(Protocol):
 
 class Control:
     """Requests from outside the loop (Ctrl-C; `govrun ctl` through
-    :class:`runtime.control.FileControl`), polled between stages.
+    :class:`govrun.runtime.ops.control.FileControl`), polled between stages.
 
     Setting a flag is all a signal handler may do safely; the loop acts on it at the next
     stage boundary, records it, and asks the operator. :meth:`take` returns ``(what, by)``

@@ -14,20 +14,21 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from runtime import __version__
-from runtime.approval import DenyApprover, StopOperator
-from runtime.control import ControlledOperator, FileControl, control_folder
-from runtime.errors import GovrunError
-from runtime.events import SCHEMA_MINOR
-from runtime.loop import GovernedLoop, RunResult
-from runtime.manifest import Manifest
-from runtime.policy import PolicyEngine
-from runtime.ports import Approver, Clock, Control, Model, Operator, SystemClock, Tools
-from runtime.preflight import check_runnable
-from runtime.registry import Registry
-from runtime.signing import Signer, load_default_signer
-from runtime.toolbox import LiveTools
-from runtime.trace import Durability, Observer, TraceWriter, canonical, sha256_hex
+from govrun.runtime import __version__
+from govrun.runtime.errors import GovrunError
+from govrun.runtime.govern.approvers import DenyApprover, StopOperator
+from govrun.runtime.govern.policy import PolicyEngine
+from govrun.runtime.govern.preflight import check_runnable
+from govrun.runtime.govern.toolbox import LiveTools
+from govrun.runtime.loop import GovernedLoop, RunResult
+from govrun.runtime.manifest.schema import Manifest
+from govrun.runtime.ops.control import ControlledOperator, FileControl, control_folder
+from govrun.runtime.ops.registry import Registry
+from govrun.runtime.ports import Approver, Clock, Control, Model, Operator, SystemClock, Tools
+from govrun.runtime.trace.canonical import canonical, sha256_hex
+from govrun.runtime.trace.events import SCHEMA_MINOR
+from govrun.runtime.trace.signing import Signer, load_default_signer
+from govrun.runtime.trace.writer import Durability, Observer, TraceWriter
 
 
 def new_run_id(agent: str) -> str:
@@ -75,8 +76,8 @@ def run_agent(
 
     With a ``registry`` the run is listed there while it goes (`govrun status`) and can be
     steered from outside (`govrun ctl`): ``control`` is wrapped in a
-    :class:`~runtime.control.FileControl` and ``operator`` in a
-    :class:`~runtime.control.ControlledOperator`. Without one (the default for embedders;
+    :class:`~govrun.runtime.ops.control.FileControl` and ``operator`` in a
+    :class:`~govrun.runtime.ops.control.ControlledOperator`. Without one (the default for embedders;
     `govrun run` passes one) nothing is written besides the trace.
     """
     env = os.environ if env is None else env
@@ -86,7 +87,7 @@ def run_agent(
             "no task for the agent: pass one with -i/--input or set `input:` in the manifest."
         )
     if manifest.models and models is None:
-        from runtime.models import build_model
+        from govrun.runtime.models import build_model
 
         models = {
             name: build_model(cfg, base_dir=manifest.base_dir, env=env)
@@ -95,7 +96,7 @@ def run_agent(
     if model is None and models and manifest.routing is not None:
         model = models[manifest.routing.default]
     if model is None:
-        from runtime.models import build_model
+        from govrun.runtime.models import build_model
 
         model = build_model(manifest.model, base_dir=manifest.base_dir, env=env)
     toolbox = check_runnable(manifest)  # before the trace exists: a refused run leaves none

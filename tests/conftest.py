@@ -22,7 +22,7 @@ def _private_govrun_home(
 def _console_width_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """rich fixes a console's width when it is created if COLUMNS is set then; let the
     COLUMNS each CLI invocation passes decide, so output wraps the same wherever tests run."""
-    from cli.console import err, out
+    from govrun.cli.console import err, out
 
     for console in (out, err):
         monkeypatch.setattr(console, "_width", None)

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from cli.approval_prompt import NO_TERMINAL, TerminalApprover
-from runtime.errors import GovrunError
+from govrun.cli.approval_prompt import NO_TERMINAL, TerminalApprover
+from govrun.runtime.errors import GovrunError
 from tests.support.pty import WAIT_S, Screen
 
 try:
@@ -38,8 +38,8 @@ import json, sys, time
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
-from cli.approval_prompt import TerminalApprover
-from runtime.ports import ApprovalRequest
+from govrun.cli.approval_prompt import TerminalApprover
+from govrun.runtime.ports import ApprovalRequest
 
 spec = json.loads(sys.argv[1])
 console = Console()
@@ -304,8 +304,8 @@ def test_without_a_terminal_construction_fails(tmp_path: Any) -> None:
             sys.executable,
             "-c",
             "from rich.console import Console\n"
-            "from cli.approval_prompt import TerminalApprover\n"
-            "from runtime.errors import GovrunError\n"
+            "from govrun.cli.approval_prompt import TerminalApprover\n"
+            "from govrun.runtime.errors import GovrunError\n"
             "try:\n"
             "    TerminalApprover(Console(), identity='x')\n"
             "except GovrunError as exc:\n"

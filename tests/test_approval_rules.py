@@ -15,20 +15,20 @@ from typing import Any
 import pytest
 import yaml
 
-from runtime import events as ev
-from runtime.approval import DenyApprover
-from runtime.approval_rules import (
+from govrun.runtime.errors import ManifestError
+from govrun.runtime.govern.approval_rules import (
     RulesApprover,
     load_approval_rules,
     parse_approval_rules,
 )
-from runtime.decide import TOOL_APPROVAL_RULE, decide_call
-from runtime.errors import ManifestError
-from runtime.manifest import Manifest, load_manifest, parse_manifest
-from runtime.policy import PolicyEngine
-from runtime.ports import ApprovalDecision, ApprovalRequest, FixedClock, ToolCallRequest
-from runtime.run import run_agent
-from runtime.toolbox import Toolbox
+from govrun.runtime.govern.approvers import DenyApprover
+from govrun.runtime.govern.decide import TOOL_APPROVAL_RULE, decide_call
+from govrun.runtime.govern.policy import PolicyEngine
+from govrun.runtime.govern.toolbox import Toolbox
+from govrun.runtime.manifest.schema import Manifest, load_manifest, parse_manifest
+from govrun.runtime.ports import ApprovalDecision, ApprovalRequest, FixedClock, ToolCallRequest
+from govrun.runtime.run import run_agent
+from govrun.runtime.trace import events as ev
 from tests.support.agents import (
     TASK,
     answer,

@@ -1,8 +1,8 @@
 """The approval audit: signed approvals cover exactly the calls that ran, the seal catches a
 re-chained trace, and pinned keys say who signed.
 
-Every trace here is written by the real TraceWriter and signed with runtime.signing (see
-tests/support/signed_runs.py); every forgery is what someone with the format spec would do:
+Every trace here is written by the real TraceWriter and signed with govrun.runtime.trace.signing
+(see tests/support/signed_runs.py); every forgery is what someone with the format spec would do:
 edit events, re-sign with a key of their own, and re-chain so the hash chain holds.
 """
 
@@ -19,19 +19,20 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from cli.render.verify import UNPINNED
-from runtime.audit import AuditFeed, audit_approvals
-from runtime.errors import TraceError
-from runtime.signing import (
+from govrun.cli.render.verify import UNPINNED
+from govrun.runtime.errors import TraceError
+from govrun.runtime.trace.audit import AuditFeed, audit_approvals
+from govrun.runtime.trace.canonical import call_hash
+from govrun.runtime.trace.reader import read_trace
+from govrun.runtime.trace.signing import (
     APPROVAL_FIELDS,
     approval_message,
     fingerprint,
     load_trusted_keys,
     verify_signature,
 )
-from runtime.toolbox import call_hash
-from runtime.trace import BLOB_THRESHOLD, REDACTED, read_trace
-from runtime.verify import VerifyReport, verify_trace
+from govrun.runtime.trace.verify import VerifyReport, verify_trace
+from govrun.runtime.trace.writer import BLOB_THRESHOLD, REDACTED
 from tests.support.cli import govrun
 from tests.support.signed_runs import (
     ATTACKER,

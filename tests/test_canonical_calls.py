@@ -19,14 +19,14 @@ import orjson
 import pytest
 import yaml
 
-from runtime import events as ev
-from runtime.decide import decide_call
-from runtime.manifest import load_manifest
-from runtime.policy import PolicyEngine
-from runtime.ports import ToolCallRequest
-from runtime.preflight import check_runnable
-from runtime.toolbox import PreparedCall, Toolbox
-from runtime.trace import read_trace
+from govrun.runtime.govern.decide import decide_call
+from govrun.runtime.govern.policy import PolicyEngine
+from govrun.runtime.govern.preflight import check_runnable
+from govrun.runtime.govern.toolbox import PreparedCall, Toolbox
+from govrun.runtime.manifest.schema import load_manifest
+from govrun.runtime.ports import ToolCallRequest
+from govrun.runtime.trace import events as ev
+from govrun.runtime.trace.reader import read_trace
 from tests.support.cli import govrun
 
 SECRET = "TOKEN=hunter2"

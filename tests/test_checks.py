@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from runtime.checks import (
+from govrun.runtime.govern.verification import (
     MAX_READ_BYTES,
     CallContext,
     CheckOutcome,
@@ -26,10 +26,10 @@ from runtime.checks import (
     verify_call,
     verify_success,
 )
-from runtime.events import Verification, parse_event
-from runtime.manifest import Check, parse_manifest
-from runtime.tools import build_builtin, parse_arguments
-from runtime.tools.base import ToolResult
+from govrun.runtime.manifest.schema import Check, parse_manifest
+from govrun.runtime.tools import build_builtin, parse_arguments
+from govrun.runtime.tools.base import ToolResult
+from govrun.runtime.trace.events import Verification, parse_event
 
 CHECK: TypeAdapter[Any] = TypeAdapter(Check)
 FNS = "tests.support.checkfns"

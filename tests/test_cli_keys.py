@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
-from runtime.signing import KEY_FILE, Signer, load_trusted_keys
+from govrun.cli.main import app
+from govrun.runtime.trace.signing import KEY_FILE, Signer, load_trusted_keys
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
-from runtime.manifest_yaml import interpolate, load_yaml
+from govrun.cli.main import app
+from govrun.runtime.manifest.reader import interpolate, load_yaml
 from tests.support import cli as cli_support
 from tests.support.cli import ENV, Ran
 

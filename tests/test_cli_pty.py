@@ -23,8 +23,8 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
-from runtime.approval import StopOperator, local_identity
+from govrun.cli.main import app
+from govrun.runtime.govern.approvers import StopOperator, local_identity
 from tests.support.pty import ANSI, WAIT_S, Screen
 
 try:
@@ -32,7 +32,7 @@ try:
 except ImportError:  # reported as a failure by the `spawn` fixture, never skipped
     pexpect = None
 
-ENTRY = "from cli.main import main; main()"
+ENTRY = "from govrun.cli.main import main; main()"
 ROWS, COLS = 40, 100
 
 

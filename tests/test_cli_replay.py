@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from runtime.replay import assert_replays
+from govrun.runtime.replayer.session import assert_replays
 from tests.support.agents import answer, call, calls, fs_tools, run_in, scripted_manifest
 from tests.support.cli import govrun
 

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 import pytest
 
-from runtime import __version__
-from runtime.events import parse_event
+from govrun.runtime import __version__
+from govrun.runtime.trace.events import parse_event
 from tests.support.cli import Ran, govrun
 
 REPO = Path(__file__).resolve().parent.parent
@@ -358,7 +358,7 @@ def test_run_without_a_terminal_never_waits_for_input(tmp_path: Path) -> None:
     script = (REPO / "fixtures/scripts/hello_file.yaml").read_text()
     manifest = write_agent(tmp_path, ASKING, script)
     trace = tmp_path / "trace.jsonl"
-    entry = "from cli.main import main; main()"
+    entry = "from govrun.cli.main import main; main()"
     with (tmp_path / "out.txt").open("w") as output:
         process = subprocess.Popen(
             [sys.executable, "-c", entry, "run", str(manifest), "-o", str(trace)],
@@ -389,7 +389,7 @@ def test_run_prompts_on_a_terminal_with_the_manifest_timeout(tmp_path: Path) -> 
     trace = tmp_path / "trace.jsonl"
     child = pexpect.spawn(
         sys.executable,
-        ["-c", "from cli.main import main; main()", "run", str(manifest), "-o", str(trace)],
+        ["-c", "from govrun.cli.main import main; main()", "run", str(manifest), "-o", str(trace)],
         cwd=str(tmp_path),
         dimensions=(40, 120),
         timeout=30,
@@ -419,7 +419,7 @@ def test_run_approver_identity(tmp_path: Path) -> None:
 
 
 def test_run_signs_approvals_with_the_given_key(tmp_path: Path) -> None:
-    from runtime.signing import init_key
+    from govrun.runtime.trace.signing import init_key
 
     signer = init_key(tmp_path / "keys" / "me.pem")
     script = (REPO / "fixtures/scripts/hello_file.yaml").read_text()

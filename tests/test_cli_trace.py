@@ -26,7 +26,7 @@ COMPLETE_HEAD = "16856f78c8d43ed8fecc36710e0ef16d9214f01ca0cc15dfc33047302081754
 TORN_HEAD = "e4218372b421129611ed1b610dea591dabe11f4d673d7b213a924ed6339753f9"
 BLOB = "d48d77c09b0a75472ab6a1a27a49b009f2357969e5eca9886514d44502247975"
 
-ENTRY = "from cli.main import main; main()"
+ENTRY = "from govrun.cli.main import main; main()"
 
 
 def events_of(path: Path) -> list[dict[str, Any]]:

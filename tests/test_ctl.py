@@ -24,17 +24,15 @@ import orjson
 import pytest
 import yaml
 
-from runtime import events as ev
-from runtime.control import (
+from govrun.runtime.errors import GovrunError
+from govrun.runtime.ops.control import (
     MAX_REQUEST_BYTES,
     ControlledOperator,
     FileControl,
     control_folder,
     send_request,
 )
-from runtime.errors import GovrunError
-from runtime.ports import Control
-from runtime.registry import (
+from govrun.runtime.ops.registry import (
     FINISHED_KEEP_S,
     WRITES_PER_S,
     Registry,
@@ -42,13 +40,15 @@ from runtime.registry import (
     shown_state,
     trace_finished,
 )
-from runtime.replay import assert_replays
-from runtime.verify import verify_trace
+from govrun.runtime.ports import Control
+from govrun.runtime.replayer.session import assert_replays
+from govrun.runtime.trace import events as ev
+from govrun.runtime.trace.verify import verify_trace
 from tests.support.agents import answer, call, calls, of_type, run_in
 from tests.support.cli import govrun
 
 REPO = Path(__file__).resolve().parent.parent
-ENTRY = "from cli.main import main; main()"
+ENTRY = "from govrun.cli.main import main; main()"
 WAIT_S = 20.0
 """Every wait in these tests is bounded by this."""
 
@@ -406,7 +406,9 @@ def test_the_folder_is_listed_only_when_it_changed(
     old_mtime(control.folder)
     listings: list[str] = []
     real = os.listdir
-    monkeypatch.setattr("runtime.control.os.listdir", lambda p: listings.append(p) or real(p))
+    monkeypatch.setattr(
+        "govrun.runtime.ops.control.os.listdir", lambda p: listings.append(p) or real(p)
+    )
     for _ in range(50):
         assert control.take() is None
     assert (control.stats, len(listings)) == (50, 1)
@@ -779,7 +781,7 @@ def test_on_a_terminal_ctl_answers_while_the_prompt_waits(on_a_terminal: Any) ->
 
 
 def test_on_a_terminal_the_person_may_answer_a_ctl_pause(on_a_terminal: Any) -> None:
-    from runtime.approval import local_identity
+    from govrun.runtime.govern.approvers import local_identity
 
     run = on_a_terminal()
     screen, entry = run.screen, run.registered()

@@ -1,7 +1,7 @@
-"""`runtime.trajectory` and `runtime.diff` on real traces: each pair of runs goes through the
-real loop with a scripted model (``tests.support.agents.run_in``) and differs in one thing —
-an argument, an extra or a missing step, a policy rule, a tool's output, the final answer,
-the model, an approval — and the diff must name the step and the fields that changed.
+"""`govrun.runtime.views.trajectory` and `govrun.runtime.views.diff` on real traces: each pair of
+runs goes through the real loop with a scripted model (``tests.support.agents.run_in``) and differs
+in one thing — an argument, an extra or a missing step, a policy rule, a tool's output, the final
+answer, the model, an approval — and the diff must name the step and the fields that changed.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 import pytest
 
-from runtime.diff import align, diff_trajectories
-from runtime.errors import TraceError
-from runtime.ports import ApprovalDecision, ApprovalRequest, FixedClock
-from runtime.trajectory import FINAL, NO_REPLY, Trajectory, load_trajectory
+from govrun.runtime.errors import TraceError
+from govrun.runtime.ports import ApprovalDecision, ApprovalRequest, FixedClock
+from govrun.runtime.views.diff import align, diff_trajectories
+from govrun.runtime.views.trajectory import FINAL, NO_REPLY, Trajectory, load_trajectory
 from tests.support.agents import answer, call, calls, run_in, scripted_manifest
 
 # --- helpers -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from runtime.events import (
+from govrun.runtime.trace.events import (
     EVENT_ADAPTER,
     EVENT_TYPES,
     FAILURE_CLASSES,
@@ -21,7 +21,7 @@ from runtime.events import (
     events_json_schema,
     parse_event,
 )
-from runtime.trace import TraceReader
+from govrun.runtime.trace.reader import TraceReader
 from tests.support.traces import write_run
 
 H = "ab" * 32

@@ -6,11 +6,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from runtime import events as ev
-from runtime.manifest import load_manifest
-from runtime.run import run_agent
-from runtime.trace import read_trace
-from runtime.verify import verify_trace
+from govrun.runtime.manifest.schema import load_manifest
+from govrun.runtime.run import run_agent
+from govrun.runtime.trace import events as ev
+from govrun.runtime.trace.reader import read_trace
+from govrun.runtime.trace.verify import verify_trace
 from tests.support.fake_openai import FakeOpenAI
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

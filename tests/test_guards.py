@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from runtime.guards import Counters, Guards, Trip
-from runtime.manifest import Manifest, parse_manifest
+from govrun.runtime.govern.guards import Counters, Guards, Trip
+from govrun.runtime.manifest.schema import Manifest, parse_manifest
 
 TOOLS = [
     {"name": "read", "uses": "fs.read", "scope": {"roots": ["ws"]}},

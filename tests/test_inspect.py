@@ -14,18 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from cli.inspect.app import Cursor, InspectApp
-from cli.inspect.diff_app import DiffApp
-from cli.inspect.filter import FilterScreen, StepFilter
-from cli.inspect.help import HelpScreen
-from cli.inspect.palette import Palette
-from cli.inspect.timeline_view import TimelineView
-from runtime import events as ev
-from runtime.diff import diff_trajectories
-from runtime.ports import FixedClock
-from runtime.timeline import Timeline
-from runtime.trace import TraceWriter, read_stored
-from runtime.trajectory import load_trajectory
+from govrun.cli.inspect.app import Cursor, InspectApp
+from govrun.cli.inspect.diff_app import DiffApp
+from govrun.cli.inspect.filter import FilterScreen, StepFilter
+from govrun.cli.inspect.help import HelpScreen
+from govrun.cli.inspect.palette import Palette
+from govrun.cli.inspect.timeline_view import TimelineView
+from govrun.runtime.ports import FixedClock
+from govrun.runtime.trace import events as ev
+from govrun.runtime.trace.reader import read_stored
+from govrun.runtime.trace.writer import TraceWriter
+from govrun.runtime.views.diff import diff_trajectories
+from govrun.runtime.views.timeline import Timeline
+from govrun.runtime.views.trajectory import load_trajectory
 from tests.support.agents import answer, call, calls, fs_tools, run_in, scripted_manifest
 from tests.support.cli import govrun
 from tests.support.pty import Screen
@@ -552,7 +553,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
 
 def test_the_command_opens_the_app_on_a_terminal_and_quits() -> None:
     """The real command on a pseudo-terminal: the screen appears, keys work, q quits, exit 0."""
-    entry = "from cli.main import main; main()"
+    entry = "from govrun.cli.main import main; main()"
     term = Screen([sys.executable, "-c", entry, "inspect", str(GOLDEN)], rows=24, cols=80)
     try:
         term.wait_for("quickstart · completed")

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from cli.inspect.app import InspectApp
-from cli.inspect.diff_app import DiffApp
-from runtime.diff import diff_trajectories
-from runtime.timeline import Timeline
-from runtime.trajectory import load_trajectory
+from govrun.cli.inspect.app import InspectApp
+from govrun.cli.inspect.diff_app import DiffApp
+from govrun.runtime.views.diff import diff_trajectories
+from govrun.runtime.views.timeline import Timeline
+from govrun.runtime.views.trajectory import load_trajectory
 from tests.support.agents import answer, call, calls, fs_tools, run_in, scripted_manifest
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden" / "quickstart.jsonl"

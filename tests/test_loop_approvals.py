@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime import events as ev
-from runtime.ports import ApprovalDecision, ApprovalRequest
+from govrun.runtime.ports import ApprovalDecision, ApprovalRequest
+from govrun.runtime.trace import events as ev
 from tests.support.agents import WORKSPACE, answer, call, calls, one, run_in, scripted_manifest
 
 ASK_WRITES = {

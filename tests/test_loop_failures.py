@@ -15,12 +15,12 @@ from typing import Any, Literal
 
 import pytest
 
-from runtime import events as ev
-from runtime.approval import DenyApprover
-from runtime.ports import ApprovalDecision, ApprovalRequest, Control, FixedClock
-from runtime.run import run_agent
-from runtime.toolbox import LiveTools, PreparedCall
-from runtime.tools import ToolResult
+from govrun.runtime.govern.approvers import DenyApprover
+from govrun.runtime.govern.toolbox import LiveTools, PreparedCall
+from govrun.runtime.ports import ApprovalDecision, ApprovalRequest, Control, FixedClock
+from govrun.runtime.run import run_agent
+from govrun.runtime.tools import ToolResult
+from govrun.runtime.trace import events as ev
 from tests.support.agents import (
     WORKSPACE,
     answer,

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime import events as ev
+from govrun.runtime.trace import events as ev
 from tests.support.agents import (
     WORKSPACE,
     answer,

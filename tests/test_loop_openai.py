@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from runtime import events as ev
-from runtime.loop import RunResult
-from runtime.ports import SystemClock
+from govrun.runtime.loop import RunResult
+from govrun.runtime.ports import SystemClock
+from govrun.runtime.trace import events as ev
 from tests.support.agents import (
     API_KEY,
     OPENAI_ENV,

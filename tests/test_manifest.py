@@ -17,8 +17,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.errors import ManifestError
-from runtime.manifest import (
+from govrun.runtime.errors import ManifestError
+from govrun.runtime.manifest.reader import interpolate, load_yaml
+from govrun.runtime.manifest.schema import (
     CHECK_KINDS,
     NOT_SUPPORTED_YET,
     SUPPORTED_BUILTINS,
@@ -28,7 +29,6 @@ from runtime.manifest import (
     manifest_json_schema,
     parse_manifest,
 )
-from runtime.manifest_yaml import interpolate, load_yaml
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 AGENTS = FIXTURES / "agents"

@@ -11,11 +11,11 @@ from typing import Any
 import openai
 import pytest
 
-from runtime.errors import GovrunError
-from runtime.manifest import ModelConfig, Pricing
-from runtime.models import build_model, cost_usd
-from runtime.models.openai_model import PLACEHOLDER_KEY, OpenAIModel
-from runtime.ports import Model, ModelCallError, ModelReply, Usage
+from govrun.runtime.errors import GovrunError
+from govrun.runtime.manifest.schema import ModelConfig, Pricing
+from govrun.runtime.models import build_model, cost_usd
+from govrun.runtime.models.openai_model import PLACEHOLDER_KEY, OpenAIModel
+from govrun.runtime.ports import Model, ModelCallError, ModelReply, Usage
 from tests.support.fake_openai import NO_RESPONSE_LEFT, FakeOpenAI, fake_openai_fixture  # noqa: F401
 
 HERE = Path(__file__).parent

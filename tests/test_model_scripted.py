@@ -11,11 +11,11 @@ from typing import Any
 import orjson
 import pytest
 
-from runtime.errors import GovrunError
-from runtime.manifest import ModelConfig
-from runtime.models import build_model
-from runtime.models.scripted import ScriptedModel, estimate_prompt_tokens
-from runtime.ports import Model, ModelCallError, Usage
+from govrun.runtime.errors import GovrunError
+from govrun.runtime.manifest.schema import ModelConfig
+from govrun.runtime.models import build_model
+from govrun.runtime.models.scripted import ScriptedModel, estimate_prompt_tokens
+from govrun.runtime.ports import Model, ModelCallError, Usage
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "fixtures" / "scripts"

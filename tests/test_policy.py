@@ -16,11 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from cli.commands.policy import policy_app
-from runtime.manifest import Manifest, load_manifest
-from runtime.policy import BUILTIN_RISK, Decision, PolicyEngine, tool_risk
-from runtime.tools.base import ScopeViolation
-from runtime.tools.fs import Confinement
+from govrun.cli.commands.policy import policy_app
+from govrun.runtime.govern.policy import Decision, PolicyEngine
+from govrun.runtime.manifest.schema import Manifest, load_manifest
+from govrun.runtime.manifest.sections import BUILTIN_RISK, tool_risk
+from govrun.runtime.tools.base import ScopeViolation
+from govrun.runtime.tools.fs import Confinement
 
 MODEL = {"provider": "openai", "name": "gpt-4o-mini"}
 TOOLS: list[dict[str, Any]] = [
@@ -188,7 +189,7 @@ def test_tool_risk_defaults_and_overrides(folder: Path, tool: str, risk: str) ->
 
 
 def test_every_builtin_has_a_default_risk() -> None:
-    from runtime.manifest import SUPPORTED_BUILTINS
+    from govrun.runtime.manifest.schema import SUPPORTED_BUILTINS
 
     assert set(BUILTIN_RISK) == set(SUPPORTED_BUILTINS)
 
@@ -709,7 +710,7 @@ def test_the_cli_does_not_depend_on_the_working_folder(
 
 
 def test_policy_hash_covers_per_tool_approval_gates(tmp_path: Path) -> None:
-    from runtime.manifest import parse_manifest
+    from govrun.runtime.manifest.schema import parse_manifest
 
     (tmp_path / "s.yaml").write_text("- content: hi\n")
     (tmp_path / "ws").mkdir(exist_ok=True)

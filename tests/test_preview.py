@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from runtime.manifest import parse_manifest
-from runtime.ports import ToolCallRequest
-from runtime.preview import preview_call
-from runtime.toolbox import PreparedCall, Toolbox
+from govrun.runtime.govern.preview import preview_call
+from govrun.runtime.govern.toolbox import PreparedCall, Toolbox
+from govrun.runtime.manifest.schema import parse_manifest
+from govrun.runtime.ports import ToolCallRequest
 
 SECRET = "SECRET-CONTENT-NEVER-SHOWN"
 NOTES = "one\ntwo\nthree\nfour\nfive\nsix\nseven\neight\n"

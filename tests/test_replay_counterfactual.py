@@ -22,13 +22,13 @@ import orjson
 import pytest
 import yaml
 
-from runtime.approval import AutoApprover, DenyApprover
-from runtime.approval_rules import RulesApprover, parse_approval_rules
-from runtime.manifest import Manifest, load_manifest
-from runtime.ports import ApprovalDecision, ApprovalRequest, Approver
-from runtime.record import Record
-from runtime.replay import ReplayOutcome, replay
-from runtime.trace import read_stored
+from govrun.runtime.govern.approval_rules import RulesApprover, parse_approval_rules
+from govrun.runtime.govern.approvers import AutoApprover, DenyApprover
+from govrun.runtime.manifest.schema import Manifest, load_manifest
+from govrun.runtime.ports import ApprovalDecision, ApprovalRequest, Approver
+from govrun.runtime.replayer.session import ReplayOutcome, replay
+from govrun.runtime.trace.reader import read_stored
+from govrun.runtime.trace.record import Record
 from tests.support.agents import (
     MANIFEST,
     SCRIPT,

@@ -23,14 +23,15 @@ import orjson
 import pytest
 import yaml
 
-from runtime import events as ev
-from runtime.approval import AutoApprover
-from runtime.manifest import Manifest, load_manifest
-from runtime.ports import SystemClock
-from runtime.record import Record
-from runtime.replay import IGNORED, ReplayClock, ReplayOutcome, _result, assert_replays, replay
-from runtime.tools import ToolResult
-from runtime.trace import read_stored
+from govrun.runtime.govern.approvers import AutoApprover
+from govrun.runtime.manifest.schema import Manifest, load_manifest
+from govrun.runtime.ports import SystemClock
+from govrun.runtime.replayer.adapters import ReplayClock, _result
+from govrun.runtime.replayer.session import IGNORED, ReplayOutcome, assert_replays, replay
+from govrun.runtime.tools import ToolResult
+from govrun.runtime.trace import events as ev
+from govrun.runtime.trace.reader import read_stored
+from govrun.runtime.trace.record import Record
 from tests.support.agents import (
     MANIFEST,
     SCRIPT,
@@ -383,7 +384,7 @@ def test_the_unchanged_manifest_file_replays_identically(
     assert outcome.identical and outcome.divergence is None
     assert outcome.result.events == len(recorded.events)
     assert assert_replays(recorded.trace, manifest=recorded.folder / MANIFEST).identical
-    ran = invoke("replay", recorded.trace, "-o", tmp_path / "cli.jsonl")
+    ran = invoke("replay", recorded.trace, "-o", tmp_path / "govrun.cli.jsonl")
     assert ran.code == 0 and "✓ identical" in ran.flat
 
 
@@ -498,7 +499,7 @@ def test_a_torn_trace_replays_to_the_torn_line_and_says_so(
     )
     replayed = read_stored(outcome.result.trace_path)[0]
     assert [e["type"] for e in replayed[:torn_at]] == [e["type"] for e in record.events]
-    ran = invoke("replay", trace, "-o", tmp_path / "cli.jsonl")
+    ran = invoke("replay", trace, "-o", tmp_path / "govrun.cli.jsonl")
     ran.assert_clean()
     assert ran.code == 1 and "its last line is torn" in ran.flat
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import yaml
 
-from runtime.models import build_model
-from runtime.record import Record
-from runtime.replay import LivePorts, recorded_manifest, replay
-from runtime.trace import read_stored
-from runtime.verify import verify_trace
+from govrun.runtime.models import build_model
+from govrun.runtime.replayer.session import LivePorts, recorded_manifest, replay
+from govrun.runtime.trace.reader import read_stored
+from govrun.runtime.trace.record import Record
+from govrun.runtime.trace.verify import verify_trace
 from tests.support.agents import OPENAI_ENV, answer, call, calls, openai_manifest, run_in
 from tests.support.cli import govrun
 from tests.support.fake_openai import FakeOpenAI, fake_openai_fixture  # noqa: F401
@@ -133,7 +133,7 @@ def crashed_run(folder: Path) -> tuple[Path, Path]:
     manifest = folder / "agent.yaml"
     manifest.write_text(yaml.safe_dump(CRASHY), encoding="utf-8")
     trace = folder / "crashed.jsonl"
-    entry = "from cli.main import main; main()"
+    entry = "from govrun.cli.main import main; main()"
     process = subprocess.run(
         [sys.executable, "-c", entry, "run", str(manifest), "-o", str(trace)],
         cwd=folder,

@@ -16,13 +16,14 @@ from typing import Any
 
 import pytest
 
-from runtime import events as ev
-from runtime.errors import ManifestError
-from runtime.manifest import NOT_SUPPORTED_YET, parse_manifest
-from runtime.rollback import default_output
-from runtime.tools.base import FileUndo, ToolResult
-from runtime.trace import blob_dir, read_trace
-from runtime.verify import verify_trace
+from govrun.runtime.errors import ManifestError
+from govrun.runtime.manifest.schema import NOT_SUPPORTED_YET, parse_manifest
+from govrun.runtime.ops.rollback import default_output
+from govrun.runtime.tools.base import FileUndo, ToolResult
+from govrun.runtime.trace import events as ev
+from govrun.runtime.trace.canonical import blob_dir
+from govrun.runtime.trace.reader import read_trace
+from govrun.runtime.trace.verify import verify_trace
 from tests.support.agents import (
     WORKSPACE,
     answer,
@@ -522,7 +523,7 @@ def test_manifest_refuses_misplaced_or_disallowed_undo(tool: str, expected: str)
 
 
 def test_manifest_accepts_undo_and_on_failure_and_documents_them() -> None:
-    from runtime.manifest import manifest_json_schema
+    from govrun.runtime.manifest.schema import manifest_json_schema
 
     text = (
         f"name: x\n{OPENAI}on_failure: rollback\ntools:\n"

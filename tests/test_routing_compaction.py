@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
-from runtime import events as ev
-from runtime.manifest import load_manifest
-from runtime.record import Record
-from runtime.replay import assert_replays, replay
-from runtime.trace import read_stored
+from govrun.runtime.manifest.schema import load_manifest
+from govrun.runtime.replayer.session import assert_replays, replay
+from govrun.runtime.trace import events as ev
+from govrun.runtime.trace.reader import read_stored
+from govrun.runtime.trace.record import Record
 from tests.support.agents import (
     WORKSPACE,
     answer,

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runtime.verify import verify_trace
+from govrun.runtime.trace.verify import verify_trace
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -24,7 +24,7 @@ signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 limit = int(sys.argv[1])
 resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 sys.argv = ["govrun", "run", sys.argv[2], "-o", sys.argv[3]]
-from cli.main import main
+from govrun.cli.main import main
 main()
 """
 

@@ -1,8 +1,8 @@
 """Every approval decision and every trace is signed, by a real run through the real loop.
 
 Each ``approval_decided`` carries an Ed25519 signature over exactly the values it records
-(``runtime.signing.approval_message``); each ``run_finished`` carries a seal over the run id,
-the event count and the head it states. The key is the user's (``govrun keys init``) when
+(``govrun.runtime.trace.signing.approval_message``); each ``run_finished`` carries a seal over the
+run id, the event count and the head it states. The key is the user's (``govrun keys init``) when
 there is one, else one made for the run. ``GOVRUN_HOME`` points at a temporary folder in
 every test, so the real home is never read.
 """
@@ -16,12 +16,14 @@ from typing import Any
 import orjson
 import pytest
 
-from runtime import events as ev
-from runtime.approval import AutoApprover, DenyApprover
-from runtime.errors import GovrunError
-from runtime.ports import ApprovalDecision, ApprovalRequest, FixedClock
-from runtime.run import run_agent
-from runtime.signing import (
+from govrun.runtime.errors import GovrunError
+from govrun.runtime.govern.approvers import AutoApprover, DenyApprover
+from govrun.runtime.ports import ApprovalDecision, ApprovalRequest, FixedClock
+from govrun.runtime.run import run_agent
+from govrun.runtime.trace import events as ev
+from govrun.runtime.trace.canonical import canonical, sha256_hex
+from govrun.runtime.trace.reader import read_trace
+from govrun.runtime.trace.signing import (
     APPROVAL_FIELDS,
     SEAL_FIELDS,
     Signer,
@@ -32,8 +34,8 @@ from runtime.signing import (
     seal_message,
     verify_signature,
 )
-from runtime.trace import REDACTED, canonical, read_trace, sha256_hex
-from runtime.verify import verify_trace
+from govrun.runtime.trace.verify import verify_trace
+from govrun.runtime.trace.writer import REDACTED
 from tests.support.agents import (
     answer,
     call,

@@ -7,11 +7,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from runtime import events as ev
-from runtime.errors import TraceError
-from runtime.ports import FixedClock
-from runtime.timeline import _TAIL, TAIL_FIELDS, Timeline
-from runtime.trace import TraceWriter
+from govrun.runtime.errors import TraceError
+from govrun.runtime.ports import FixedClock
+from govrun.runtime.trace import events as ev
+from govrun.runtime.trace.writer import TraceWriter
+from govrun.runtime.views.timeline import _TAIL, TAIL_FIELDS, Timeline
 from tests.support.agents import (
     answer,
     call,

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.tools import (
+from govrun.runtime.tools import (
     ScopeViolation,
     Tool,
     ToolConfigError,
@@ -30,7 +30,7 @@ from runtime.tools import (
     build_builtin,
     parse_arguments,
 )
-from runtime.tools.fs import FsDelete, FsList, FsRead, FsWrite, Located
+from govrun.runtime.tools.fs import FsDelete, FsList, FsRead, FsWrite, Located
 
 SECRET = "SECRET-CONTENT"
 

@@ -20,14 +20,9 @@ from typing import Any
 
 import pytest
 
-from runtime.tools import ToolResult, git_guard, parse_arguments
-from runtime.tools.git_guard import (
-    GIT_PATH,
-    REFUSED_KEYS,
-    _refusal,
-    git_environment,
-)
-from runtime.tools.shell import FIXED_PATH, ShellTool
+from govrun.runtime.tools import ToolResult, git_guard, parse_arguments
+from govrun.runtime.tools.git_guard import GIT_PATH, REFUSED_KEYS, _refusal, git_environment
+from govrun.runtime.tools.shell import FIXED_PATH, ShellTool
 
 SUBCOMMANDS = ["diff", "status", "log", "show", "log -p"]
 RULE: dict[str, Any] = {"subcommands": ["diff", "status", "log", "show"], "flags": ["-p"]}

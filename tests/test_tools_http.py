@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from runtime.tools import ScopeViolation, ToolConfigError, ToolResult, parse_arguments
-from runtime.tools.http import MAX_REDIRECTS, HttpGet, httpx, parse_host_rule
+from govrun.runtime.tools import ScopeViolation, ToolConfigError, ToolResult, parse_arguments
+from govrun.runtime.tools.http import MAX_REDIRECTS, HttpGet, httpx, parse_host_rule
 from tests.support.recording_server import BIG_BODY, RecordingServer, serve
 
 

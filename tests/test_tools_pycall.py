@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from runtime.tools import (
+from govrun.runtime.tools import (
     ScopeViolation,
     Tool,
     ToolConfigError,

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import pytest
 
-from runtime.tools import (
+from govrun.runtime.tools import (
     PythonTool,
     ScopeViolation,
     ToolResult,
@@ -30,7 +30,7 @@ from tests.support.cli import govrun
 
 MOD = "tests.support.pytools"
 REPO = Path(__file__).resolve().parent.parent
-ENTRY = "from cli.main import main; main()"
+ENTRY = "from govrun.cli.main import main; main()"
 STARTUP_MARGIN_S = 2.0
 """Starting a worker (~0.1 s) on a busy machine, plus killing and reaping it."""
 
@@ -343,7 +343,7 @@ def test_isolation_on_a_builtin_is_refused_by_validate(tmp_path: Path) -> None:
 def test_the_snapshot_names_isolation_only_when_it_is_process(tmp_path: Path) -> None:
     """A run recorded before `isolation` existed has none in its snapshot: it loads as
     inline, and a run today writes the same snapshot (and hash) for the same manifest."""
-    from runtime.manifest import load_manifest, manifest_from_snapshot
+    from govrun.runtime.manifest.schema import load_manifest, manifest_from_snapshot
 
     snapshot = load_manifest(write_agent(tmp_path, timeout_s=2)).canonical_dict()
     assert [t.get("isolation") for t in snapshot["tools"]] == ["process", "process"]

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from runtime.tools import ScopeViolation, Tool, ToolConfigError, ToolResult, parse_arguments
-from runtime.tools.shell import FIXED_PATH, ShellTool
+from govrun.runtime.tools import ScopeViolation, Tool, ToolConfigError, ToolResult, parse_arguments
+from govrun.runtime.tools.shell import FIXED_PATH, ShellTool
 
 COMMANDS: dict[str, Any] = {
     "ls": {"flags": ["-l", "-a", "-1", "--hide"]},

@@ -17,8 +17,10 @@ from typing import Any
 import orjson
 import pytest
 
-from runtime.errors import TraceError, TraceWriteError
-from runtime.events import (
+from govrun.runtime.errors import TraceError, TraceWriteError
+from govrun.runtime.ports import FixedClock
+from govrun.runtime.trace.canonical import blob_dir, canonical, sha256_hex
+from govrun.runtime.trace.events import (
     ZERO_HASH,
     Event,
     ModelRequest,
@@ -29,20 +31,9 @@ from runtime.events import (
     ToolCallProposed,
     ToolFinished,
 )
-from runtime.ports import FixedClock
-from runtime.trace import (
-    BLOB_THRESHOLD,
-    REDACTED,
-    TraceIndex,
-    TraceReader,
-    TraceWriter,
-    blob_dir,
-    canonical,
-    gc_frozen,
-    read_trace,
-    sha256_hex,
-)
-from runtime.verify import verify_trace
+from govrun.runtime.trace.reader import TraceIndex, TraceReader, gc_frozen, read_trace
+from govrun.runtime.trace.verify import verify_trace
+from govrun.runtime.trace.writer import BLOB_THRESHOLD, REDACTED, TraceWriter
 from tests.support.traces import BIG_OUTPUT_BYTES, read_lines, rechain, write_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -462,10 +453,10 @@ def test_index_ignores_a_torn_tail_until_it_is_completed(tmp_path: Path) -> None
 _FILL = textwrap.dedent(
     """
     import json, resource, signal, sys
-    from runtime.errors import TraceWriteError
-    from runtime.events import ModelResponse
-    from runtime.ports import FixedClock
-    from runtime.trace import TraceWriter
+    from govrun.runtime.errors import TraceWriteError
+    from govrun.runtime.trace.events import ModelResponse
+    from govrun.runtime.ports import FixedClock
+    from govrun.runtime.trace.writer import TraceWriter
 
     path, limit, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     held = len(sys.argv) > 4  # lines wait in memory and go out in batches of 7
@@ -576,8 +567,8 @@ def test_write_error_in_a_held_batch_rewinds_to_the_last_whole_line(
 _CREATE = textwrap.dedent(
     """
     import os, sys
-    from runtime.errors import TraceWriteError
-    from runtime.trace import TraceWriter
+    from govrun.runtime.errors import TraceWriteError
+    from govrun.runtime.trace.writer import TraceWriter
     if os.geteuid() == 0:
         try:
             os.setuid(65534)  # root ignores permissions; 'nobody' does not

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.errors import TraceError
-from runtime.trace import blob_dir
-from runtime.verify import VerifyReport, verify_trace
+from govrun.runtime.errors import TraceError
+from govrun.runtime.trace.canonical import blob_dir
+from govrun.runtime.trace.verify import VerifyReport, verify_trace
 from tests.support.traces import rechain, write_run
 
 REPO = Path(__file__).resolve().parents[1]

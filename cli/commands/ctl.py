@@ -1,6 +1,6 @@
 """`govrun status` and `govrun ctl`: see the runs going on and steer one from another
-terminal. The protocol lives in :mod:`runtime.control` and :mod:`runtime.registry`; this
-is only the terminal side.
+terminal. The protocol lives in :mod:`govrun.runtime.ops.control` and
+:mod:`govrun.runtime.ops.registry`; this is only the terminal side.
 
 `ctl` exits 0 once the run acknowledged the request (it wrote what it did into its
 registry entry, after recording the interrupt in its trace), 1 if it did not within
@@ -21,11 +21,11 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from cli.console import err, handle_errors, out
+from govrun.cli.console import err, handle_errors, out
 
 if TYPE_CHECKING:
-    from runtime.control import Action
-    from runtime.registry import Registry, RunEntry
+    from govrun.runtime.ops.control import Action
+    from govrun.runtime.ops.registry import Registry, RunEntry
 
 RunsDir = Annotated[
     Path | None,
@@ -66,8 +66,8 @@ POLL_S = 0.05
 def run_registry() -> Registry | None:
     """The registry `govrun run` lists its run in; when it cannot be made, a warning and
     the run goes on unlisted (and cannot be steered from outside)."""
-    from runtime.errors import GovrunError
-    from runtime.registry import Registry
+    from govrun.runtime.errors import GovrunError
+    from govrun.runtime.ops.registry import Registry
 
     registry = Registry.default()
     try:
@@ -97,7 +97,7 @@ def status(
     ] = False,
 ) -> None:
     """List the runs going on: pid, state (running, paused, stopping, crashed), step, trace."""
-    from runtime.registry import Registry, age_s, shown_state
+    from govrun.runtime.ops.registry import Registry, age_s, shown_state
 
     registry = Registry.default(runs)
     if prune:
@@ -197,10 +197,10 @@ def steer(
     action: Action, ref: str, *, as_: str | None, reason: str | None, runs: Path | None, wait: float
 ) -> None:
     """Send ``action`` to the run ``ref`` names and report what it did."""
-    from runtime.approval import local_identity
-    from runtime.control import send_request, withdraw
-    from runtime.errors import GovrunError
-    from runtime.registry import Registry, shown_state
+    from govrun.runtime.errors import GovrunError
+    from govrun.runtime.govern.approvers import local_identity
+    from govrun.runtime.ops.control import send_request, withdraw
+    from govrun.runtime.ops.registry import Registry, shown_state
 
     registry = Registry.default(runs)
     entry = registry.resolve(ref)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.console import handle_errors
+from govrun.cli.console import handle_errors
 
 TraceA = Annotated[
     Path, typer.Argument(help="The first trace (JSONL), shown on the left.", metavar="A.jsonl")
@@ -35,14 +35,14 @@ def diff(
 ) -> None:
     """Compare two runs step by step: the first divergence, then every inserted, removed and
     changed step side by side, then the totals. Exit 0 same, 1 different, 2 bad input."""
-    from runtime.diff import diff_trajectories
-    from runtime.trajectory import load_trajectory
+    from govrun.runtime.views.diff import diff_trajectories
+    from govrun.runtime.views.trajectory import load_trajectory
 
     result = diff_trajectories(load_trajectory(a), load_trajectory(b))
     if json_output:
         sys.stdout.write(result.to_json() + "\n")
     else:
-        from cli.render.diff import render_diff
+        from govrun.cli.render.diff import render_diff
 
         render_diff(result, limit=limit)
     raise typer.Exit(0 if result.same else 1)

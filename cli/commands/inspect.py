@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.console import handle_errors
+from govrun.cli.console import handle_errors
 
 TracePath = Annotated[
     Path, typer.Argument(help="The trace to inspect (JSONL).", metavar="TRACE.jsonl")
@@ -38,17 +38,17 @@ def inspect(
     """Step through a run in a terminal UI: timeline, prompt, reply, tool calls, policy,
     approvals, verification, raw events; search, filter, follow, replay, diff."""
     if diff is not None:
-        from runtime.diff import diff_trajectories
-        from runtime.trajectory import load_trajectory
+        from govrun.runtime.views.diff import diff_trajectories
+        from govrun.runtime.views.trajectory import load_trajectory
 
         result = diff_trajectories(load_trajectory(trace), load_trajectory(diff))
-        from cli.inspect.diff_app import DiffApp
+        from govrun.cli.inspect.diff_app import DiffApp
 
         DiffApp(result).run()
         return
-    from runtime.timeline import Timeline
+    from govrun.runtime.views.timeline import Timeline
 
     timeline = Timeline(trace)  # bad input fails here, before the screen is taken over
-    from cli.inspect.app import InspectApp
+    from govrun.cli.inspect.app import InspectApp
 
     InspectApp(timeline, follow=follow).run()

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from cli.console import err, handle_errors, out
+from govrun.cli.console import err, handle_errors, out
 
 if TYPE_CHECKING:
-    from runtime.signing import Signer
+    from govrun.runtime.trace.signing import Signer
 
 keys_app = typer.Typer(
     help="Create and show the key that signs your approvals and trace seals.",
@@ -48,8 +48,8 @@ def init(
     ] = False,
 ) -> None:
     """Create your signing key: private key 0600 in a 0700 folder, public key beside it."""
-    from runtime.errors import GovrunError
-    from runtime.signing import default_key_path, init_key
+    from govrun.runtime.errors import GovrunError
+    from govrun.runtime.trace.signing import default_key_path, init_key
 
     target = path or default_key_path()
     if path is not None:
@@ -78,8 +78,8 @@ def init(
 @handle_errors
 def show(path: KeyPath = None) -> None:
     """Show your signing key: fingerprint, public key, file and trusted-keys line."""
-    from runtime.errors import GovrunError
-    from runtime.signing import Signer, default_key_path
+    from govrun.runtime.errors import GovrunError
+    from govrun.runtime.trace.signing import Signer, default_key_path
 
     target = path or default_key_path()
     if not target.is_file():
@@ -97,8 +97,8 @@ def show(path: KeyPath = None) -> None:
 
 
 def _describe(signer: Signer, path: Path) -> None:
-    from runtime.approval import local_identity
-    from runtime.signing import trusted_key_line
+    from govrun.runtime.govern.approvers import local_identity
+    from govrun.runtime.trace.signing import trusted_key_line
 
     out.print(f"[bold]fingerprint[/]      {signer.fingerprint}", soft_wrap=True)
     out.print(f"[bold]public key[/]       {signer.public_key}", soft_wrap=True)
@@ -111,7 +111,7 @@ def _describe(signer: Signer, path: Path) -> None:
 def _refuse_shared_folder(path: Path) -> None:
     """A private key belongs in a folder only its owner can write: in a shared one (a home
     readable by others, /tmp) someone else could plant or swap files next to it."""
-    from runtime.errors import GovrunError
+    from govrun.runtime.errors import GovrunError
 
     folder = path.parent
     if not folder.is_dir():

@@ -10,8 +10,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cli.console import handle_errors, out
-from runtime.errors import GovrunError
+from govrun.cli.console import handle_errors, out
+from govrun.runtime.errors import GovrunError
 
 policy_app = typer.Typer(
     help="Test a policy without running an agent.",
@@ -38,13 +38,13 @@ def explain(
     its tool would execute it (resolved path, argv, typed values), the deciding rule and
     every rule's outcome on that call. Exit 0 whatever the decision; 2 on a bad manifest,
     tool or arguments."""
-    from runtime.decide import SCOPE_RULE, decide_call
-    from runtime.manifest import load_manifest
-    from runtime.manifest_problems import did_you_mean
-    from runtime.policy import PolicyEngine
-    from runtime.ports import ToolCallRequest
-    from runtime.preflight import check_runnable
-    from runtime.toolbox import PreparedCall
+    from govrun.runtime.govern.decide import SCOPE_RULE, decide_call
+    from govrun.runtime.govern.policy import PolicyEngine
+    from govrun.runtime.govern.preflight import check_runnable
+    from govrun.runtime.govern.toolbox import PreparedCall
+    from govrun.runtime.manifest.problems import did_you_mean
+    from govrun.runtime.manifest.schema import load_manifest
+    from govrun.runtime.ports import ToolCallRequest
 
     args = _parse_arguments(arguments)
     m = load_manifest(manifest)

@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli.commands.run import ApproveMode, Frontend, _summary, frontend
-from cli.console import err, handle_errors, out
+from govrun.cli.commands.run import ApproveMode, Frontend, _summary, frontend
+from govrun.cli.console import err, handle_errors, out
 
 if TYPE_CHECKING:
-    from runtime.approval_rules import ApprovalRules
-    from runtime.manifest import Manifest
-    from runtime.ports import Model
-    from runtime.record import Record
-    from runtime.replay import InFlightChoice, LivePorts, ReplayOutcome
-    from runtime.signing import Signer
+    from govrun.runtime.govern.approval_rules import ApprovalRules
+    from govrun.runtime.manifest.schema import Manifest
+    from govrun.runtime.ports import Model
+    from govrun.runtime.replayer.session import InFlightChoice, LivePorts, ReplayOutcome
+    from govrun.runtime.trace.record import Record
+    from govrun.runtime.trace.signing import Signer
 
 TracesArg = Annotated[
     list[Path], typer.Argument(help="Recorded traces (JSONL).", metavar="TRACE.jsonl...")
@@ -115,9 +115,9 @@ def replay(
     """Re-run recorded runs deterministically from their traces: no model is called and no
     tool runs. Exit 0 when every replay reproduces its record (counterfactual: no decision
     changed), 1 with the first divergence or the changed decisions, 2 on bad input."""
-    from runtime.approval_rules import load_approval_rules
-    from runtime.errors import GovrunError
-    from runtime.manifest import load_manifest
+    from govrun.runtime.errors import GovrunError
+    from govrun.runtime.govern.approval_rules import load_approval_rules
+    from govrun.runtime.manifest.schema import load_manifest
 
     if live_from is not None and len(traces) > 1:
         raise GovrunError("--live-from forks one run; give a single trace.")
@@ -136,7 +136,7 @@ def replay(
         _fork(traces[0], output, new, live_from, approve, approvals, approver, key, json_output)
         return
     outcomes = _replay_all(traces, output, new, strict=strict, live_tools=live_tools, rules=rules)
-    from cli.render.replay import render_replays
+    from govrun.cli.render.replay import render_replays
 
     render_replays(outcomes, as_json=json_output)
     if any(isinstance(o, str) for o in outcomes):
@@ -162,9 +162,9 @@ def _replay_all(
 ) -> list[ReplayOutcome | str]:
     """One replay per trace; a trace that cannot be read becomes its error message when
     there are several (one bad file must not hide the others' results)."""
-    from runtime.errors import GovrunError
-    from runtime.record import Record
-    from runtime.replay import replay as run_replay
+    from govrun.runtime.errors import GovrunError
+    from govrun.runtime.replayer.session import replay as run_replay
+    from govrun.runtime.trace.record import Record
 
     several = len(traces) > 1
     outcomes: list[ReplayOutcome | str] = []
@@ -192,7 +192,7 @@ def _replay_all(
 
 
 def _target(output: Path | None, record: Record, *, several: bool, n: int, label: str) -> Path:
-    from runtime.run import default_trace_path
+    from govrun.runtime.run import default_trace_path
 
     agent = str(record.run_started.get("agent") or "agent")
     if output is None:
@@ -206,15 +206,15 @@ def _target(output: Path | None, record: Record, *, several: bool, n: int, label
 def _secrets(manifest: Manifest | None, record: Record) -> set[str]:
     """Values of the secret env vars named by the manifest in force, as a live run would
     redact them."""
-    from runtime.replay import recorded_manifest
+    from govrun.runtime.replayer.session import recorded_manifest
 
     m = manifest or recorded_manifest(record)
     return m.secret_values(os.environ)
 
 
 def _live_ports(m: Manifest, ui: Frontend, in_flight: InFlight | None = None) -> LivePorts:
-    from runtime.models import build_model
-    from runtime.replay import LivePorts
+    from govrun.runtime.models import build_model
+    from govrun.runtime.replayer.session import LivePorts
 
     def model() -> Model:  # built only when the run goes live
         return build_model(m.model, base_dir=m.base_dir, env=os.environ)
@@ -243,10 +243,10 @@ def _fork(
     key: Path | None,
     json_output: bool,
 ) -> None:
-    from runtime.errors import GovrunError
-    from runtime.record import Record
-    from runtime.replay import recorded_manifest
-    from runtime.replay import replay as run_replay
+    from govrun.runtime.errors import GovrunError
+    from govrun.runtime.replayer.session import recorded_manifest
+    from govrun.runtime.replayer.session import replay as run_replay
+    from govrun.runtime.trace.record import Record
 
     record = Record.load(trace)
     last = record.steps()
@@ -309,11 +309,11 @@ def resume(
 ) -> None:
     """Continue a crashed or stopped run: replay its record to the last complete step (a
     crash: to where it ends), then go on live, into a new trace that names its parent."""
-    from runtime.errors import GovrunError
-    from runtime.manifest import load_manifest
-    from runtime.record import Record
-    from runtime.replay import recorded_manifest
-    from runtime.replay import replay as run_replay
+    from govrun.runtime.errors import GovrunError
+    from govrun.runtime.manifest.schema import load_manifest
+    from govrun.runtime.replayer.session import recorded_manifest
+    from govrun.runtime.replayer.session import replay as run_replay
+    from govrun.runtime.trace.record import Record
 
     record = Record.load(trace)
     finished = record.run_finished
@@ -376,13 +376,13 @@ def _in_flight_decider(
 
 
 def _signer(key: Path | None) -> Signer:
-    from runtime.signing import Signer, load_default_signer
+    from govrun.runtime.trace.signing import Signer, load_default_signer
 
     return Signer.load(key) if key else load_default_signer()
 
 
 def _report_live(outcome: ReplayOutcome, m: Manifest, verb: str, json_output: bool) -> None:
-    from cli.render.replay import render_live_continuation
+    from govrun.cli.render.replay import render_live_continuation
 
     render_live_continuation(outcome, verb, as_json=json_output)
     console = err if json_output else out

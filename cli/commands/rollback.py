@@ -1,7 +1,7 @@
 """`govrun rollback`: undo a run's recorded effects, newest first, into a rollback trace.
 
-The work is :func:`runtime.rollback.rollback_trace`; this command parses options, shows the
-outcome as a table and turns it into an exit code: 0 every effect undone, 1 some refused,
+The work is :func:`govrun.runtime.ops.rollback.rollback_trace`; this command parses options, shows
+the outcome as a table and turns it into an exit code: 0 every effect undone, 1 some refused,
 skipped or failed, 2 bad input (a trace that does not verify, an output that exists).
 """
 
@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from cli.console import handle_errors
+from govrun.cli.console import handle_errors
 
 
 @handle_errors
@@ -54,8 +54,8 @@ def rollback(
     commands — newest first. A file that changed since the run is refused unless --force.
     Records a `rollback` event per undo in a new trace naming its parent. Exit 0 when every
     effect was undone, 1 when some were refused, skipped or failed, 2 on bad input."""
-    from cli.render.rollback import render_rollback
-    from runtime.rollback import rollback_trace
+    from govrun.cli.render.rollback import render_rollback
+    from govrun.runtime.ops.rollback import rollback_trace
 
     report = rollback_trace(trace, to_step=to_step, force=force, output=output, dry_run=dry_run)
     render_rollback(report)

@@ -24,15 +24,15 @@ from rich.panel import Panel
 from rich.prompt import Prompt
 from rich.table import Table
 
-from cli.console import err, handle_errors, out
+from govrun.cli.console import err, handle_errors, live_paused, out
 
 if TYPE_CHECKING:
-    from runtime.approval_rules import ApprovalRules
-    from runtime.guards import Counters
-    from runtime.loop import RunResult
-    from runtime.manifest import Budgets, Manifest
-    from runtime.ports import Approver, Control, Operator
-    from runtime.trace import Observer
+    from govrun.runtime.govern.approval_rules import ApprovalRules
+    from govrun.runtime.govern.guards import Counters
+    from govrun.runtime.loop import RunResult
+    from govrun.runtime.manifest.schema import Budgets, Manifest
+    from govrun.runtime.ports import Approver, Control, Operator
+    from govrun.runtime.trace.writer import Observer
 
 
 class ApproveMode(StrEnum):
@@ -53,7 +53,7 @@ class TerminalOperator:
         self.console, self.live, self.identity = console, live, identity
 
     def on_pause(self, reason: str) -> Literal["resume", "stop"]:
-        with _live_paused(self.live):
+        with live_paused(self.live):
             self.console.print(
                 Panel(f"[bold yellow]Paused:[/] {escape(reason)}", border_style="yellow")
             )
@@ -70,22 +70,10 @@ class TerminalOperator:
     ) -> Literal["resume", "stop"] | None:
         """A pause `govrun ctl` asked for: the prompt, until it is answered here or there
         (``answered()`` true: None)."""
-        from cli.pause_prompt import ask_until
+        from govrun.cli.pause_prompt import ask_until
 
-        with _live_paused(self.live):
+        with live_paused(self.live):
             return ask_until(self.console, reason, answered)
-
-
-@contextlib.contextmanager
-def _live_paused(live: Live | None) -> Iterator[None]:
-    if live is None:
-        yield
-        return
-    live.stop()
-    try:
-        yield
-    finally:
-        live.start()
 
 
 @contextlib.contextmanager
@@ -170,10 +158,10 @@ def run(
     ] = False,
 ) -> None:
     """Run an agent under the governed loop and record every step in a trace."""
-    from cli.commands.ctl import run_registry
-    from runtime.manifest import load_manifest
-    from runtime.run import run_agent
-    from runtime.signing import Signer
+    from govrun.cli.commands.ctl import run_registry
+    from govrun.runtime.manifest.schema import load_manifest
+    from govrun.runtime.run import run_agent
+    from govrun.runtime.trace.signing import Signer
 
     m = load_manifest(manifest)
     task = _read_task(input)
@@ -232,9 +220,9 @@ def frontend(
 ) -> Frontend:
     """Build the terminal side of a run; refuses ``--approve prompt`` without a terminal
     before anything runs. ``view=False`` logs plainly instead of the live view."""
-    from runtime.approval import StopOperator, local_identity
-    from runtime.approval_rules import load_approval_rules
-    from runtime.ports import Control
+    from govrun.runtime.govern.approval_rules import load_approval_rules
+    from govrun.runtime.govern.approvers import StopOperator, local_identity
+    from govrun.runtime.ports import Control
 
     identity = approver or m.approvals.identity
     who = identity or local_identity()
@@ -248,13 +236,13 @@ def frontend(
     if json_events:
         observers.append(_json_streamer())
     elif interactive and view:
-        from cli.live import RunView
+        from govrun.cli.live import RunView
 
         run_view = RunView(manifest=m)
         live = Live(run_view, console=out, refresh_per_second=8, transient=False)
         observers.append(run_view.observe)
     else:
-        from cli.live import PlainLog
+        from govrun.cli.live import PlainLog
 
         observers.append(PlainLog(err).observe)
     operator = TerminalOperator(out, live, who) if interactive else StopOperator()
@@ -264,7 +252,7 @@ def frontend(
 
 def _refuse_prompt(json_events: bool) -> None:
     """``--approve prompt`` where nobody can answer: refuse before anything runs."""
-    from runtime.errors import GovrunError
+    from govrun.runtime.errors import GovrunError
 
     choices = "--approvals RULES.yaml for standing decisions, --approve deny or --approve auto"
     if json_events:
@@ -293,17 +281,17 @@ def _approver(
 ) -> Approver:
     """The approver for ``mode``, behind the standing rules if any. (The loop puts the
     manifest's ``approvals.timeout_s`` on every request.)"""
-    from runtime.approval import approver_for
+    from govrun.runtime.govern.approvers import approver_for
 
     if mode is ApproveMode.prompt:
-        from cli.approval_prompt import TerminalApprover
+        from govrun.cli.approval_prompt import TerminalApprover
 
         on_timeout = m.approvals.on_timeout.model_dump()
         decider: Approver = TerminalApprover(out, identity=who, live=live, on_timeout=on_timeout)
     else:
         decider = approver_for(mode.value, identity)
     if rules is not None:
-        from runtime.approval_rules import RulesApprover
+        from govrun.runtime.govern.approval_rules import RulesApprover
 
         decider = RulesApprover(rules, manifest=m, fallback=decider)
     return decider
@@ -312,7 +300,7 @@ def _approver(
 def _read_task(value: str | None) -> str | None:
     if value is None or not value.startswith("@"):
         return value
-    from runtime.errors import GovrunError
+    from govrun.runtime.errors import GovrunError
 
     try:
         return Path(value[1:]).read_text()

@@ -2,8 +2,8 @@
 
 The app owns one piece of state, the :class:`Cursor` (the selected row and the selected
 event in it); every key moves it and ``watch_cursor`` redraws what depends on it. The
-timeline and the trace are read lazily (:class:`~runtime.timeline.Timeline`), so a trace of
-any size opens at once; a live run is followed by polling the file for appended events.
+timeline and the trace are read lazily (:class:`~govrun.runtime.views.timeline.Timeline`), so a
+trace of any size opens at once; a live run is followed by polling the file for appended events.
 """
 
 from __future__ import annotations
@@ -22,20 +22,20 @@ from textual.timer import Timer
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from cli.inspect.base import EDGES_AND_PAGES, RECOVERABLE, InspectorApp, guarded, message_of
-from cli.inspect.detail import DetailPane
-from cli.inspect.filter import FilterScreen, StepFilter
-from cli.inspect.header import Where, run_line, where_line
-from cli.inspect.icons import MARKS, START, STATUS_ICONS
-from cli.inspect.prompt import PromptBar
-from cli.inspect.replaying import ReplayVerdict, divergence_banner, replay_to
-from cli.inspect.sections import HOME_TAB, TABS, Signatures
-from cli.inspect.steps import StepLoader, summary
-from cli.inspect.timeline_view import TimelineView
-from runtime.timeline import Timeline
+from govrun.cli.inspect.base import EDGES_AND_PAGES, RECOVERABLE, InspectorApp, guarded, message_of
+from govrun.cli.inspect.detail import DetailPane
+from govrun.cli.inspect.filter import FilterScreen, StepFilter
+from govrun.cli.inspect.header import Where, run_line, where_line
+from govrun.cli.inspect.icons import MARKS, START, STATUS_ICONS
+from govrun.cli.inspect.prompt import PromptBar
+from govrun.cli.inspect.replaying import ReplayVerdict, divergence_banner, replay_to
+from govrun.cli.inspect.sections import HOME_TAB, TABS, Signatures
+from govrun.cli.inspect.steps import StepLoader, summary
+from govrun.cli.inspect.timeline_view import TimelineView
+from govrun.runtime.views.timeline import Timeline
 
 if TYPE_CHECKING:
-    from runtime.replay import Divergence
+    from govrun.runtime.replayer.session import Divergence
 
 Finder = Callable[[int, bool], int | None]
 """(after seq, backward) -> the next matching seq: Timeline.search or next_failure."""
@@ -385,7 +385,7 @@ class InspectApp(InspectorApp):
 
     @work(thread=True, exclusive=True, group="audit", exit_on_error=False)
     def _audit(self) -> None:
-        from runtime.verify import verify_trace
+        from govrun.runtime.trace.verify import verify_trace
 
         signatures = Signatures.of(verify_trace(self.tl.path))
         if not get_current_worker().is_cancelled:

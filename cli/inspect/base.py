@@ -15,9 +15,9 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import ModalScreen
 
-from cli.inspect.help import HelpScreen, describe_keys
-from cli.inspect.icons import Icon
-from runtime.errors import GovrunError
+from govrun.cli.inspect.help import HelpScreen, describe_keys
+from govrun.cli.inspect.icons import Icon
+from govrun.runtime.errors import GovrunError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -63,7 +63,8 @@ EDGES_AND_PAGES = [
 
 
 class InspectorApp(App[None]):
-    """Base of :class:`~cli.inspect.app.InspectApp` and :class:`~cli.inspect.diff_app.DiffApp`."""
+    """Base of :class:`~govrun.cli.inspect.app.InspectApp` and
+    :class:`~govrun.cli.inspect.diff_app.DiffApp`."""
 
     CSS_PATH = "inspect.tcss"
     TITLE = "govrun inspect"

@@ -20,9 +20,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static, Tab, Tabs
 
-from cli.inspect import palette
-from cli.inspect.palette import Palette, ink_css
-from cli.inspect.sections import TABS, Section, Signatures, Step, build, raw_body
+from govrun.cli.inspect import palette
+from govrun.cli.inspect.palette import Palette, ink_css
+from govrun.cli.inspect.sections import TABS, Section, Signatures, Step, build, raw_body
 
 Sections = Callable[[Palette], list[Section]]
 """Builds a tab's sections under a palette (called again when the theme changes)."""

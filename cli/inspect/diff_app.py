@@ -11,14 +11,14 @@ from textual.markup import escape
 from textual.reactive import var
 from textual.widgets import Footer, Static
 
-from cli.inspect.base import EDGES_AND_PAGES, InspectorApp
-from cli.inspect.detail import SectionView
-from cli.inspect.diff_view import DiffTimeline, Pair, align_pairs, pair_sections
-from cli.inspect.header import STATUS_TOKEN
-from cli.inspect.icons import MARKS, STATUS_ICONS
-from cli.inspect.prompt import PromptBar
-from runtime.diff import TrajectoryDiff
-from runtime.trajectory import Trajectory
+from govrun.cli.inspect.base import EDGES_AND_PAGES, InspectorApp
+from govrun.cli.inspect.detail import SectionView
+from govrun.cli.inspect.diff_view import DiffTimeline, Pair, align_pairs, pair_sections
+from govrun.cli.inspect.header import STATUS_TOKEN
+from govrun.cli.inspect.icons import MARKS, STATUS_ICONS
+from govrun.cli.inspect.prompt import PromptBar
+from govrun.runtime.views.diff import TrajectoryDiff
+from govrun.runtime.views.trajectory import Trajectory
 
 MOVE = Binding.Group("pair")
 DIFFERENCE = Binding.Group("difference")

@@ -1,6 +1,6 @@
 """Two trajectories side by side: aligned rows (a left, b right) and the selected pair.
 
-Rows come from :func:`runtime.diff.diff_trajectories`: its entries are the changed,
+Rows come from :func:`govrun.runtime.views.diff.diff_trajectories`: its entries are the changed,
 inserted and removed steps in alignment order, and every step between two entries matches
 its partner, so the whole alignment is rebuilt by walking both step lists between entries.
 A step only one side has leaves a gap on the other.
@@ -22,12 +22,12 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from cli.inspect import palette
-from cli.inspect.icons import MARKS, STATUS_ICONS, two_cells
-from cli.inspect.palette import Palette, ink_css
-from cli.inspect.sections import Section, compact_json
-from cli.inspect.timeline_view import clip_cells
-from runtime.diff import (
+from govrun.cli.inspect import palette
+from govrun.cli.inspect.icons import MARKS, STATUS_ICONS, two_cells
+from govrun.cli.inspect.palette import Palette, ink_css
+from govrun.cli.inspect.sections import Section, compact_json
+from govrun.cli.inspect.timeline_view import clip_cells
+from govrun.runtime.views.diff import (
     FieldChange,
     StepDiff,
     TrajectoryDiff,
@@ -35,7 +35,7 @@ from runtime.diff import (
     describe_value,
     field_label,
 )
-from runtime.trajectory import CallView, StepView
+from govrun.runtime.views.trajectory import CallView, StepView
 
 PairKind = Literal["same", "changed", "inserted", "removed"]
 
@@ -82,7 +82,7 @@ def align_pairs(d: TrajectoryDiff) -> list[Pair]:
 
 
 def step_status(s: StepView) -> str:
-    """A :data:`~cli.inspect.icons.STATUS_ICONS` key for a trajectory step."""
+    """A :data:`~govrun.cli.inspect.icons.STATUS_ICONS` key for a trajectory step."""
     checks = [k for c in s.calls for k in c.checks] + list(s.checks)
     if any(i.action in ("pause", "stop") for i in s.interrupts):
         return "interrupt"

@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
-from runtime.timeline import TYPES
+from govrun.runtime.views.timeline import TYPES
 
 
 @dataclass(frozen=True, slots=True)

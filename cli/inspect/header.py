@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from textual.markup import escape
 
-from runtime.timeline import RunHeader
+from govrun.runtime.views.timeline import RunHeader
 
 STATUS_TOKEN = {
     "completed": "$text-success",

@@ -11,7 +11,7 @@ from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from cli.inspect.icons import INK_TOKENS, Icon
+from govrun.cli.inspect.icons import INK_TOKENS, Icon
 
 
 class HelpScreen(ModalScreen[None]):

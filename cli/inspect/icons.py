@@ -12,7 +12,7 @@ from rich.cells import cell_len
 class Icon(NamedTuple):
     glyph: str
     ink: str
-    """A :mod:`cli.inspect.palette` meaning: ok, error, warning, accent, muted."""
+    """A :mod:`govrun.cli.inspect.palette` meaning: ok, error, warning, accent, muted."""
     meaning: str
 
 

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from rich.text import Text
 
-from cli.inspect.sections import Section
+from govrun.cli.inspect.sections import Section
 
 if TYPE_CHECKING:
-    from runtime.replay import Divergence
+    from govrun.runtime.replayer.session import Divergence
 
 
 class ReplayVerdict(NamedTuple):
@@ -28,8 +28,8 @@ class ReplayVerdict(NamedTuple):
 def replay_to(trace: Path, step: int) -> ReplayVerdict:
     """Strict replay of ``trace`` up to ``step``, into a temporary trace that is removed.
     Blocks: run it in a thread."""
-    from runtime.record import Record
-    from runtime.replay import replay
+    from govrun.runtime.replayer.session import replay
+    from govrun.runtime.trace.record import Record
 
     with tempfile.TemporaryDirectory(prefix="govrun-inspect-") as tmp:
         outcome = replay(Record.load(trace), Path(tmp) / "replay.jsonl", until_step=step)

@@ -17,12 +17,12 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from cli.inspect.palette import Palette
-from runtime import events as ev
+from govrun.cli.inspect.palette import Palette
+from govrun.runtime.trace import events as ev
 
 if TYPE_CHECKING:
-    from runtime.audit import ApprovalCheck
-    from runtime.verify import VerifyReport
+    from govrun.runtime.trace.audit import ApprovalCheck
+    from govrun.runtime.trace.verify import VerifyReport
 
 TABS: tuple[tuple[str, str], ...] = (
     ("prompt", "Prompt"),

@@ -7,11 +7,11 @@ from typing import Any
 
 from textual.markup import escape
 
-from cli.inspect.base import RECOVERABLE, message_of
-from cli.inspect.icons import INK_TOKENS, status_icon
-from cli.inspect.sections import Step
-from runtime.events import Event
-from runtime.timeline import StepRow, Timeline
+from govrun.cli.inspect.base import RECOVERABLE, message_of
+from govrun.cli.inspect.icons import INK_TOKENS, status_icon
+from govrun.cli.inspect.sections import Step
+from govrun.runtime.trace.events import Event
+from govrun.runtime.views.timeline import StepRow, Timeline
 
 WINDOW = 400
 """Events of one step drawn at most (around the selected one): a step with thousands of

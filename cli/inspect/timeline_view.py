@@ -2,7 +2,7 @@
 
 A trace can hold 100,000 events; a widget per step would take seconds to mount. This is a
 single ``ScrollView`` whose virtual height is the number of rows: ``render_line`` asks the
-:class:`~runtime.timeline.Timeline` only for the rows on screen (it decodes and caches
+:class:`~govrun.runtime.views.timeline.Timeline` only for the rows on screen (it decodes and caches
 them), so opening, scrolling and jumping cost the same on any trace.
 """
 
@@ -19,11 +19,11 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from cli.inspect import palette
-from cli.inspect.icons import MARKS, status_icon, two_cells
-from cli.inspect.palette import Palette, ink_css
-from runtime.errors import GovrunError
-from runtime.timeline import StepRow, Timeline
+from govrun.cli.inspect import palette
+from govrun.cli.inspect.icons import MARKS, status_icon, two_cells
+from govrun.cli.inspect.palette import Palette, ink_css
+from govrun.runtime.errors import GovrunError
+from govrun.runtime.views.timeline import StepRow, Timeline
 
 
 class TimelineView(ScrollView, can_focus=True, inherit_bindings=False):
@@ -65,7 +65,7 @@ class TimelineView(ScrollView, can_focus=True, inherit_bindings=False):
         self.kept: list[int] | None = None
         """Rows a filter keeps, ascending; None shows every row."""
         self.marks: dict[int, str] = {}
-        """Row -> a :data:`~cli.inspect.icons.MARKS` key, drawn in the first column."""
+        """Row -> a :data:`~govrun.cli.inspect.icons.MARKS` key, drawn in the first column."""
         self.reproduced_through: int | None = None
         """Rows 1..N were reproduced by a replay."""
         self.rows_drawn = 0

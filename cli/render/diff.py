@@ -17,8 +17,8 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from cli.console import out
-from runtime.diff import (
+from govrun.cli.console import out
+from govrun.runtime.views.diff import (
     FieldChange,
     StepDiff,
     TrajectoryDiff,
@@ -26,7 +26,7 @@ from runtime.diff import (
     describe_value,
     field_label,
 )
-from runtime.trajectory import CallView, StepView, Totals, Trajectory
+from govrun.runtime.views.trajectory import CallView, StepView, Totals, Trajectory
 
 MAX_WIDTH = 140
 """Tables stop growing here: wider columns only make long values harder to read."""

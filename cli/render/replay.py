@@ -12,10 +12,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from cli.console import out
-from runtime.replay import Divergence, ReplayOutcome, contrast
-from runtime.replay_report import Change
-from runtime.trace import canonical
+from govrun.cli.console import out
+from govrun.runtime.replayer.report import Change
+from govrun.runtime.replayer.session import Divergence, ReplayOutcome, contrast
+from govrun.runtime.trace.canonical import canonical
 
 SHOWN = 70
 
@@ -66,7 +66,7 @@ def _render_one(o: ReplayOutcome) -> None:
 
 
 def _short_hash(o: ReplayOutcome) -> str:
-    from runtime.policy import PolicyEngine
+    from govrun.runtime.govern.policy import PolicyEngine
 
     return PolicyEngine(o.session.m).policy_hash[:12]
 

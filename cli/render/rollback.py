@@ -5,8 +5,9 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
-from cli.console import out
-from runtime.rollback import RollbackReport, UndoOutcome
+from govrun.cli.console import out
+from govrun.runtime.ops.rollback import RollbackReport
+from govrun.runtime.ops.undo import UndoOutcome
 
 _LABELS: dict[str, tuple[str, str]] = {
     "restored": ("restored", "green"),

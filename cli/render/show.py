@@ -10,9 +10,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from cli.console import out
-from runtime.summary import RunSummary
-from runtime.verify import VerifyReport
+from govrun.cli.console import out
+from govrun.runtime.trace.verify import VerifyReport
+from govrun.runtime.views.summary import RunSummary
 
 STATUS_STYLE = {
     "completed": "bold green",

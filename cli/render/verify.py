@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 from rich.markup import escape
 
-from cli.console import out
-from runtime.audit import ApprovalAudit
-from runtime.verify import VerifyReport
+from govrun.cli.console import out
+from govrun.runtime.trace.audit import ApprovalAudit
+from govrun.runtime.trace.verify import VerifyReport
 
 LABELS = {"not_a_trace": "not a govrun trace", "approval": "approval not proven"}
 

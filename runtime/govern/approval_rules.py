@@ -14,8 +14,9 @@ it, and a call no rule matches goes to the fallback approver (``deny`` without a
 
 A rule matches like a policy rule: ``tools`` globs name a tool by its name or its builtin,
 ``risk`` (optional) lists the risk levels it applies to, and every ``when`` predicate must
-hold — the same :class:`~runtime.manifest.Predicate` model, evaluated by the same code as
-policy (:class:`runtime.policy.When`), with folders relative to the *manifest* folder.
+hold — the same :class:`~govrun.runtime.manifest.schema.Predicate` model, evaluated by the same
+code as policy (:class:`govrun.runtime.govern.policy.When`), with folders relative to the
+*manifest* folder.
 
 **Fail closed.** A condition that cannot be evaluated (a path that cannot be resolved, a
 value of the wrong type, ...) never approves: an ``approve`` rule does not match on it, and
@@ -32,14 +33,27 @@ from typing import Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
 
-from runtime.errors import ManifestError
-from runtime.manifest import Manifest, Predicate, ToolSpec, names_a_tool, undeclared_tool
-from runtime.manifest_fields import PATTERN_WORDS, Answer, Identifier, Risk, Section, TextList
-from runtime.manifest_problems import fail_if, translate
-from runtime.manifest_sections import duplicates
-from runtime.manifest_yaml import Document, Problem, load_yaml
-from runtime.policy import Bound, When, argument_base, tool_kinds
-from runtime.ports import ApprovalDecision, ApprovalRequest, Approver
+from govrun.runtime.errors import ManifestError
+from govrun.runtime.govern.policy import Bound, When, argument_base, tool_kinds
+from govrun.runtime.manifest.fields import (
+    PATTERN_WORDS,
+    Answer,
+    Identifier,
+    Risk,
+    Section,
+    TextList,
+)
+from govrun.runtime.manifest.problems import fail_if, translate
+from govrun.runtime.manifest.reader import Document, Problem, load_yaml
+from govrun.runtime.manifest.schema import (
+    Manifest,
+    Predicate,
+    ToolSpec,
+    names_a_tool,
+    undeclared_tool,
+)
+from govrun.runtime.manifest.sections import duplicates
+from govrun.runtime.ports import ApprovalDecision, ApprovalRequest, Approver
 
 _PAST = {"approve": "approved", "reject": "rejected"}
 

@@ -2,7 +2,7 @@
 
 Every decision names who made it and how, so an automatic approval is never mistaken for
 a person's in the trace. Standing rules (``--approvals FILE``) live in
-``runtime.approval_rules``.
+``govrun.runtime.govern.approval_rules``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import getpass
 import socket
 from typing import Literal
 
-from runtime.errors import GovrunError
-from runtime.ports import ApprovalDecision, ApprovalRequest
+from govrun.runtime.errors import GovrunError
+from govrun.runtime.ports import ApprovalDecision, ApprovalRequest
 
 
 def local_identity() -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from runtime.ports import Model, ModelReply
+from govrun.runtime.ports import Model, ModelReply
 
 COMPACTED = "[compacted"
 """How a compaction message starts: a later compaction folds it into the new one."""

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from runtime.policy import PolicyEngine
-from runtime.ports import ToolCallRequest
-from runtime.toolbox import PreparedCall, RejectedCall
+from govrun.runtime.govern.policy import PolicyEngine
+from govrun.runtime.govern.toolbox import PreparedCall, RejectedCall
+from govrun.runtime.ports import ToolCallRequest
 
 SCOPE_RULE = "scope"
 """Rule id recorded when a tool's own scope denied the call."""
@@ -39,8 +39,8 @@ class Verdict:
 
 class Preparer(Protocol):
     """Turns a proposed call into the canonical call its tool would execute (or a
-    classified rejection): a :class:`~runtime.toolbox.Toolbox` live; in replay, the record
-    answers, since a canonical path depends on the filesystem the run saw."""
+    classified rejection): a :class:`~govrun.runtime.govern.toolbox.Toolbox` live; in replay, the
+    record answers, since a canonical path depends on the filesystem the run saw."""
 
     def prepare(self, step: int, request: ToolCallRequest) -> PreparedCall | RejectedCall: ...
 

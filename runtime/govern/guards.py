@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import orjson
 
-from runtime.manifest import Manifest, ToolSpec
+from govrun.runtime.manifest.schema import Manifest, ToolSpec
 
 
 @dataclass

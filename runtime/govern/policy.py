@@ -43,31 +43,19 @@ from typing import Any
 
 import orjson
 
-from runtime.manifest import Manifest, PolicyRule, Predicate, ToolSpec
-from runtime.manifest_fields import Effect, Risk
-from runtime.patterns import Pattern, cached_pattern
-from runtime.tools.base import ArgKind, Kinds, ScopeViolation, builtin_kinds
-from runtime.tools.fs import validate_path_text
-from runtime.tools.http import HostRule, parse_host_rule
-from runtime.trace import canonical, sha256_hex
+from govrun.runtime.manifest.fields import Effect, Risk
+from govrun.runtime.manifest.patterns import Pattern, cached_pattern
+from govrun.runtime.manifest.schema import Manifest, PolicyRule, Predicate, ToolSpec
+from govrun.runtime.manifest.sections import BUILTIN_RISK, PYTHON_RISK, tool_risk
+from govrun.runtime.tools.base import ArgKind, Kinds, ScopeViolation, builtin_kinds
+from govrun.runtime.tools.fs import validate_path_text
+from govrun.runtime.tools.http import HostRule, parse_host_rule
+from govrun.runtime.trace.canonical import canonical, sha256_hex
 
 try:
     import httpx
 except ImportError:  # openai>=3 depends on the fork, which keeps httpx's API
     import httpx2 as httpx  # type: ignore[no-redef]
-
-BUILTIN_RISK: dict[str, Risk] = {
-    "fs.read": "low",
-    "fs.list": "low",
-    "fs.write": "medium",
-    "fs.delete": "high",
-    "shell": "high",
-    "http.get": "medium",
-}
-"""Risk of a builtin whose tool declares none."""
-
-PYTHON_RISK: Risk = "medium"
-"""Risk of a Python-callable tool that declares none."""
 
 UNKNOWN_TOOL_RISK: Risk = "high"
 
@@ -85,13 +73,6 @@ cannot be evaluated."""
 
 _Holds = Callable[[Mapping[str, Any], Path], bool | None]
 """A compiled ``when:`` as one function: ``holds(arguments, base)`` (see :func:`_all_hold`)."""
-
-
-def tool_risk(spec: ToolSpec) -> Risk:
-    """The tool's declared risk, else the default for its builtin (Python tools: medium)."""
-    if spec.risk is not None:
-        return spec.risk
-    return BUILTIN_RISK.get(spec.uses, PYTHON_RISK) if spec.uses else PYTHON_RISK
 
 
 @dataclass(slots=True)  # built per call: frozen dataclasses cost ~1 µs each
@@ -179,8 +160,8 @@ class Bound:
 @dataclass(frozen=True)
 class When:
     """A ``when:`` mapping (argument name -> :class:`Predicate`), compiled once. Policy rules
-    and standing approval rules (``runtime.approval_rules``) evaluate canonical arguments
-    through it, so a predicate means exactly the same thing in both."""
+    and standing approval rules (``govrun.runtime.govern.approval_rules``) evaluate canonical
+    arguments through it, so a predicate means exactly the same thing in both."""
 
     predicates: dict[str, _Predicate]
 

@@ -3,7 +3,7 @@ every tool builds (a Python tool's module imports and has its callable) and ever
 predicate fits what it tests. A manifest that passes here does not fail later for a reason
 that was knowable now, and a run it refuses creates no trace.
 
-Predicates judge the canonical call (:mod:`runtime.tools.base`): a path relative to its
+Predicates judge the canonical call (:mod:`govrun.runtime.tools.base`): a path relative to its
 root, a command's words, typed values. A predicate that cannot fit — ``min`` on a path, a
 string ``equals`` on an integer argument, ``name`` on a plain string — would silently
 never match (or always, failing closed); it is a problem at its line instead.
@@ -15,12 +15,12 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from runtime.errors import GovrunError
-from runtime.manifest import Manifest, PolicyRule, ToolSpec, invalid
-from runtime.manifest_problems import did_you_mean
-from runtime.manifest_yaml import FieldPath, show
-from runtime.toolbox import Toolbox, build_tool
-from runtime.tools.base import ArgKind, Kinds, Tool
+from govrun.runtime.errors import GovrunError
+from govrun.runtime.govern.toolbox import Toolbox, build_tool
+from govrun.runtime.manifest.problems import did_you_mean
+from govrun.runtime.manifest.reader import FieldPath, show
+from govrun.runtime.manifest.schema import Manifest, PolicyRule, ToolSpec, invalid
+from govrun.runtime.tools.base import ArgKind, Kinds, Tool
 
 TEXT: frozenset[ArgKind] = frozenset({"path", "paths", "argv", "url", "string"})
 FITS: dict[str, frozenset[ArgKind]] = {
@@ -54,7 +54,7 @@ _KIND_WORDS: dict[str, str] = {
 
 def check_runnable(manifest: Manifest) -> Toolbox:
     """Build the manifest's tools and check its policy against them; raise a
-    :class:`~runtime.errors.ManifestError` listing every problem at its file:line."""
+    :class:`~govrun.runtime.errors.ManifestError` listing every problem at its file:line."""
     tools, problems = _build_tools(manifest)
     kinds = {name: tool.argument_kinds() for name, tool in tools.items()}
     problems.update(policy_problems(manifest, kinds))

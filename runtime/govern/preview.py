@@ -19,10 +19,10 @@ import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runtime.tools.fs import Confinement, Located, _open_regular, _read_up_to
+from govrun.runtime.tools.fs import Confinement, Located, _open_regular, _read_up_to
 
 if TYPE_CHECKING:
-    from runtime.toolbox import PreparedCall
+    from govrun.runtime.govern.toolbox import PreparedCall
 
 DEFAULT_MAX_BYTES = 64_000
 

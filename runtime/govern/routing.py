@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from runtime.manifest_routing import Routing, RoutingRule
+from govrun.runtime.manifest.routing import Routing, RoutingRule
 
 
 @dataclass

@@ -12,13 +12,13 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from runtime.manifest import Manifest, ToolSpec
-from runtime.manifest_fields import Risk
-from runtime.policy import tool_risk
-from runtime.ports import ToolCallRequest
-from runtime.tools import ScopeViolation, Tool, ToolResult, build_builtin, load_python_tool
-from runtime.tools.base import Canonical, parse_arguments
-from runtime.trace import canonical, sha256_hex
+from govrun.runtime.manifest.fields import Risk
+from govrun.runtime.manifest.schema import Manifest, ToolSpec
+from govrun.runtime.manifest.sections import tool_risk
+from govrun.runtime.ports import ToolCallRequest
+from govrun.runtime.tools import ScopeViolation, Tool, ToolResult, build_builtin, load_python_tool
+from govrun.runtime.tools.base import Canonical, parse_arguments
+from govrun.runtime.trace.canonical import call_hash
 
 
 @dataclass(slots=True)  # built per call: frozen dataclasses cost ~1 µs each
@@ -67,11 +67,6 @@ class _Declared:
     tool: Tool
     spec: ToolSpec
     risk: Risk
-
-
-def call_hash(tool: str, arguments: Any, step: int) -> str:
-    """SHA-256 naming one exact call: tool, canonical arguments and step."""
-    return sha256_hex(canonical({"tool": tool, "arguments": arguments, "step": step}))
 
 
 class Toolbox:

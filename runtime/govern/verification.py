@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import jsonschema
 
-from runtime.events import Verification
-from runtime.manifest import (
+from govrun.runtime.manifest.patterns import cached_pattern
+from govrun.runtime.manifest.schema import (
     Check,
     ExitCodeCheck,
     FileContainsCheck,
@@ -44,11 +44,11 @@ from runtime.manifest import (
     OutputSchemaCheck,
     PythonCheck,
 )
-from runtime.patterns import cached_pattern
-from runtime.tools.base import ToolResult
+from govrun.runtime.tools.base import ToolResult
+from govrun.runtime.trace.events import Verification
 
 if TYPE_CHECKING:
-    from runtime.toolbox import PreparedCall
+    from govrun.runtime.govern.toolbox import PreparedCall
 
 VerifyFailure = Literal["verification_failed", "missing_evidence"]
 

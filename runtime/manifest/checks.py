@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal, get_args
 import jsonschema
 from pydantic import Field, field_validator
 
-from runtime.manifest_fields import CallableRef, Integer, Regex, Section, Sha256, Text
-from runtime.manifest_problems import message
+from govrun.runtime.manifest.fields import CallableRef, Integer, Regex, Section, Sha256, Text
+from govrun.runtime.manifest.problems import message
 
 _PATH = "File path, relative to the manifest folder; may use {args.NAME} placeholders."
 

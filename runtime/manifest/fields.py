@@ -19,9 +19,9 @@ from pydantic import (
     ValidationInfo,
 )
 
-from runtime.manifest_problems import message
-from runtime.manifest_yaml import show
-from runtime.patterns import PatternError, compile_pattern
+from govrun.runtime.manifest.patterns import PatternError, compile_pattern
+from govrun.runtime.manifest.problems import message
+from govrun.runtime.manifest.reader import show
 
 Provider = Literal["openai", "scripted"]
 Builtin = Literal["fs.read", "fs.write", "fs.list", "fs.delete", "shell", "http.get"]
@@ -70,7 +70,7 @@ def _regex_compiles(pattern: str, info: ValidationInfo) -> str:
     """Compiled as it will run (RE2, linear time): a pattern the engine refuses is a problem
     here, at its line, never a surprise during a run. A manifest recorded in an older
     trace may hold a pattern only Python's engine takes; replay accepts it (see
-    :func:`runtime.patterns.compile_pattern`)."""
+    :func:`govrun.runtime.manifest.patterns.compile_pattern`)."""
     snapshot = isinstance(info.context, dict) and bool(info.context.get("snapshot"))
     try:
         compile_pattern(pattern, legacy=snapshot)

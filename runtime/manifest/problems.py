@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from runtime.manifest_yaml import FieldPath, Problem, SourceMap, show
+from govrun.runtime.manifest.reader import FieldPath, Problem, SourceMap, show
 
 MESSAGE = "govrun"  # a custom error whose message is already in govrun's words
 PROBLEMS = "govrun_problems"  # several custom errors at sub-paths of the failing value

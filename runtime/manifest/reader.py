@@ -17,7 +17,7 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from runtime.errors import ManifestError
+from govrun.runtime.errors import ManifestError
 
 FieldPath = tuple[str | int, ...]
 """A field's address in the data: ``("tools", 2, "risk")`` is ``tools[2].risk``."""

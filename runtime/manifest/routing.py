@@ -8,7 +8,7 @@ from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
-from runtime.manifest_fields import (
+from govrun.runtime.manifest.fields import (
     Identifier,
     PositiveInt,
     PositiveNumber,
@@ -16,7 +16,7 @@ from runtime.manifest_fields import (
     Text,
     TextList,
 )
-from runtime.manifest_problems import fail_if
+from govrun.runtime.manifest.problems import fail_if
 
 StepFailure = Literal["verification_failed", "tool_error", "policy_denied", "approval_rejected"]
 

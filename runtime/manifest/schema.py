@@ -24,8 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from runtime.errors import ManifestError
-from runtime.manifest_checks import (
+from govrun.runtime.errors import ManifestError
+from govrun.runtime.manifest.checks import (
     CHECK_KINDS,
     Check,
     ExitCodeCheck,
@@ -37,7 +37,7 @@ from runtime.manifest_checks import (
     OutputSchemaCheck,
     PythonCheck,
 )
-from runtime.manifest_fields import (
+from govrun.runtime.manifest.fields import (
     PATTERN_WORDS,
     PROVIDERS,
     SUPPORTED_BUILTINS,
@@ -45,9 +45,19 @@ from runtime.manifest_fields import (
     Identifier,
     Section,
 )
-from runtime.manifest_problems import did_you_mean, fail_if, translate
-from runtime.manifest_routing import Compaction, Routing
-from runtime.manifest_sections import (
+from govrun.runtime.manifest.problems import did_you_mean, fail_if, translate
+from govrun.runtime.manifest.reader import (
+    FieldPath,
+    Problem,
+    SourceMap,
+    Template,
+    format_path,
+    interpolate,
+    load_yaml,
+    show,
+)
+from govrun.runtime.manifest.routing import Compaction, Routing
+from govrun.runtime.manifest.sections import (
     Approvals,
     ArgumentSize,
     Budgets,
@@ -66,16 +76,6 @@ from runtime.manifest_sections import (
     ToolSpec,
     duplicates,
     from_snapshot,
-)
-from runtime.manifest_yaml import (
-    FieldPath,
-    Problem,
-    SourceMap,
-    Template,
-    format_path,
-    interpolate,
-    load_yaml,
-    show,
 )
 
 NOT_SUPPORTED_YET: dict[str, str] = {}
@@ -136,7 +136,7 @@ class Manifest(Section):
     _templates: dict[FieldPath, Template] = PrivateAttr(default_factory=dict)
     _source: tuple[str, SourceMap] | None = PrivateAttr(default=None)
     """The file it was read from and where each field is in it (for problems found after
-    loading, such as :mod:`runtime.preflight`'s); None for a recorded snapshot."""
+    loading, such as :mod:`govrun.runtime.govern.preflight`'s); None for a recorded snapshot."""
 
     # Fields validate in declaration order, so `tools` is in info.data for the sections below
     # (absent if `tools` itself was invalid, in which case reference checks wait for a fix).
@@ -255,7 +255,7 @@ class Manifest(Section):
     def tools_for(self, rule: PolicyRule) -> list[ToolSpec]:
         """The declared tools a rule can apply to: named by its ``tools`` globs, of a risk
         it lists."""
-        from runtime.policy import tool_risk  # the risk defaults live with the policy
+        from govrun.runtime.manifest.sections import tool_risk
 
         return [
             tool

@@ -23,8 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from runtime.manifest_checks import SUCCESS_ONLY_CHECKS, Check
-from runtime.manifest_fields import (
+from govrun.runtime.manifest.checks import SUCCESS_ONLY_CHECKS, Check
+from govrun.runtime.manifest.fields import (
     SUPPORTED_BUILTINS,
     Action,
     Answer,
@@ -55,9 +55,9 @@ from runtime.manifest_fields import (
     Url,
     not_a_policy_effect,
 )
-from runtime.manifest_problems import expected_one_of, fail_if, message
-from runtime.manifest_routing import ModelBudget
-from runtime.manifest_yaml import FieldPath, show
+from govrun.runtime.manifest.problems import expected_one_of, fail_if, message
+from govrun.runtime.manifest.reader import FieldPath, show
+from govrun.runtime.manifest.routing import ModelBudget
 
 DEFAULT_API_KEY_ENV: dict[str, str] = {"openai": "OPENAI_API_KEY"}
 
@@ -204,6 +204,19 @@ def base_dir(info: ValidationInfo) -> Path:
 
 
 # --- tools -------------------------------------------------------------------------------------
+
+BUILTIN_RISK: dict[str, Risk] = {
+    "fs.read": "low",
+    "fs.list": "low",
+    "fs.write": "medium",
+    "fs.delete": "high",
+    "shell": "high",
+    "http.get": "medium",
+}
+"""Risk of a builtin whose tool declares none."""
+
+PYTHON_RISK: Risk = "medium"
+"""Risk of a Python-callable tool that declares none."""
 
 
 class CommandRule(Section):
@@ -379,6 +392,13 @@ class ToolSpec(Section):
         return fnmatchcase(self.name, pattern) or (
             self.uses is not None and fnmatchcase(self.uses, pattern)
         )
+
+
+def tool_risk(spec: ToolSpec) -> Risk:
+    """The tool's declared risk, else the default for its builtin (Python tools: medium)."""
+    if spec.risk is not None:
+        return spec.risk
+    return BUILTIN_RISK.get(spec.uses, PYTHON_RISK) if spec.uses else PYTHON_RISK
 
 
 _UNDO_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")

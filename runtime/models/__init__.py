@@ -1,6 +1,6 @@
 """Model adapters by short name: ``provider: openai`` or ``provider: scripted``.
 
-``build_model`` turns the manifest's ``model`` section into a :class:`~runtime.ports.Model`.
+``build_model`` turns the manifest's ``model`` section into a :class:`~govrun.runtime.ports.Model`.
 Adapters are imported when built, so importing this package never loads ``openai``.
 """
 
@@ -13,9 +13,9 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from runtime.errors import GovrunError
-from runtime.models.pricing import Prices, cost_usd
-from runtime.ports import Model
+from govrun.runtime.errors import GovrunError
+from govrun.runtime.models.pricing import Prices, cost_usd
+from govrun.runtime.ports import Model
 
 __all__ = ["PROVIDERS", "ModelSettings", "build_model", "cost_usd"]
 
@@ -47,7 +47,7 @@ Factory = Callable[[ModelSettings, Path, Mapping[str, str]], Model]
 
 
 def _openai(cfg: ModelSettings, base_dir: Path, env: Mapping[str, str]) -> Model:
-    from runtime.models.openai_model import OpenAIModel
+    from govrun.runtime.models.openai_model import OpenAIModel
 
     if not cfg.name:
         raise GovrunError("model.name is required for provider openai, e.g. gpt-4o-mini")
@@ -62,7 +62,7 @@ def _openai(cfg: ModelSettings, base_dir: Path, env: Mapping[str, str]) -> Model
 
 
 def _scripted(cfg: ModelSettings, base_dir: Path, env: Mapping[str, str]) -> Model:
-    from runtime.models.scripted import ScriptedModel
+    from govrun.runtime.models.scripted import ScriptedModel
 
     if not cfg.script:
         raise GovrunError("model.script is required for provider scripted (a YAML file of turns)")

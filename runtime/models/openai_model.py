@@ -18,8 +18,8 @@ from urllib.parse import urlparse
 import openai
 from pydantic import ValidationError
 
-from runtime.errors import GovrunError
-from runtime.ports import Model, ModelCallError, ModelReply, ToolCallRequest, Usage
+from govrun.runtime.errors import GovrunError
+from govrun.runtime.ports import Model, ModelCallError, ModelReply, ToolCallRequest, Usage
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 PLACEHOLDER_KEY = "not-needed"

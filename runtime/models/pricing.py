@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from runtime.ports import Usage
+from govrun.runtime.ports import Usage
 
 PER_MTOK = 1_000_000
 

@@ -28,9 +28,9 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-from runtime.errors import GovrunError
-from runtime.ports import Model, ModelCallError, ModelReply, ToolCallRequest, Usage
-from runtime.prompt_size import PromptSizer
+from govrun.runtime.errors import GovrunError
+from govrun.runtime.govern.prompt_size import PromptSizer
+from govrun.runtime.ports import Model, ModelCallError, ModelReply, ToolCallRequest, Usage
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 """Besides 5xx: statuses an error turn is retryable for by default (as over HTTP)."""

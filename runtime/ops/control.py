@@ -40,11 +40,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from runtime.errors import GovrunError
-from runtime.ports import Control, Operator
+from govrun.runtime.errors import GovrunError
+from govrun.runtime.ports import Control, Operator
 
 if TYPE_CHECKING:
-    from runtime.registry import Registration
+    from govrun.runtime.ops.registry import Registration
 
 Action = Literal["pause", "resume", "stop"]
 ACTIONS: tuple[Action, ...] = ("pause", "resume", "stop")
@@ -137,7 +137,7 @@ def send_request(folder: Path, action: Action, *, by: str, reason: str = "") -> 
             f"the run has no control folder at {folder}: it has finished, or it was not "
             "started by a govrun that can be steered."
         )
-    from runtime.registry import now_iso, write_atomic
+    from govrun.runtime.ops.registry import now_iso, write_atomic
 
     at_ns = time.time_ns()
     request = Request(action, by.strip(), reason.strip(), secrets.token_hex(8), now_iso())

@@ -44,8 +44,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from runtime import events as ev
-from runtime.errors import GovrunError
+from govrun.runtime.errors import GovrunError
+from govrun.runtime.trace import events as ev
 
 RUNS_ENV = "GOVRUN_RUNS"
 FOLDER = ".registry"

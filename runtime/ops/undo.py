@@ -1,4 +1,7 @@
-"""Rollback: undo a run's recorded effects, newest first (DESIGN §2 step 8, §6; issue 7).
+"""Undo: how a run's recorded effects are undone, newest first (DESIGN §2 step 8, §6).
+
+The mechanics the loop uses live (``on_failure: rollback``) and ``govrun rollback``
+(:mod:`govrun.runtime.ops.rollback`) drives after the fact.
 
 Decisions, as built:
 
@@ -31,7 +34,7 @@ Decisions, as built:
   ``missing_evidence`` — irreversible, or the pre-image blob is missing or altered;
   ``tool_error`` (or the shell tool's own class) — the undo itself failed.
 - **Replay.** Undoing touches the world, so it crosses the ``Rollbacker`` port: live it
-  acts, in replay the recorded ``rollback`` events answer (:mod:`runtime.replay`).
+  acts, in replay the recorded ``rollback`` events answer (:mod:`govrun.runtime.replayer`).
 - **Trust.** ``govrun rollback`` acts only on a trace that verifies; a crashed (torn or
   unfinished) but intact trace is fine, a tampered one is refused whatever the flags.
 - **Secrets.** Pre-images are raw file contents: trace redaction does not apply to them
@@ -42,25 +45,27 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import getpass
 import hashlib
 import os
 import shlex
-import socket
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from runtime.errors import GovrunError
-from runtime.ports import Clock, Rollbacker
-from runtime.tools.base import CommandUndo, FileUndo, Irreversible, ScopeViolation, Tool, Undo
-from runtime.tools.fs import Confinement, Found, Located, look, restore
+from govrun.runtime.ports import Rollbacker
+from govrun.runtime.tools.base import (
+    CommandUndo,
+    FileUndo,
+    Irreversible,
+    ScopeViolation,
+    Tool,
+    Undo,
+)
+from govrun.runtime.tools.fs import Confinement, Found, Located, look, restore
 
 if TYPE_CHECKING:
-    from runtime.record import Record
-    from runtime.signing import Signer
+    pass
 
 Action = Literal["restored", "removed", "undone", "refused", "skipped", "failed"]
 ToolLookup = Callable[[str], Tool | None]
@@ -420,7 +425,7 @@ class LiveRollbacker:
     # --- commands -------------------------------------------------------------------------
 
     def _command(self, effect: Effect) -> UndoOutcome:
-        from runtime.tools.shell import ShellTool
+        from govrun.runtime.tools.shell import ShellTool
 
         argv = [str(a) for a in effect.undo.get("argv") or []]
         tool = self.tools(effect.tool)
@@ -471,231 +476,3 @@ def _remove_dirs(
         except ScopeViolation:
             kept.append(d)
     return sorted(removed), kept
-
-
-# --- govrun rollback -------------------------------------------------------------------------
-
-
-class RollbackError(GovrunError):
-    """Rollback cannot start: the trace does not verify, the output exists, bad arguments."""
-
-
-@dataclass(frozen=True)
-class RollbackReport:
-    """A finished (or planned) rollback of one trace."""
-
-    trace: Path
-    parent_run_id: str
-    to_step: int | None
-    outcomes: tuple[UndoOutcome, ...]
-    already_undone: int
-    """Effects the run's own rollback (``on_failure``) had already undone: not redone."""
-    output: Path | None = None
-    """The rollback trace; None for a dry run or when there was nothing to undo."""
-    run_id: str | None = None
-    head: str | None = None
-    dry_run: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return all(o.ok for o in self.outcomes)
-
-    @property
-    def summary(self) -> str:
-        return describe(self.outcomes)
-
-
-def default_output(trace: Path) -> Path:
-    """``run.jsonl`` -> ``run.rollback.jsonl``, next to it."""
-    return trace.with_name(f"{trace.stem}.rollback.jsonl")
-
-
-def rollback_trace(
-    trace: str | Path,
-    *,
-    to_step: int | None = None,
-    force: bool = False,
-    output: str | Path | None = None,
-    dry_run: bool = False,
-    signer: Signer | None = None,
-    clock: Clock | None = None,
-) -> RollbackReport:
-    """Undo the effects a trace records for steps after ``to_step`` (all without it),
-    newest first, into a new rollback trace (see the module docstring). Raises
-    :class:`RollbackError` (exit 2) before touching anything when the trace does not
-    verify, ``to_step`` is negative, or the output trace exists."""
-    from runtime.record import Record
-    from runtime.verify import verify_trace
-
-    path = Path(trace)
-    if to_step is not None and to_step < 0:
-        raise RollbackError(f"--to-step must be 0 or more; got {to_step}.")
-    report = verify_trace(path)
-    if not report.intact:
-        assert report.problem is not None
-        raise RollbackError(
-            f"{path} does not verify: {report.problem.message} Refusing to roll back from a "
-            "record that may have been altered.",
-            hint=f"`govrun verify {path}` shows what is wrong.",
-        )
-    record = Record.load(path)
-    done = {
-        (e.get("call_step"), e.get("call_id"))
-        for e in record.events
-        if e["type"] == "rollback" and e.get("ok")
-    }
-    effects: list[Effect] = []
-    skipped = 0
-    for e in record.events:
-        if e["type"] != "tool_finished" or (to_step is not None and e["step"] <= to_step):
-            continue
-        effect = Effect.from_event(record.resolved(e))
-        if effect is None:
-            continue
-        if (effect.step, effect.call_id) in done:
-            skipped += 1
-        else:
-            effects.append(effect)
-    base = RollbackReport(path, record.run_id, to_step, (), skipped, dry_run=dry_run)
-    if not effects:
-        return base
-    rollbacker = LiveRollbacker(
-        blob_dirs=[path.with_name(path.name + ".blobs")],
-        tools=_ToolsOf(record),
-        force=force,
-        dry_run=dry_run,
-    )
-    if dry_run:
-        outcomes = undo_all(effects, rollbacker, lambda _o: None)
-        return replace(base, outcomes=tuple(outcomes))
-    target = Path(output) if output is not None else default_output(path)
-    return _write_rollback(record, base, effects, rollbacker, target, report.head, signer, clock)
-
-
-class _ToolsOf:
-    """The run's shell tools, rebuilt from the manifest it recorded, on first use only."""
-
-    def __init__(self, record: Record) -> None:
-        self.record = record
-        self._tools: dict[str, Tool | None] = {}
-
-    def __call__(self, name: str) -> Tool | None:
-        if name not in self._tools:
-            self._tools[name] = self._build(name)
-        return self._tools[name]
-
-    def _build(self, name: str) -> Tool | None:
-        from runtime.replay import recorded_manifest
-        from runtime.toolbox import build_tool
-
-        manifest = recorded_manifest(self.record)
-        spec = manifest.tool(name)
-        return None if spec is None else build_tool(spec, manifest)
-
-
-def _write_rollback(
-    record: Record,
-    base: RollbackReport,
-    effects: list[Effect],
-    rollbacker: LiveRollbacker,
-    target: Path,
-    parent_head: str,
-    signer: Signer | None,
-    clock: Clock | None,
-) -> RollbackReport:
-    """The rollback trace: run_started naming the parent, one rollback event per undo
-    (each written as soon as it is done), run_finished with the outcome, sealed."""
-    from runtime import __version__
-    from runtime import events as ev
-    from runtime.ports import SystemClock
-    from runtime.run import new_run_id
-    from runtime.signing import Signer, load_default_signer, seal_message
-    from runtime.trace import TraceWriter, canonical, sha256_hex
-
-    started = record.resolved(record.run_started)
-    snapshot = started.get("manifest") or {}
-    agent = str(started.get("agent") or "agent")
-    signer = signer or load_default_signer() or Signer.ephemeral()
-    clock = clock or SystemClock()
-    t0 = time.monotonic()
-    run_id = new_run_id(agent)
-    writer = TraceWriter(
-        target,
-        run_id=run_id,
-        clock=clock,
-        durability="fsync" if snapshot.get("durability") == "fsync" else "flush",
-        secrets=_secret_values(snapshot),
-    )
-    with writer:
-        writer.write(
-            ev.RunStarted,
-            0,
-            {
-                "agent": agent,
-                "manifest": snapshot,
-                "manifest_hash": sha256_hex(canonical(snapshot)),
-                "manifest_path": started.get("manifest_path"),
-                "input": f"roll back run {record.run_id}"
-                + (f" after step {base.to_step}" if base.to_step is not None else ""),
-                "govrun_version": __version__,
-                "policy_hash": started.get("policy_hash"),
-                "user": _user(),
-                "host": socket.gethostname(),
-                "parent": {
-                    "kind": "rollback",
-                    "trace": str(base.trace),
-                    "run_id": record.run_id,
-                    "step": base.to_step,
-                    "head": parent_head,
-                },
-            },
-        )
-        outcomes = undo_all(
-            effects, rollbacker, lambda o: writer.write(ev.Rollback, 0, o.payload())
-        )
-        failed = next((o for o in outcomes if not o.ok), None)
-        outcome = writer.redact(
-            {
-                "status": "completed" if failed is None else "failed",
-                "failure_class": None if failed is None else failed.failure_class,
-                "reason": f"rollback of run {record.run_id}: {describe(outcomes)}",
-                "steps": 0,
-                "event_count": writer.seq + 1,
-                "head": writer.head,
-                "final_answer": None,
-                "totals": {
-                    "effects": len(outcomes),
-                    "undone": sum(o.ok for o in outcomes),
-                    "refused": sum(o.action == "refused" for o in outcomes),
-                    "skipped": sum(o.action == "skipped" and not o.ok for o in outcomes),
-                    "failed": sum(o.action == "failed" for o in outcomes),
-                    "duration_ms": round((time.monotonic() - t0) * 1000, 3),
-                },
-            }
-        )
-        message = seal_message({**outcome, "run_id": run_id})
-        seal = {
-            "key_fingerprint": signer.fingerprint,
-            "public_key": signer.public_key,
-            "key_source": signer.source,
-            "signature": signer.sign(message),
-        }
-        writer.write(ev.RunFinished, 0, {**outcome, "seal": seal})
-        head = writer.head
-    return replace(base, outcomes=tuple(outcomes), output=target, run_id=run_id, head=head)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
-def _secret_values(snapshot: Mapping[str, Any]) -> set[str]:
-    """Values of the env vars the run's manifest names as secret: never in this trace either."""
-    names = {str(n) for n in snapshot.get("secrets") or []}
-    key_env = (snapshot.get("model") or {}).get("api_key_env")
-    if key_env:
-        names.add(str(key_env))
-    return {value for name in names if (value := os.environ.get(name))}

@@ -5,7 +5,7 @@ side effect, and returns a ``ToolResult`` with evidence instead of raising. Buil
 looked up by short name (``build_builtin("fs.write", ...)``) and imported lazily.
 """
 
-from runtime.tools.base import (
+from govrun.runtime.tools.base import (
     BUILTIN_TOOLS,
     ArgsModel,
     BaseTool,
@@ -21,7 +21,7 @@ from runtime.tools.base import (
     parameters_schema,
     parse_arguments,
 )
-from runtime.tools.pycall import PythonTool, load_python_tool
+from govrun.runtime.tools.pycall import PythonTool, load_python_tool
 
 __all__ = [
     "BUILTIN_TOOLS",

@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from runtime.errors import GovrunError
+from govrun.runtime.errors import GovrunError
 
 ToolFailure = Literal["tool_error", "timeout", "policy_denied", "invalid_arguments"]
 """The failure classes a tool itself can report (a subset of the trace's failure classes)."""
@@ -438,12 +438,12 @@ class BaseTool(ABC):
 # --- the builtin registry ----------------------------------------------------------------
 
 BUILTIN_TOOLS: dict[str, str] = {
-    "fs.read": "runtime.tools.fs:FsRead",
-    "fs.write": "runtime.tools.fs:FsWrite",
-    "fs.list": "runtime.tools.fs:FsList",
-    "fs.delete": "runtime.tools.fs:FsDelete",
-    "shell": "runtime.tools.shell:ShellTool",
-    "http.get": "runtime.tools.http:HttpGet",
+    "fs.read": "govrun.runtime.tools.fs:FsRead",
+    "fs.write": "govrun.runtime.tools.fs:FsWrite",
+    "fs.list": "govrun.runtime.tools.fs:FsList",
+    "fs.delete": "govrun.runtime.tools.fs:FsDelete",
+    "shell": "govrun.runtime.tools.shell:ShellTool",
+    "http.get": "govrun.runtime.tools.http:HttpGet",
 }
 """Short name -> ``module:Class``. Imported lazily so ``govrun --help`` stays fast and an
 unused tool's dependencies (httpx) are never loaded."""

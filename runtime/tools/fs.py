@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from runtime.tools.base import (
+from govrun.runtime.tools.base import (
     UNDO_MAX_BYTES,
     ArgsModel,
     BaseTool,

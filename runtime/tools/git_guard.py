@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from runtime.tools.base import ScopeViolation, describe_roots, portable
+from govrun.runtime.tools.base import ScopeViolation, describe_roots, portable
 
 GIT_PATH = "/usr/local/bin:/usr/bin:/bin"
 """Where git is looked up: ``shell.FIXED_PATH`` (not imported, as shell imports this)."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import Field
 
-from runtime.tools.base import (
+from govrun.runtime.tools.base import (
     ArgsModel,
     BaseTool,
     Canonical,

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, PydanticSchemaGenerationError, create_model
 
-from runtime.tools.base import (
+from govrun.runtime.tools.base import (
     ArgKind,
     BaseTool,
     Canonical,
@@ -33,7 +33,7 @@ from runtime.tools.base import (
     ToolResult,
     ToolTimeout,
 )
-from runtime.tools.pyprocess import ProcessCaller, WorkerFailure
+from govrun.runtime.tools.pyprocess import ProcessCaller, WorkerFailure
 
 _SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 

@@ -10,7 +10,7 @@ orjson), never over the worker's stdout: what the tool prints is read from its s
 stderr pipes, kept within bounds, and returned as evidence, so it can neither corrupt the
 protocol nor reach govrun's own stdout (``--json`` promises JSON lines only there).
 
-Worker side: :mod:`runtime.tools.pyworker`.
+Worker side: :mod:`govrun.runtime.tools.pyworker`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from runtime.tools.base import ToolTimeout, clip
+from govrun.runtime.tools.base import ToolTimeout, clip
 
 HEADER = struct.Struct(">I")
 """Each frame's length, before its orjson body."""
@@ -51,7 +51,7 @@ _CHUNK = 1 << 16
 
 _BOOT = (
     "import sys, json; sys.path[:] = json.loads(sys.argv[1]); "
-    "from runtime.tools.pyworker import main; sys.exit(main(sys.argv[2:]))"
+    "from govrun.runtime.tools.pyworker import main; sys.exit(main(sys.argv[2:]))"
 )
 """The worker's entry: govrun's own ``sys.path`` first, so ``runtime`` and the tool's module
 import exactly as they did in govrun (``-m`` would put the current folder first, where a

@@ -1,5 +1,5 @@
 """The worker process of a Python tool under ``isolation: process`` (started by
-:mod:`runtime.tools.pyprocess`, which explains why).
+:mod:`govrun.runtime.tools.pyprocess`, which explains why).
 
 It imports the callable as an inline tool does (same arguments model, same call, same
 serialization), says it is ready, then answers one framed call at a time until its request
@@ -19,9 +19,9 @@ from typing import Any
 
 import orjson
 
-from runtime.tools.base import ToolConfigError, parse_arguments
-from runtime.tools.pycall import PythonTool, _awaitable, _serialize, load_python_tool
-from runtime.tools.pyprocess import GARBLED, Frames, frame
+from govrun.runtime.tools.base import ToolConfigError, parse_arguments
+from govrun.runtime.tools.pycall import PythonTool, _awaitable, _serialize, load_python_tool
+from govrun.runtime.tools.pyprocess import GARBLED, Frames, frame
 
 PR_SET_PDEATHSIG = 1
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from runtime.tools.base import (
+from govrun.runtime.tools.base import (
     ArgsModel,
     BaseTool,
     Canonical,
@@ -51,8 +51,8 @@ from runtime.tools.base import (
     describe_roots,
     portable,
 )
-from runtime.tools.fs import refuse_hard_links
-from runtime.tools.git_guard import git_environment, vet_repository
+from govrun.runtime.tools.fs import refuse_hard_links
+from govrun.runtime.tools.git_guard import git_environment, vet_repository
 
 FIXED_PATH = "/usr/local/bin:/usr/bin:/bin"
 """Where commands are looked up; the model's (or the operator's) PATH never is."""

@@ -4,7 +4,7 @@ A chain of hashes proves a trace is self-consistent, not that it is the trace th
 anyone can edit an event and re-chain the rest. The audit adds what only a key can give.
 
 - Each ``approval_decided`` must carry a signature that verifies over
-  :func:`runtime.signing.approval_message` (its fields, and the run id and step of its
+  :func:`govrun.runtime.trace.signing.approval_message` (its fields, and the run id and step of its
   envelope) with the public key it names, whose fingerprint it states.
 - An approval covers exactly one call: the ``tool_started`` of the same call (same step and
   call id) has the approved ``call_hash``, and that hash is what its tool, arguments and
@@ -13,7 +13,7 @@ anyone can edit an event and re-chain the rest. The audit adds what only a key c
 - Every call that policy sent to the gate (``ask``) runs only after a valid ``approve`` for
   that exact call; a call that was denied, rejected or stopped does not run at all.
 - ``run_finished`` carries a seal over the run id, event count, head hash and the outcome it
-  states (:data:`runtime.signing.SEAL_FIELDS`). Re-chaining an edited trace changes the
+  states (:data:`govrun.runtime.trace.signing.SEAL_FIELDS`). Re-chaining an edited trace changes the
   head, so the edit is detected without the seal key; a trace with signed approvals but no
   seal had its seal removed. With trusted keys, every finished trace must be sealed:
   otherwise stripping all approvals and the seal would go unseen.
@@ -31,8 +31,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from runtime.events import ApprovalDecided, Event, PolicyDecision, RunFinished, ToolStarted
-from runtime.signing import (
+from govrun.runtime.trace.events import (
+    ApprovalDecided,
+    Event,
+    PolicyDecision,
+    RunFinished,
+    ToolStarted,
+)
+from govrun.runtime.trace.signing import (
     APPROVAL_FIELDS,
     SEAL_FIELDS,
     approval_message,
@@ -40,7 +46,7 @@ from runtime.signing import (
     seal_message,
     verify_signature,
 )
-from runtime.trace import REDACTED
+from govrun.runtime.trace.writer import REDACTED
 
 KeyStatus = Literal["pinned", "unpinned", "untrusted", "invalid", "unsigned"]
 """One signature: valid with a trusted key, valid with a key nobody pinned, valid with a key
@@ -186,7 +192,7 @@ class AuditFeed:
 def audit_approvals(events: Iterable[Event], *, trusted: Mapping[str, str] | None) -> ApprovalAudit:
     """Audit the approvals and the seal of one run's verified events, in trace order.
 
-    ``trusted`` maps pinned fingerprints to owner names (:func:`runtime.signing.
+    ``trusted`` maps pinned fingerprints to owner names (:func:`govrun.runtime.trace.signing.
     load_trusted_keys`); None means no key is pinned, so valid signatures are ``unpinned``.
     """
     return _Audit(trusted).run(events)
@@ -460,7 +466,7 @@ def _recompute(t: ToolStarted) -> str | None:
     """The hash of the call ``t`` ran, or None when the writer redacted a secret from its
     arguments: the hash of the exact call then cannot be recomputed from the trace (its
     ``call_hash`` is still covered by the approval's signature and by the seal)."""
-    from runtime.toolbox import call_hash  # heavy (tools, policy): only traces with approvals
+    from govrun.runtime.trace.canonical import call_hash
 
     if _mentions(t.arguments, REDACTED):
         return None

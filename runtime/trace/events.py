@@ -136,7 +136,7 @@ class RunFinished(_Event):
     seal: dict[str, Any] | None = Field(
         None,
         description="Signature over run_id, event_count and head: key_fingerprint, "
-        "public_key, key_source, signature (runtime.signing.seal_message).",
+        "public_key, key_source, signature (govrun.runtime.trace.signing.seal_message).",
     )
 
 
@@ -257,7 +257,8 @@ class ApprovalDecided(_Event):
         None, description="Where the key came from: file:PATH or ephemeral (one run only)."
     )
     signature: str | None = Field(
-        None, description="Base64 Ed25519 signature over runtime.signing.approval_message."
+        None,
+        description="Base64 Ed25519 signature over govrun.runtime.trace.signing.approval_message.",
     )
 
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtime.errors import TraceError
-from runtime.trace import TornTail, blob_dir, gc_paused, read_stored, resolve_blobs
+from govrun.runtime.errors import TraceError
+from govrun.runtime.trace.canonical import blob_dir
+from govrun.runtime.trace.reader import TornTail, gc_paused, read_stored, resolve_blobs
 
 Key = tuple[int, str]
 """(step, call_id): how a call's events are found."""

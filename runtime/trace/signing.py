@@ -25,8 +25,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from runtime.errors import GovrunError
-from runtime.trace import canonical
+from govrun.runtime.errors import GovrunError
+from govrun.runtime.trace.canonical import canonical
 
 APPROVAL_FIELDS = (
     "run_id",

@@ -13,8 +13,8 @@ cycle collector paused; the first batch that is not intact in every respect goes
 line from its first line, which finds and names the problem. The batches make exactly the
 checks the line-by-line walk makes, so they only decide faster what it would decide.
 
-Once the chain holds (or ends as a crash), the approval audit (:mod:`runtime.audit`) checks
-the typed events the walk verified, kept as it goes (only those it reads) rather than read
+Once the chain holds (or ends as a crash), the approval audit (:mod:`govrun.runtime.trace.audit`)
+checks the typed events the walk verified, kept as it goes (only those it reads) rather than read
 again: one pass, and no window in which the file could change between check and audit: signed
 approvals, approvals that cover exactly the calls that ran, and the seal on
 ``run_finished``. ``trusted_keys=`` pins the keys that may sign (and then a finished trace
@@ -37,21 +37,29 @@ from typing import IO, Any, Literal
 import orjson
 from pydantic import ValidationError
 
-from runtime.audit import ApprovalAudit, AuditFeed, audit_approvals
-from runtime.errors import TraceError
-from runtime.events import EVENT_ADAPTER, EVENT_TYPES, SCHEMA_MAJOR, ZERO_HASH, AnyEvent
-from runtime.trace import (
+from govrun.runtime.errors import TraceError
+from govrun.runtime.trace.audit import ApprovalAudit, AuditFeed, audit_approvals
+from govrun.runtime.trace.canonical import (
     _BLOB_KEY,
     _BLOB_MARK,
     _BLOB_REF,
+    blob_dir,
+    canonical,
+    sha256_hex,
+)
+from govrun.runtime.trace.events import (
+    EVENT_ADAPTER,
+    EVENT_TYPES,
+    SCHEMA_MAJOR,
+    ZERO_HASH,
+    AnyEvent,
+)
+from govrun.runtime.trace.reader import (
     _lines,
     _resolve_blobs,
     _try_complete,
-    blob_dir,
-    canonical,
     describe_invalid,
     gc_paused,
-    sha256_hex,
 )
 
 ProblemKind = Literal[
@@ -150,8 +158,8 @@ def verify_trace(
     trusted_keys: Mapping[str, str] | None = None,
 ) -> VerifyReport:
     """Verify a trace file. ``trusted_keys`` (fingerprint -> owner, as
-    :func:`runtime.signing.load_trusted_keys` returns) pins who may sign approvals and the
-    seal; without it valid signatures prove integrity, not identity. Raises
+    :func:`govrun.runtime.trace.signing.load_trusted_keys` returns) pins who may sign approvals and
+    the seal; without it valid signatures prove integrity, not identity. Raises
     :class:`TraceError` only when the file cannot be read at all (missing, or written by a
     newer major schema)."""
     return _Verifier(Path(path), head, trusted_keys).run()
@@ -740,8 +748,8 @@ _PLAIN = _plain_checks()
 def _numbered(
     lines: list[bytes], line_no: int, offset: int
 ) -> Iterator[tuple[int, int, bytes, bool]]:
-    """Complete ``lines`` as :func:`runtime.trace._lines` yields them, the first being line
-    ``line_no + 1`` at byte ``offset``."""
+    """Complete ``lines`` as :func:`govrun.runtime.trace.reader._lines` yields them, the first
+    being line ``line_no + 1`` at byte ``offset``."""
     for raw in lines:
         line_no += 1
         yield line_no, offset, raw, True
@@ -751,8 +759,8 @@ def _numbered(
 def _more_lines(
     f: IO[bytes], pending: bytes, line_no: int, offset: int
 ) -> Iterator[tuple[int, int, bytes, bool]]:
-    """The lines of ``f`` from its position on, as :func:`runtime.trace._lines` yields them,
-    after ``pending`` (the start of an unfinished line, at byte ``offset``) and line
+    """The lines of ``f`` from its position on, as :func:`govrun.runtime.trace.reader._lines`
+    yields them, after ``pending`` (the start of an unfinished line, at byte ``offset``) and line
     ``line_no``."""
     while chunk := f.read(1 << 20):
         buf = pending + chunk

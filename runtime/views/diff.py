@@ -4,7 +4,7 @@ Steps are aligned on their action signatures (what the model proposed), so an ex
 missing step shows as one insertion or removal instead of shifting every later step. Aligned
 steps whose other fields differ (a policy decision, an output, a verification, the model
 that answered) are *changed*. Timing, tokens, run ids, call ids and hashes never make two
-steps different: :mod:`runtime.trajectory` declares them out of the views' equality.
+steps different: :mod:`govrun.runtime.views.trajectory` declares them out of the views' equality.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from pathlib import Path
 from typing import Any, Literal
 
 import orjson
 
-from runtime.trajectory import (
+from govrun.runtime.views.trajectory import (
     NO_REPLY,
     ApprovalView,
     CallView,
@@ -29,6 +30,7 @@ from runtime.trajectory import (
     StepView,
     Totals,
     Trajectory,
+    load_trajectory,
 )
 
 EntryKind = Literal["changed", "inserted", "removed"]
@@ -101,6 +103,11 @@ class TrajectoryDiff:
     def to_json(self) -> str:
         """The whole report as indented JSON, for machines."""
         return orjson.dumps(_report(self), option=orjson.OPT_INDENT_2).decode()
+
+
+def diff_traces(a: str | Path, b: str | Path) -> TrajectoryDiff:
+    """Align and compare the runs recorded in two trace files (``govrun diff A B``)."""
+    return diff_trajectories(load_trajectory(a), load_trajectory(b))
 
 
 def diff_trajectories(a: Trajectory, b: Trajectory) -> TrajectoryDiff:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from runtime.events import (
+from govrun.runtime.trace.events import (
     ApprovalDecided,
     Compaction,
     Event,
@@ -25,7 +25,7 @@ from runtime.events import (
     ToolFinished,
     Verification,
 )
-from runtime.trace import TornTail
+from govrun.runtime.trace.reader import TornTail
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from typing import Any, Literal
 
 import orjson
 
-from runtime import events as ev
-from runtime.errors import TraceError
-from runtime.trace import TraceIndex
+from govrun.runtime.errors import TraceError
+from govrun.runtime.trace import events as ev
+from govrun.runtime.trace.reader import TraceIndex
 
 TYPES: tuple[str, ...] = tuple(ev.EVENT_TYPES)
 _CODE = {name: code for code, name in enumerate(TYPES)}

@@ -24,16 +24,10 @@ from typing import Any
 
 import orjson
 
-from runtime.errors import TraceError
-from runtime.events import EVENT_TYPES, SCHEMA_MAJOR
-from runtime.trace import (
-    TornTail,
-    _check_version,
-    _resolve_blobs,
-    blob_dir,
-    canonical,
-    gc_paused,
-)
+from govrun.runtime.errors import TraceError
+from govrun.runtime.trace.canonical import blob_dir, canonical
+from govrun.runtime.trace.events import EVENT_TYPES, SCHEMA_MAJOR
+from govrun.runtime.trace.reader import TornTail, _check_version, _resolve_blobs, gc_paused
 
 Signature = tuple[tuple[str, str], ...]
 """What a step did, as the aligner sees it: ``(tool, canonical JSON arguments)`` for each
@@ -251,8 +245,8 @@ def _arguments_json(arguments: dict[str, Any] | None, raw: str | None) -> str:
 
 
 def _parse_raw(raw: str | None) -> dict[str, Any] | None:
-    """Arguments as the loop parses them (runtime.toolbox): blank means none, and only a JSON
-    object counts."""
+    """Arguments as the loop parses them (govrun.runtime.govern.toolbox): blank means none, and
+    only a JSON object counts."""
     if raw is None:
         return None
     if not raw.strip():

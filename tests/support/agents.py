@@ -1,8 +1,8 @@
 """Run real agents in a temporary folder: manifest, script and workspace on disk, the real loop.
 
 :func:`run_in` writes a manifest (and a scripted model's turns) into a folder, loads it the way
-``govrun run`` does, runs it through :func:`runtime.run.run_agent` and hands back the
-:class:`~runtime.loop.RunResult` with the trace's typed events. Every run it makes is checked
+``govrun run`` does, runs it through :func:`govrun.runtime.run.run_agent` and hands back the
+:class:`~govrun.runtime.loop.RunResult` with the trace's typed events. Every run it makes is checked
 on the way out: the trace verifies (intact *and* finished with ``run_finished``), reads back
 without a torn tail, ends with the status the result reports, holds no value of the
 environment it was given (API keys), and replays event for event (``govrun replay``).
@@ -20,14 +20,15 @@ from typing import Any, TypeVar
 
 import yaml
 
-from runtime import events as ev
-from runtime.loop import RunResult
-from runtime.manifest import Manifest, load_manifest
-from runtime.ports import Approver, Clock, Control, FixedClock, Model, Operator, Tools
-from runtime.replay import assert_replays
-from runtime.run import run_agent
-from runtime.trace import blob_dir, read_trace
-from runtime.verify import verify_trace
+from govrun.runtime.loop import RunResult
+from govrun.runtime.manifest.schema import Manifest, load_manifest
+from govrun.runtime.ports import Approver, Clock, Control, FixedClock, Model, Operator, Tools
+from govrun.runtime.replayer.session import assert_replays
+from govrun.runtime.run import run_agent
+from govrun.runtime.trace import events as ev
+from govrun.runtime.trace.canonical import blob_dir
+from govrun.runtime.trace.reader import read_trace
+from govrun.runtime.trace.verify import verify_trace
 
 WORKSPACE = "ws"
 """The workspace folder inside the run folder; fs tools are rooted here."""

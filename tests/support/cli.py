@@ -8,7 +8,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from cli.main import app
+from govrun.cli.main import app
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 ENV: dict[str, str | None] = {"COLUMNS": "250"}

@@ -1,10 +1,10 @@
 """Write signed traces for tests, and forge them the ways an attacker with the format spec
 (but not the key) would.
 
-:func:`write_signed_run` drives a real :class:`~runtime.trace.TraceWriter` through the
+:func:`write_signed_run` drives a real :class:`~govrun.runtime.trace.writer.TraceWriter` through the
 events the governed loop emits for a sequence of calls, one call per step: policy_decision
-``ask`` -> approval_requested -> approval_decided (signed with ``runtime.signing``, over
-``approval_message`` of its fields and its envelope's run id and step) -> tool_started ->
+``ask`` -> approval_requested -> approval_decided (signed with ``govrun.runtime.trace.signing``,
+over ``approval_message`` of its fields and its envelope's run id and step) -> tool_started ->
 tool_finished, and a ``run_finished`` sealed over its run id, event count and head.
 
 The forging helpers edit decoded events (:func:`events_of`), re-sign an approval or the seal
@@ -22,7 +22,9 @@ from typing import Any, Literal
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from runtime.events import (
+from govrun.runtime.ports import FixedClock
+from govrun.runtime.trace.canonical import call_hash, canonical, sha256_hex
+from govrun.runtime.trace.events import (
     ApprovalDecided,
     ApprovalRequested,
     ModelResponse,
@@ -35,16 +37,14 @@ from runtime.events import (
     ToolFinished,
     ToolStarted,
 )
-from runtime.ports import FixedClock
-from runtime.signing import (
+from govrun.runtime.trace.signing import (
     SEAL_FIELDS,
     Signer,
     approval_message,
     seal_message,
     trusted_key_line,
 )
-from runtime.toolbox import call_hash
-from runtime.trace import TraceWriter, canonical, sha256_hex
+from govrun.runtime.trace.writer import TraceWriter
 from tests.support.traces import rechain
 
 Decision = Literal["approve", "reject", "stop"]

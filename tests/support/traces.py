@@ -1,7 +1,7 @@
 """Write realistic, deterministic traces for tests and golden fixtures.
 
-:func:`write_run` drives a real :class:`~runtime.trace.TraceWriter` through the events a
-governed loop emits: tool steps (one of them denied by policy), a final answer step, and
+:func:`write_run` drives a real :class:`~govrun.runtime.trace.writer.TraceWriter` through the
+events a governed loop emits: tool steps (one of them denied by policy), a final answer step, and
 ``run_finished`` with its count, head and totals. :func:`rechain` rebuilds the hash chain
 of edited events, as a forger with the format spec would.
 """
@@ -14,7 +14,9 @@ from typing import Any
 
 import orjson
 
-from runtime.events import (
+from govrun.runtime.ports import Clock, FixedClock
+from govrun.runtime.trace.canonical import canonical, sha256_hex
+from govrun.runtime.trace.events import (
     ZERO_HASH,
     ModelRequest,
     ModelResponse,
@@ -28,8 +30,7 @@ from runtime.events import (
     ToolStarted,
     Verification,
 )
-from runtime.ports import Clock, FixedClock
-from runtime.trace import Durability, TraceWriter, canonical, sha256_hex
+from govrun.runtime.trace.writer import Durability, TraceWriter
 
 MODEL = "gpt-4o-mini"
 PRICE_PER_TOKEN = 0.000_000_6

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.events import SCHEMA_MINOR
-from runtime.toolbox import call_hash
+from govrun.runtime.trace.canonical import call_hash
+from govrun.runtime.trace.events import SCHEMA_MINOR
 
 ADDED_IN: dict[tuple[str, str], int] = {
     ("run_started", "schema_minor"): 2,

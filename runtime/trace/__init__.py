@@ -1,0 +1,3 @@
+"""The record: typed events, the canonical form and hash chain, the writer, reading a trace
+back, verify, the approval audit and signing. Imports only the spine's ``ports`` and
+``errors``: everything that runs writes here, and nothing here runs anything."""
