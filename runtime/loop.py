@@ -20,12 +20,12 @@ from govrun.runtime.govern.decide import Preparer, decide_call
 from govrun.runtime.govern.guards import Counters, Guards, ModelUsage, Trip
 from govrun.runtime.govern.policy import PolicyEngine
 from govrun.runtime.govern.preview import preview_call
-from govrun.runtime.govern.prompt_size import PromptSizer
 from govrun.runtime.govern.routing import Router, StepOutcome
 from govrun.runtime.govern.toolbox import PreparedCall, Toolbox
 from govrun.runtime.govern.verification import CheckOutcome, LiveVerifier
 from govrun.runtime.manifest.schema import Manifest
 from govrun.runtime.models.pricing import cost_usd
+from govrun.runtime.models.prompt_size import PromptSizer
 from govrun.runtime.ops.undo import Effect, LiveRollbacker, undo_all, undo_record
 from govrun.runtime.ops.undo import describe as describe_undos
 from govrun.runtime.ports import (

@@ -105,6 +105,47 @@ def test_no_import_cycles_in_runtime_or_cli() -> None:
     assert cycles(graph()) == []
 
 
+LAYERS: list[tuple[str, ...]] = [
+    ("govrun.runtime", "govrun.runtime.errors", "govrun.runtime.ports"),
+    ("govrun.runtime.manifest", "govrun.runtime.tools", "govrun.runtime.trace"),
+    ("govrun.runtime.models",),
+    ("govrun.runtime.govern",),
+    ("govrun.runtime.ops.undo", "govrun.runtime.ops.control", "govrun.runtime.ops.registry"),
+    ("govrun.runtime.loop",),
+    ("govrun.runtime.run",),
+    ("govrun.runtime.replayer",),
+    ("govrun.runtime.ops", "govrun.runtime.views"),
+]
+"""The rooms from the bottom up (DESIGN section 1). A module imports only from its own
+layer or below: the spine's ports and errors, then what a run is made of (manifest,
+tools, trace), models, the governed step's stages, the undo and control mechanics the
+loop uses, the loop, wiring a run, replay, and what acts on or reads finished runs."""
+
+
+def layer(module: str) -> int:
+    best = max(
+        (
+            prefix
+            for group in LAYERS
+            for prefix in group
+            if module == prefix or module.startswith(prefix + ".")
+        ),
+        key=len,
+    )
+    return next(i for i, group in enumerate(LAYERS) if best in group)
+
+
+def test_lower_rooms_never_import_higher_ones() -> None:
+    bad = []
+    for name, targets in graph().items():
+        if not name.startswith("govrun.runtime"):
+            continue
+        for target in targets:
+            if target.startswith("govrun.runtime") and layer(target) > layer(name):
+                bad.append(f"{name} (layer {layer(name)}) imports {target} ({layer(target)})")
+    assert bad == []
+
+
 def test_the_kernel_imports_no_terminal_library_and_nothing_from_cli() -> None:
     bad = []
     for name, path in modules().items():

@@ -29,7 +29,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from govrun.runtime.errors import GovrunError
-from govrun.runtime.govern.prompt_size import PromptSizer
+from govrun.runtime.models.prompt_size import PromptSizer
 from govrun.runtime.ports import Model, ModelCallError, ModelReply, ToolCallRequest, Usage
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
