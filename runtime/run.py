@@ -155,6 +155,7 @@ def run_agent(
                 "input": task,
                 "govrun_version": __version__,
                 "schema_minor": SCHEMA_MINOR,
+                "tools": toolbox.definitions,
                 "policy_hash": policy.policy_hash,
                 "user": _user(),
                 "host": socket.gethostname(),

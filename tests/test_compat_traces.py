@@ -45,3 +45,13 @@ def test_a_compat_trace_replays_as_expected(name: str, tmp_path: Path) -> None:
     assert f"event {expect['seq']} ({expect['event']}" in ran.flat
     assert f"effect: recorded '{expect['recorded']}', replayed '{expect['replayed']}'" in ran.flat
     assert "changed on purpose" in ran.flat
+
+
+GOLDEN = Path(__file__).parents[1] / "fixtures" / "golden" / "quickstart.jsonl"
+
+
+def test_the_golden_trace_replays_under_its_recorded_manifest(tmp_path: Path) -> None:
+    """Recorded before the manifest gained `budgets.per_model`: a default a newer govrun
+    adds is not a divergence."""
+    ran = govrun("replay", GOLDEN, "-o", tmp_path / "replay.jsonl")
+    assert ran.code == 0 and "identical" in ran.flat, ran.flat

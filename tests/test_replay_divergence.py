@@ -426,6 +426,44 @@ def test_identical_although_run_ids_signatures_and_times_differ(tmp_path: Path) 
     ]
 
 
+def test_a_policy_change_shows_at_the_first_decision_that_differs(tmp_path: Path) -> None:
+    """Step 1's approval records the hash of the whole policy in force; a rule changed for
+    step 2 must be named at step 2's decision, not at step 1's approval."""
+    policy = {
+        "default": "allow",
+        "rules": [{"id": "ask-writes", "tools": ["fs_write"], "effect": "ask"}],
+    }
+    script = [
+        calls(call("fs_write", {"path": "a.md", "content": "x"}, id="c1")),
+        calls(call("fs_read", {"path": "a.md"}, id="c2")),
+        answer(),
+    ]
+    folder = tmp_path / "run"
+    result, _ = run_in(
+        folder,
+        scripted_manifest(policy=policy),
+        script=script,
+        approver=AutoApprover("auto (ci)"),
+    )
+    changed_policy = {
+        "default": "allow",
+        "rules": [
+            {"id": "ask-writes", "tools": ["fs_write"], "effect": "ask"},
+            {"id": "no-reads", "tools": ["fs_read"], "effect": "deny"},
+        ],
+    }
+    doc = scripted_manifest(policy=changed_policy)
+    (folder / "changed.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    manifest = load_manifest(folder / "changed.yaml", env={})
+
+    outcome = strict(Path(result.trace_path), tmp_path / "replay.jsonl", manifest)
+
+    divergence = outcome.divergence
+    assert divergence is not None
+    assert (divergence.step, divergence.event) == (2, "policy_decision"), divergence.message
+    assert "rule" in divergence.fields and "effect" in divergence.fields
+
+
 # --- records that end early -----------------------------------------------------------------
 
 

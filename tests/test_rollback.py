@@ -260,19 +260,22 @@ def test_a_created_file_deleted_since_still_takes_its_folders_away(tmp_path: Pat
     assert snapshot(tmp_path / WORKSPACE) == before
 
 
-def test_a_missing_pre_image_fails_that_file_only(tmp_path: Path) -> None:
+def test_a_missing_pre_image_is_damage_verify_names_and_rollback_refuses(tmp_path: Path) -> None:
+    """A pre-image blob is part of the record (issue 17): verify checks it like a payload
+    blob, so a deleted one makes the trace damaged and rollback touches nothing."""
     result, events, _ = busy_run(tmp_path)
     finished = {e.evidence["path"]: e for e in of_type(events, ev.ToolFinished) if e.step == 1}
     digest = finished["blob.bin"].evidence["undo"]["pre_image"]
     (blob_dir(result.trace_path) / digest).unlink()
+    before = (tmp_path / WORKSPACE / "notes.md").read_text()
+    verified = govrun("verify", result.trace_path)
+    assert (
+        verified.code == 1 and "pre-image blob" in verified.flat and "is missing" in verified.flat
+    )
     ran = govrun("rollback", result.trace_path)
-    assert ran.code == 1
-    failed = [u for u in rollback_events(default_output(Path(result.trace_path))) if not u.ok]
-    assert [(u.target, u.action, u.failure_class) for u in failed] == [
-        ("blob.bin", "failed", "missing_evidence")
-    ]
-    assert "is missing from" in failed[0].reason
-    assert (tmp_path / WORKSPACE / "notes.md").read_text() == "# Notes\n\nkeep me\n"
+    assert ran.code == 2 and "pre-image blob" in ran.flat
+    assert not default_output(Path(result.trace_path)).exists()
+    assert (tmp_path / WORKSPACE / "notes.md").read_text() == before
 
 
 def test_a_symlink_swapped_in_is_refused_and_nothing_outside_is_written(tmp_path: Path) -> None:
@@ -538,3 +541,27 @@ def test_manifest_accepts_undo_and_on_failure_and_documents_them() -> None:
     tool = schema["$defs"]["ToolSpec"]["properties"]
     assert "undo" in tool and "undo_max_bytes" in tool
     assert any("on_failure" in p for p in problems(f"name: x\n{OPENAI}on_failure: retry\n"))
+
+
+def test_an_edited_pre_image_fails_verify_even_with_the_head_and_pinned_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before issue 17, `verify --head --trusted-keys` passed this trace and only rollback
+    noticed: the bytes a restore would write are part of the record."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("GOVRUN_HOME", str(home))
+    assert govrun("keys", "init").code == 0
+    from govrun.runtime.govern.approvers import local_identity
+    from govrun.runtime.trace.signing import load_default_signer, trusted_key_line
+
+    keys = tmp_path / "trusted.txt"
+    keys.write_text(trusted_key_line(load_default_signer(), local_identity()) + "\n")
+    result, events, _ = busy_run(tmp_path / "run")
+    finished = {e.evidence["path"]: e for e in of_type(events, ev.ToolFinished) if e.step == 1}
+    digest = finished["notes.md"].evidence["undo"]["pre_image"]
+    pinned = govrun("verify", result.trace_path, "--head", result.head, "--trusted-keys", keys)
+    assert pinned.code == 0, pinned.flat
+    (blob_dir(result.trace_path) / digest).write_bytes(b"# Notes\n\nsomething else\n")
+    ran = govrun("verify", result.trace_path, "--head", result.head, "--trusted-keys", keys)
+    assert ran.code == 1
+    assert f"pre-image blob {digest[:12]}" in ran.flat and "was edited" in ran.flat

@@ -346,3 +346,16 @@ def test_line_claiming_a_newer_schema_amid_the_trace_is_damage(base: Base) -> No
     assert (report.problem.kind, report.problem.line) == ("edited", 6)
     with pytest.raises(TraceError, match="Upgrade govrun"):
         base.check(base.join([junk, *base.lines]))
+
+
+def test_a_partial_line_after_the_sealed_end_is_an_alteration(tmp_path: Path) -> None:
+    """A writer never adds a byte after run_finished: a partial line there was added later,
+    even when the head kept elsewhere still matches (issue 17)."""
+    complete = verify_trace(FIXTURES / "complete.jsonl")
+    trace = tmp_path / "appended.jsonl"
+    trace.write_bytes((FIXTURES / "complete.jsonl").read_bytes() + b'{"type":"tool_fin')
+    report = verify_trace(trace, head=complete.head)
+    assert report.problem is not None and not report.intact
+    assert report.problem.kind == "inserted" and not report.problem.is_crash
+    assert "follows run_finished" in report.problem.message
+    assert "not a crash" in report.problem.message

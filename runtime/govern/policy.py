@@ -258,7 +258,9 @@ class _ToolPlan:
 class PolicyEngine:
     """Decides calls by one manifest's policy. Build once per run; ``decide`` is pure."""
 
-    def __init__(self, manifest: Manifest) -> None:
+    def __init__(self, manifest: Manifest, *, policy_hash: str | None = None) -> None:
+        """``policy_hash``: the hash a run recorded for this same policy (replay under the
+        recorded manifest): a default a newer govrun adds to the section is not a change."""
         self._manifest = manifest
         self._tool_base = {spec.name: argument_base(manifest, spec) for spec in manifest.tools}
         self._when = {
@@ -284,7 +286,7 @@ class PolicyEngine:
         gated = sorted(t.name for t in manifest.tools if t.approval == "always")
         if gated:  # per-tool gates change decisions too; absent, older hashes stay valid
             in_force = {**in_force, "tool_approval_always": gated}
-        self._hash = sha256_hex(canonical(in_force))
+        self._hash = policy_hash or sha256_hex(canonical(in_force))
 
     @property
     def policy_hash(self) -> str:

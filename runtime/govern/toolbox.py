@@ -5,7 +5,7 @@ policy."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,8 @@ from govrun.runtime.manifest.schema import Manifest, ToolSpec
 from govrun.runtime.manifest.sections import tool_risk
 from govrun.runtime.ports import ToolCallRequest
 from govrun.runtime.tools import ScopeViolation, Tool, ToolResult, build_builtin, load_python_tool
-from govrun.runtime.tools.base import Canonical, parse_arguments
+from govrun.runtime.tools.base import Canonical, ToolConfigError, parse_arguments
+from govrun.runtime.tools.recorded import RecordedTool
 from govrun.runtime.trace.canonical import call_hash
 
 
@@ -73,30 +74,45 @@ class Toolbox:
     """Builds every declared tool up front, so a bad scope or a missing Python callable is
     a clear error before the run starts, not in the middle of it."""
 
-    def __init__(self, manifest: Manifest, *, tools: Mapping[str, Tool] | None = None) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        *,
+        tools: Mapping[str, Tool] | None = None,
+        recorded: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        """``recorded``: the tool definitions a run recorded (replay). The model is then
+        shown exactly those, and a Python tool whose module cannot be imported here stands
+        in as its recorded definition (:class:`RecordedTool`): a trace replays anywhere."""
         self._specs = {spec.name: spec for spec in manifest.tools}
         base = str(manifest.base_dir)
         if any(spec.python for spec in manifest.tools) and base not in sys.path:
             sys.path.insert(0, base)  # a tools module may live beside its manifest
         built = tools or {}
+        known = {str((d.get("function") or {}).get("name")): d for d in recorded or ()}
         self._tools: dict[str, Tool] = {
-            spec.name: built.get(spec.name) or _build(spec, manifest) for spec in manifest.tools
+            spec.name: built.get(spec.name) or _build_or_recorded(spec, manifest, known)
+            for spec in manifest.tools
         }
         self._declared = {
             name: _Declared(self._tools[name], spec, tool_risk(spec))
             for name, spec in self._specs.items()
         }
-        self.definitions: list[dict[str, Any]] = [
-            {
-                "type": "function",
-                "function": {
-                    "name": name,
-                    "description": tool.description,
-                    "parameters": tool.json_schema(),
-                },
-            }
-            for name, tool in self._tools.items()
-        ]
+        self.definitions: list[dict[str, Any]] = (
+            [dict(d) for d in recorded]
+            if recorded is not None
+            else [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": name,
+                        "description": tool.description,
+                        "parameters": tool.json_schema(),
+                    },
+                }
+                for name, tool in self._tools.items()
+            ]
+        )
 
     @property
     def names(self) -> list[str]:
@@ -104,6 +120,11 @@ class Toolbox:
 
     def tool(self, name: str) -> Tool | None:
         return self._tools.get(name)
+
+    def declared(self, name: str) -> tuple[Tool, ToolSpec, Risk] | None:
+        """A declared tool with its spec and risk (None for an unknown name)."""
+        found = self._declared.get(name)
+        return (found.tool, found.spec, found.risk) if found is not None else None
 
     def close(self) -> None:
         """Stop what tools keep running between calls (a Python tool's worker process)."""
@@ -200,6 +221,18 @@ def build_tool(spec: ToolSpec, manifest: Manifest) -> Tool:
     """One declared tool, built as a run builds it (rollback rebuilds a shell tool to run
     its undo command inside the same scope)."""
     return _build(spec, manifest)
+
+
+def _build_or_recorded(
+    spec: ToolSpec, manifest: Manifest, recorded: Mapping[str, Mapping[str, Any]]
+) -> Tool:
+    try:
+        return _build(spec, manifest)
+    except ToolConfigError as exc:
+        definition = recorded.get(spec.name)
+        if definition is None or not spec.python:
+            raise
+        return RecordedTool(definition, why=exc.message)
 
 
 def _build(spec: ToolSpec, manifest: Manifest) -> Tool:

@@ -14,9 +14,12 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+import orjson
+
 from govrun.runtime.govern.approval_rules import RulesApprover
 from govrun.runtime.govern.compaction import LiveSummarizer
-from govrun.runtime.govern.toolbox import LiveTools, PreparedCall, Toolbox
+from govrun.runtime.govern.decide import SCOPE_RULE
+from govrun.runtime.govern.toolbox import LiveTools, PreparedCall, RejectedCall, Toolbox
 from govrun.runtime.govern.verification import (
     CallContext,
     CheckOutcome,
@@ -40,9 +43,10 @@ from govrun.runtime.ports import (
     ToolCallRequest,
     Usage,
 )
-from govrun.runtime.tools import ToolResult
+from govrun.runtime.tools import ScopeViolation, ToolResult
+from govrun.runtime.tools.base import Canonical
 from govrun.runtime.trace import events as ev
-from govrun.runtime.trace.canonical import blob_dir
+from govrun.runtime.trace.canonical import blob_dir, canonical
 from govrun.runtime.trace.record import Record
 
 if TYPE_CHECKING:
@@ -596,3 +600,70 @@ class ReplayRollbacker:
                 blob_dirs=[blob_dir(s.trace.path), blob_dir(s.record.path)], tools=toolbox.tool
             )
         return self._live.undo(effect)
+
+
+class RecordPreparer:
+    """A call's canonical form as the run recorded it (the ``Preparer`` port in replay).
+
+    Making a call canonical observes the world — a path resolves through the filesystem the
+    run saw, a Python tool's types come from its code — so strict replay under the recorded
+    manifest answers from the record: the canonical call and its hash, or the recorded
+    rejection (unknown tool, invalid arguments, outside the scope) with its reason as the
+    model was told it. Policy is then decided anew on that canonical call and compared.
+    Anything else — a counterfactual manifest, a record from before canonical calls, a call
+    the record does not hold, or once live — is prepared by the toolbox, here and now.
+    """
+
+    def __init__(self, session: ReplaySession, toolbox: Toolbox) -> None:
+        self.s = session
+        self.toolbox = toolbox
+
+    def prepare(self, step: int, request: ToolCallRequest) -> PreparedCall | RejectedCall:
+        s = self.s
+        recorded = None
+        if not s.live and s.mode == "strict" and s.same_manifest and s.revision.minor >= 2:
+            recorded = self._recorded(step, request)
+        return recorded if recorded is not None else self.toolbox.prepare(step, request)
+
+    def _recorded(self, step: int, request: ToolCallRequest) -> PreparedCall | RejectedCall | None:
+        record = self.s.record
+        key = (step, request.id)
+        at, decided = record.proposed.get(key), record.policy.get(key)
+        if at is None or decided is None:
+            return None
+        proposed, decision = record.resolved(record.events[at]), record.events[decided]
+        sent = proposed.get("arguments")
+        if proposed.get("tool") != request.name or not _same_arguments(request.arguments, proposed):
+            return None
+        failure = decision.get("failure_class")
+        reason = str(record.resolved(decision.get("reason") or ""))
+        digest = str(proposed.get("call_hash") or "")
+        if failure in ("unknown_tool", "invalid_arguments") and decision.get("rule") != SCOPE_RULE:
+            raw = proposed.get("raw_arguments")
+            return RejectedCall(request.id, request.name, failure, reason, sent, raw, digest)
+        declared = self.toolbox.declared(request.name)
+        if declared is None:
+            return None
+        tool, spec, risk = declared
+        raw = sent if isinstance(sent, dict) else {}
+        if decision.get("rule") == SCOPE_RULE:
+            denial = ScopeViolation(reason, failure_class=failure or "policy_denied")
+            return PreparedCall(
+                request.id, request.name, spec, tool, None, raw, None, digest, risk, denial
+            )
+        canonical = proposed.get("canonical")
+        arguments = canonical if isinstance(canonical, dict) else raw
+        return PreparedCall(
+            request.id, request.name, spec, tool, None, raw, Canonical(arguments), digest, risk
+        )
+
+
+def _same_arguments(text: str, proposed: dict[str, Any]) -> bool:
+    """Whether the model's arguments now are the ones the record holds for this call."""
+    if proposed.get("arguments") is None:
+        return proposed.get("raw_arguments") == text
+    try:
+        parsed = orjson.loads(text) if text.strip() else {}
+    except orjson.JSONDecodeError:
+        return False
+    return canonical(parsed) == canonical(proposed["arguments"])

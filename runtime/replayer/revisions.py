@@ -19,6 +19,7 @@ from govrun.runtime.trace.events import SCHEMA_MINOR
 ADDED_IN: dict[tuple[str, str], int] = {
     ("run_started", "schema_minor"): 2,
     ("tool_call_proposed", "canonical"): 2,
+    ("run_started", "tools"): 2,
 }
 """(event type, field) -> the minor revision that added it."""
 

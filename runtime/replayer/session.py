@@ -28,6 +28,7 @@ from govrun.runtime import __version__
 from govrun.runtime.errors import GovrunError
 from govrun.runtime.govern.approval_rules import ApprovalRules
 from govrun.runtime.govern.approvers import DenyApprover, StopOperator
+from govrun.runtime.govern.decide import Preparer
 from govrun.runtime.govern.policy import PolicyEngine
 from govrun.runtime.govern.toolbox import LiveTools, Toolbox
 from govrun.runtime.loop import GovernedLoop, RunEnded, RunResult
@@ -41,6 +42,7 @@ from govrun.runtime.ports import (
     Tools,
 )
 from govrun.runtime.replayer.adapters import (
+    RecordPreparer,
     ReplayApprover,
     ReplayClock,
     ReplayControl,
@@ -80,6 +82,9 @@ IGNORED = frozenset(
         "via",
         "seal",
         "head",
+        # approval_decided: the hash of the policy in force; a changed policy shows at the
+        # first decision that differs, not at the first approval after the change
+        "policy_hash",
         # run_started: where, by whom and with what the run was started, not what it did
         "manifest_path",
         "user",
@@ -95,7 +100,7 @@ IGNORED = frozenset(
 _EVERY_TYPE = frozenset(ev.EVENT_TYPES.values())
 _PER_EVENT = ("ts", "prev", "hash", "run_id", "duration_ms")
 
-_MANIFEST_FIELDS = frozenset({"manifest", "manifest_hash", "policy_hash", "agent"})
+_MANIFEST_FIELDS = frozenset({"manifest", "manifest_hash", "policy_hash", "agent", "tools"})
 
 
 @dataclass(frozen=True)
@@ -185,6 +190,8 @@ class ReplaySession:
         self.trace: ReplayTrace | None = None
         self.clock = ReplayClock(self)
         self.revision = Revision(record_revision(record.run_started))
+        self.preparer: Preparer | None = None
+        """Where the loop gets each call's canonical form (set up with the toolbox)."""
         """The record's minor schema revision: what the loop writes is compared in it."""
 
     # --- answers from the record --------------------------------------------------------
@@ -590,26 +597,43 @@ def replay(
         secrets=secrets,
         observers=observers,
     )
-    snapshot = m.canonical_dict()
+    same = manifest is None
+    # Under the recorded manifest, as recorded: its snapshot, hashes and the tools the model
+    # was shown, so defaults a newer govrun adds are not divergences and the tools' code is
+    # not needed.
+    snapshot = record.resolved(started.get("manifest")) if same else m.canonical_dict()
+    recorded_policy = started.get("policy_hash") if same else None
+    if not isinstance(recorded_policy, str):
+        recorded_policy = None
+    manifest_hash = started.get("manifest_hash") if same else sha256_hex(canonical(snapshot))
+    tools = record.resolved(started.get("tools")) if same else None
+    recorded_tools = tools if isinstance(tools, list) else None
     task = str(record.resolved(started.get("input", "")))
     toolbox: Toolbox | None = None
     try:
-        toolbox = Toolbox(m)
+        toolbox = Toolbox(m, recorded=recorded_tools)
+        policy = PolicyEngine(
+            m, policy_hash=recorded_policy if isinstance(recorded_policy, str) else None
+        )
+        session.preparer = RecordPreparer(session, toolbox)
         loop = GovernedLoop(
             manifest=m,
             task=task,
             trace=trace,
             toolbox=toolbox,
+            preparer=session.preparer,
+            policy=policy,
             signer=signer or Signer.ephemeral(),
             run_started={
                 "agent": m.name,
                 "manifest": snapshot,
-                "manifest_hash": sha256_hex(canonical(snapshot)),
+                "manifest_hash": manifest_hash,
                 "manifest_path": started.get("manifest_path") if manifest is None else None,
                 "input": task,
                 "govrun_version": __version__,
                 "schema_minor": SCHEMA_MINOR,
-                "policy_hash": PolicyEngine(m).policy_hash,
+                "tools": toolbox.definitions,
+                "policy_hash": policy.policy_hash,
                 "user": started.get("user"),
                 "host": started.get("host"),
                 "parent": {

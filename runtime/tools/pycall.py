@@ -25,7 +25,6 @@ import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, PydanticSchemaGenerationError, create_model
 
 from govrun.runtime.tools.base import (
-    ArgKind,
     BaseTool,
     Canonical,
     Kinds,
@@ -34,6 +33,7 @@ from govrun.runtime.tools.base import (
     ToolTimeout,
 )
 from govrun.runtime.tools.pyprocess import ProcessCaller, WorkerFailure
+from govrun.runtime.tools.schema_kinds import json_schema_kinds
 
 _SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
@@ -134,55 +134,7 @@ _cached_args_model = functools.lru_cache(maxsize=256)(_args_model)
 def schema_kinds(model: type[BaseModel]) -> Kinds:
     """Each argument's kinds, read from the JSON schema the model is shown: what policy
     predicates on it may test."""
-    schema = model.model_json_schema(by_alias=True)
-    defs = schema.get("$defs", {})
-    return {
-        name: frozenset(_kinds(prop, defs)) for name, prop in schema.get("properties", {}).items()
-    }
-
-
-_JSON_KINDS: dict[str, ArgKind] = {
-    "string": "string",
-    "integer": "integer",
-    "number": "number",
-    "boolean": "boolean",
-    "array": "array",
-    "object": "object",
-    "null": "null",
-}
-
-
-def _kinds(node: Any, defs: Mapping[str, Any], depth: int = 0) -> set[ArgKind]:
-    if not isinstance(node, Mapping) or depth > 20:
-        return {"any"}
-    if "$ref" in node:
-        return _kinds(defs.get(str(node["$ref"]).rsplit("/", 1)[-1]), defs, depth + 1)
-    for union in ("anyOf", "oneOf"):
-        if union in node:
-            return set().union(*(_kinds(member, defs, depth + 1) for member in node[union]))
-    kind = node.get("type")
-    if isinstance(kind, str) and kind in _JSON_KINDS:
-        return {_JSON_KINDS[kind]}
-    if isinstance(kind, list):
-        return {_JSON_KINDS[k] for k in kind if k in _JSON_KINDS} or {"any"}
-    values = node["enum"] if "enum" in node else [node["const"]] if "const" in node else None
-    if values is not None:
-        return {_value_kind(v) for v in values}
-    return {"any"}
-
-
-def _value_kind(value: Any) -> ArgKind:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if value is None:
-        return "null"
-    return "array" if isinstance(value, list) else "object"
+    return json_schema_kinds(model.model_json_schema(by_alias=True))
 
 
 def _qualname(func: Callable[..., Any]) -> str:

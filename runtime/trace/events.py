@@ -97,6 +97,12 @@ class RunStarted(_Event):
         exclude_if=_absent,
         description="Minor schema revision that wrote the trace (absent: 1).",
     )
+    tools: list[dict[str, Any]] | None = Field(
+        None,
+        exclude_if=_absent,
+        description="The tool definitions the model was shown (name, description, parameters): "
+        "what replay shows it again, without the tools' code. Since schema 1.2.",
+    )
 
 
 class StepStarted(_Event):

@@ -94,6 +94,8 @@ _BATCH = 64
 """Lines checked at a time by the fast path: enough for C-level iteration to pay, few
 enough that what they parse to stays in the CPU cache (larger batches are slower)."""
 _SORT_KEYS = orjson.OPT_SORT_KEYS
+_PRE_IMAGE_MARK = b'"pre_image":"'
+"""A line whose evidence names a pre-image blob (a file's content before the call)."""
 _POP_HASH = methodcaller("pop", "hash")
 _HEXDIGEST = methodcaller("hexdigest")
 _ENVELOPE_OF = itemgetter("prev", "run_id", "seq", "type")
@@ -240,7 +242,12 @@ class _Verifier:
                 size = carried + len(chunk) - len(pending)  # of the complete lines
                 pieces, carried = [pending], len(pending)
                 # memchr first (much faster); a mark across chunks is in the first line
-                blobs = (b"$" in chunk and _BLOB_MARK in chunk) or _BLOB_MARK in lines[0]
+                blobs = (
+                    (b"$" in chunk and _BLOB_MARK in chunk)
+                    or _BLOB_MARK in lines[0]
+                    or _PRE_IMAGE_MARK in chunk
+                    or _PRE_IMAGE_MARK in lines[0]
+                )
                 for start in range(0, len(lines), _BATCH):
                     batch = lines[start : start + _BATCH]
                     done = self._fast(batch, line_no, blobs)
@@ -303,7 +310,14 @@ class _Verifier:
         special = [i for i, kind in enumerate(kinds[:done]) if kind in _CHECKED_TYPES]
         if blobs:
             special = sorted(
-                {*special, *(i for i, raw in enumerate(lines[:done]) if _BLOB_MARK in raw)}
+                {
+                    *special,
+                    *(
+                        i
+                        for i, raw in enumerate(lines[:done])
+                        if _BLOB_MARK in raw or _PRE_IMAGE_MARK in raw
+                    ),
+                }
             )
         prev = self.prev
         ignores = self.feed.ignores
@@ -313,7 +327,7 @@ class _Verifier:
             plain = _PLAIN.get(kind)
             if (
                 plain is not None
-                and not (blobs and _BLOB_MARK in lines[i])
+                and not (blobs and (_BLOB_MARK in lines[i] or _PRE_IMAGE_MARK in lines[i]))
                 and plain(data)
                 and ignores(kind, data)
             ):
@@ -327,6 +341,8 @@ class _Verifier:
 
     def _walk(self, lines: Iterator[tuple[int, int, bytes, bool]]) -> None:
         for line_no, _offset, raw, complete in lines:
+            if self.finished_line is not None and not complete:
+                raise _Found(self._after_end(line_no))
             if complete:
                 data = self._parse(raw, line_no)
             else:
@@ -431,6 +447,8 @@ class _Verifier:
             self._check_blobs(data, seq, line_no)
             data = _resolve_blobs(data, self.blob_folder)
         kind = data.get("type")
+        if kind == "tool_finished" and _PRE_IMAGE_MARK in raw:
+            self._check_pre_image(data, seq, line_no)
         if kind not in EVENT_TYPES:
             raise _Found(
                 Problem(
@@ -514,14 +532,23 @@ class _Verifier:
             for v in value:
                 self._check_blobs(v, seq, line_no)
 
-    def _check_blob(self, ref: str, seq: int, line_no: int) -> None:
+    def _check_pre_image(self, data: dict[str, Any], seq: int, line_no: int) -> None:
+        """A file's content before a call changed it, kept for rollback: a blob named by its
+        hash in ``evidence.undo.pre_image``. Restoring trusts it, so it is checked like a
+        payload blob: present, and what its name says."""
+        undo = (data.get("evidence") or {}).get("undo")
+        ref = undo.get("pre_image") if isinstance(undo, dict) else None
+        if isinstance(ref, str):
+            self._check_blob(ref, seq, line_no, what="pre-image blob")
+
+    def _check_blob(self, ref: str, seq: int, line_no: int, *, what: str = "blob") -> None:
         if not _BLOB_REF.fullmatch(ref):  # a path in its place would read another file
             raise _Found(
                 Problem(
                     "bad_blob",
                     line_no,
                     seq,
-                    f"seq {seq} (line {line_no}) refers to blob {ref[:40]!r}, which is not "
+                    f"seq {seq} (line {line_no}) refers to {what} {ref[:40]!r}, which is not "
                     "a SHA-256 hash.",
                 )
             )
@@ -534,7 +561,7 @@ class _Verifier:
                     "bad_blob",
                     line_no,
                     seq,
-                    f"seq {seq} (line {line_no}) refers to blob {ref[:12]}…, which "
+                    f"seq {seq} (line {line_no}) refers to {what} {ref[:12]}…, which "
                     f"is missing from {self.blob_folder}.",
                 )
             ) from None
@@ -544,8 +571,8 @@ class _Verifier:
                     "bad_blob",
                     line_no,
                     seq,
-                    f"blob {ref[:12]}… of seq {seq} (line {line_no}) does not match "
-                    "its hash: the blob was edited.",
+                    f"{what} {ref[:12]}… of seq {seq} (line {line_no}) does not match "
+                    f"its hash: the {what} was edited.",
                 )
             )
         self.blobs += 1
@@ -563,6 +590,20 @@ class _Verifier:
                 )
             )
         self.finished_line = line_no
+
+    def _after_end(self, line_no: int) -> Problem:
+        """The run ended with ``run_finished``, sealed over the count and head: a writer
+        never adds a byte after it, so part of a line after it was added later — not a
+        crash mid-write. (A whole line there is checked like any other and named by what
+        it claims to be.)"""
+        return Problem(
+            "inserted",
+            line_no,
+            None,
+            f"a partial line (line {line_no}) follows run_finished (line "
+            f"{self.finished_line}): the run had ended, so it was added later — not a crash "
+            "mid-write.",
+        )
 
     def _torn(self, line_no: int) -> Problem:
         return Problem(
