@@ -157,13 +157,14 @@ def verify(
 @handle_errors
 def show(trace: TracePath) -> None:
     """One-screen summary of a run: outcome, failure class, steps, calls, tokens, cost."""
+    from govrun.cli.render.integrity import check_integrity
     from govrun.cli.render.show import render_summary
     from govrun.runtime.trace.reader import read_trace
-    from govrun.runtime.trace.verify import verify_trace
     from govrun.runtime.views.summary import summarize
 
+    report = check_integrity(trace, doing="show", refuse_altered=False)
     events, torn = read_trace(trace)
-    render_summary(summarize(events, torn), trace, verify_trace(trace))
+    render_summary(summarize(events, torn), trace, report)
 
 
 def main() -> None:  # pragma: no cover - console-script entry

@@ -127,9 +127,9 @@ def test_fits_80_columns(changed_pair: tuple[Path, Path]) -> None:
 @pytest.mark.parametrize(
     ("content", "words"),
     [
-        (b"name: agent\nmodel: {provider: scripted}\n", "is not a govrun trace"),
-        (b'{"hello": "world"}\n', "does not begin with run_started"),
-        (b"", "is empty"),
+        (b"name: agent\nmodel: {provider: scripted}\n", "not a govrun trace"),
+        (b'{"hello": "world"}\n', "not a govrun trace"),
+        (b"", "the trace is empty"),
     ],
 )
 def test_not_a_trace_exits_2_with_one_line(

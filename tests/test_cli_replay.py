@@ -99,7 +99,7 @@ def test_not_a_trace_exits_2(tmp_path: Path) -> None:
     junk.write_text("hello\n")
     ran = govrun("replay", junk)
     assert ran.code == 2
-    assert "not valid JSON" in ran.flat
+    assert "not a govrun trace" in ran.flat
     ran = govrun("replay", tmp_path / "missing.jsonl")
     assert ran.code == 2
     assert "no such trace file" in ran.flat

@@ -27,6 +27,7 @@ from govrun.runtime.govern.approvers import AutoApprover, DenyApprover
 from govrun.runtime.manifest.schema import Manifest, load_manifest
 from govrun.runtime.ports import ApprovalDecision, ApprovalRequest, Approver
 from govrun.runtime.replayer.session import ReplayOutcome, replay
+from govrun.runtime.trace.canonical import blob_dir
 from govrun.runtime.trace.reader import read_stored
 from govrun.runtime.trace.record import Record
 from tests.support.agents import (
@@ -294,10 +295,12 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
             approver = s.approver(folder) if s.approver else None
             result, _ = run_in(folder, RECORDED, script=s.script, files=FILES, approver=approver)
             assert result.status == s.status, (name, result.reason)
-            # a bare copy is the whole record (the sidecar only holds rollback pre-images)
+            # the record is the trace and its sidecar (rollback pre-images are verified too)
             assert b'"$blob"' not in Path(result.trace_path).read_bytes()
             found[name] = traces / f"{name}.jsonl"
             shutil.copyfile(result.trace_path, found[name])
+            if blob_dir(result.trace_path).is_dir():
+                shutil.copytree(blob_dir(result.trace_path), blob_dir(found[name]))
     yield Corpus(
         found,
         new=write_manifest(root / "new", NEW),
@@ -406,6 +409,8 @@ def test_deny_to_allow_with_live_tools_runs_the_call_for_real(
     the write's own check looks at the file it made."""
     trace = tmp_path / "write-tmp.jsonl"
     shutil.copyfile(corpus.traces["write-tmp"], trace)
+    if blob_dir(corpus.traces["write-tmp"]).is_dir():
+        shutil.copytree(blob_dir(corpus.traces["write-tmp"]), blob_dir(trace))
     manifest = write_manifest(tmp_path, NEW)
 
     outcome = counterfactual(trace, tmp_path / "r.jsonl", manifest, live_tools=True)
@@ -579,5 +584,5 @@ def test_cli_reports_a_file_that_is_not_a_trace_as_unreadable(
     ran = replay_folder(folder, "--manifest", corpus.new, "-o", tmp_path / "json", "--json")
     assert ran.code == 2
     [error] = [d["error"] for d in orjson.loads(ran.out) if "error" in d]
-    assert error.startswith(f"{junk}:1: not valid JSON")
+    assert error.startswith(f"{junk}:1: not a govrun trace")
     assert error.count(str(junk)) == 1

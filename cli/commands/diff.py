@@ -35,9 +35,12 @@ def diff(
 ) -> None:
     """Compare two runs step by step: the first divergence, then every inserted, removed and
     changed step side by side, then the totals. Exit 0 same, 1 different, 2 bad input."""
+    from govrun.cli.render.integrity import check_integrity
     from govrun.runtime.views.diff import diff_trajectories
     from govrun.runtime.views.trajectory import load_trajectory
 
+    for path in (a, b):
+        check_integrity(path, doing="diff", refuse_altered=False)
     result = diff_trajectories(load_trajectory(a), load_trajectory(b))
     if json_output:
         sys.stdout.write(result.to_json() + "\n")

@@ -46,9 +46,14 @@ def inspect(
 
         DiffApp(result).run()
         return
+    from govrun.cli.render.integrity import damage_note
+    from govrun.runtime.ops.registry import writer_of
+    from govrun.runtime.trace.verify import verify_trace
     from govrun.runtime.views.timeline import Timeline
 
     timeline = Timeline(trace)  # bad input fails here, before the screen is taken over
+    damage = damage_note(verify_trace(trace))  # said first, in the header
+    live = writer_of(trace) is not None
     from govrun.cli.inspect.app import InspectApp
 
-    InspectApp(timeline, follow=follow).run()
+    InspectApp(timeline, follow=follow, live=live, damage=damage).run()

@@ -17,6 +17,7 @@ import typer
 
 from govrun.cli.commands.run import ApproveMode, Frontend, _summary, frontend
 from govrun.cli.console import err, handle_errors, out
+from govrun.cli.render.integrity import check_integrity
 
 if TYPE_CHECKING:
     from govrun.runtime.govern.approval_rules import ApprovalRules
@@ -170,6 +171,7 @@ def _replay_all(
     outcomes: list[ReplayOutcome | str] = []
     for n, trace in enumerate(traces, 1):
         try:
+            check_integrity(trace, doing="replay", refuse_altered=True)
             record = Record.load(trace)
             target = _target(output, record, several=several, n=n, label="replay")
             outcomes.append(
@@ -248,6 +250,7 @@ def _fork(
     from govrun.runtime.replayer.session import replay as run_replay
     from govrun.runtime.trace.record import Record
 
+    check_integrity(trace, doing="fork", refuse_altered=True)
     record = Record.load(trace)
     last = record.steps()
     if live_from > last + 1:
@@ -315,6 +318,7 @@ def resume(
     from govrun.runtime.replayer.session import replay as run_replay
     from govrun.runtime.trace.record import Record
 
+    check_integrity(trace, doing="resume", refuse_altered=True)
     record = Record.load(trace)
     finished = record.run_finished
     if finished is not None and finished.get("status") == "completed":

@@ -54,9 +54,11 @@ def rollback(
     commands — newest first. A file that changed since the run is refused unless --force.
     Records a `rollback` event per undo in a new trace naming its parent. Exit 0 when every
     effect was undone, 1 when some were refused, skipped or failed, 2 on bad input."""
+    from govrun.cli.render.integrity import check_integrity
     from govrun.cli.render.rollback import render_rollback
     from govrun.runtime.ops.rollback import rollback_trace
 
+    check_integrity(trace, doing="roll back", refuse_altered=True)
     report = rollback_trace(trace, to_step=to_step, force=force, output=output, dry_run=dry_run)
     render_rollback(report)
     raise typer.Exit(0 if report.ok else 1)

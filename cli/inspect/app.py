@@ -87,11 +87,21 @@ class InspectApp(InspectorApp):
     cursor: var[Cursor] = var(Cursor(0, 0), init=False)
 
     def __init__(
-        self, timeline: Timeline, *, follow: bool | None = None, poll_s: float = 0.25
+        self,
+        timeline: Timeline,
+        *,
+        follow: bool | None = None,
+        poll_s: float = 0.25,
+        live: bool = True,
+        damage: str | None = None,
     ) -> None:
         super().__init__()
         self.tl = timeline
-        self.following = not timeline.finished and follow is not False
+        self.live = live
+        """Whether a run is writing the trace (a trace without run_finished may be a crash)."""
+        self.damage = damage
+        """What verify found wrong with the trace, said in the header before anything else."""
+        self.following = not timeline.finished and (follow or (follow is None and live))
         """Polling for appended events: by default while the trace has no run_finished."""
         self.poll_s = poll_s
         self.step_filter: StepFilter | None = None
@@ -128,8 +138,9 @@ class InspectApp(InspectorApp):
         self.view.sync()
         self.view.focus()
         start = Cursor(0, 0)
-        if self.following and not self.tl.finished:
+        if not self.tl.finished:
             self.pending = self._pending()
+        if self.following and not self.tl.finished:
             self._poller = self.set_interval(self.poll_s, self.poll)
             start = Cursor(self.tl.rows - 1, self.tl.events - 1)
         self.set_reactive(InspectApp.cursor, start)
@@ -465,7 +476,12 @@ class InspectApp(InspectorApp):
             new_steps=self.new_steps,
         )
         try:
-            line = run_line(self.tl.header(), self.pending)
+            line = run_line(
+                self.tl.header(),
+                self.pending,
+                live=self.live or self.tl.finished,
+                damage=self.damage,
+            )
         except RECOVERABLE as exc:
             line = f"[$text-error]{escape(message_of(exc))}[/]"
         self.query_one("#header", Static).update(f"{line}\n{where_line(where)}", layout=False)

@@ -5,7 +5,7 @@ Built as Textual markup with design tokens (``$text-success``…), so it follows
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from textual.markup import escape
 
@@ -34,9 +34,16 @@ class Where:
     new_steps: int = 0
 
 
-def run_line(h: RunHeader, pending: str | None = None) -> str:
+def run_line(
+    h: RunHeader, pending: str | None = None, *, live: bool = True, damage: str | None = None
+) -> str:
     """Agent, status and failure class, steps, tokens, cost, duration; for a live run,
-    what it waits on (an approval, a tool call in flight, the model)."""
+    what it waits on (an approval, a tool call in flight, the model). A trace without
+    ``run_finished`` that nobody is writing is ``unfinished`` (a crash), and what it was
+    doing is where it ended; ``damage`` is verify's finding, said first."""
+    if h.status == "running" and not live:
+        h = replace(h, status="unfinished")
+        pending = f"ended during: {pending}" if pending else None
     token = STATUS_TOKEN.get(h.status, "$text-warning")
     status = escape(h.status) + (f" ({escape(h.failure_class)})" if h.failure_class else "")
     parts = [
@@ -50,9 +57,10 @@ def run_line(h: RunHeader, pending: str | None = None) -> str:
     if h.duration_ms is not None:
         parts.append(seconds(h.duration_ms))
     if pending:
-        glyph = "⏳" if pending.startswith("awaiting") else "⟳"
+        glyph = "⏳" if pending.startswith("awaiting") else "⟳" if live else "✗"
         parts.append(f"[b $text-warning]{glyph} {escape(pending)}[/]")
-    return " [$text-muted]·[/] ".join(parts)
+    line = " [$text-muted]·[/] ".join(parts)
+    return f"[b $text-error]{escape(damage)}[/]\n{line}" if damage else line
 
 
 def where_line(w: Where) -> str:

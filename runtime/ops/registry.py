@@ -401,6 +401,21 @@ def trace_finished(path: str | Path) -> dict[str, Any] | None:
     return last if isinstance(last, dict) and last.get("type") == "run_finished" else None
 
 
+def writer_of(trace: str | Path, registry: Registry | None = None) -> RunEntry | None:
+    """The live run writing ``trace``, if the registry knows one (a run still going, or
+    paused): how a viewer tells a running run from a crashed one, which both lack
+    ``run_finished``."""
+    target = Path(trace).resolve()
+    try:
+        entries = (registry or Registry.default()).entries()
+    except OSError:
+        return None
+    for entry in entries:
+        if Path(entry.trace).resolve() == target and shown_state(entry) in LIVE_STATES:
+            return entry
+    return None
+
+
 def shown_state(entry: RunEntry) -> Shown:
     """The state to show: the recorded one, unless the run's process is gone — then
     ``finished`` if its trace ended, else ``crashed``. Another host's runs cannot be
