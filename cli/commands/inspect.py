@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from govrun.cli.console import handle_errors
+
+if TYPE_CHECKING:
+    from govrun.cli.inspect.app import InspectApp
 
 TracePath = Annotated[
     Path, typer.Argument(help="The trace to inspect (JSONL).", metavar="TRACE.jsonl")
@@ -46,14 +49,18 @@ def inspect(
 
         DiffApp(result).run()
         return
+    inspector(trace, follow=follow).run()
+
+
+def inspector(trace: Path, *, follow: bool | None = None) -> InspectApp:
+    """The inspector for one trace, with verify's finding for its header and whether a
+    live run is writing it; bad input fails here, before the screen is taken over."""
+    from govrun.cli.inspect.app import InspectApp
     from govrun.cli.render.integrity import damage_note
     from govrun.runtime.ops.registry import writer_of
     from govrun.runtime.trace.verify import verify_trace
     from govrun.runtime.views.timeline import Timeline
 
-    timeline = Timeline(trace)  # bad input fails here, before the screen is taken over
+    timeline = Timeline(trace)
     damage = damage_note(verify_trace(trace))  # said first, in the header
-    live = writer_of(trace) is not None
-    from govrun.cli.inspect.app import InspectApp
-
-    InspectApp(timeline, follow=follow, live=live, damage=damage).run()
+    return InspectApp(timeline, follow=follow, live=writer_of(trace) is not None, damage=damage)
