@@ -138,13 +138,21 @@ def load_approval_rules(path: str | Path, *, manifest: Manifest | None = None) -
         raise ManifestError(message, hint="Save the rules file as UTF-8.") from None
     except OSError as exc:
         raise ManifestError(f"cannot read {source}: {exc.strerror or exc}") from None
-    return parse_approval_rules(text, source=source, tools=manifest.tools if manifest else None)
+    return parse_approval_rules(
+        text, source=source, tools=manifest.tools if manifest else None, manifest=manifest
+    )
 
 
 def parse_approval_rules(
-    text: str, *, source: str = "<string>", tools: Sequence[ToolSpec] | None = None
+    text: str,
+    *,
+    source: str = "<string>",
+    tools: Sequence[ToolSpec] | None = None,
+    manifest: Manifest | None = None,
 ) -> ApprovalRules:
-    """Validate rules YAML; every problem at once as ``FILE:LINE:COL FIELD: expected ...``."""
+    """Validate rules YAML; every problem at once as ``FILE:LINE:COL FIELD: expected ...``.
+    With ``manifest``, each rule's ``when:`` must fit the tools it names, as policy
+    predicates must (:func:`govrun.runtime.govern.preflight.rule_problems`)."""
     loaded = load_yaml(text, source, RULES_DOCUMENT)
     try:
         rules = ApprovalRules.model_validate(loaded.data, context={"tools": tools})
@@ -155,6 +163,20 @@ def parse_approval_rules(
         raise _invalid(source, problems) from None
     if loaded.problems:
         raise _invalid(source, loaded.problems)
+    if manifest is not None:
+        from govrun.runtime.govern.preflight import rule_problems, tool_kinds_of
+
+        kinds = tool_kinds_of(manifest)
+        found = {
+            path: text
+            for index, rule in enumerate(rules.rules)
+            for path, text in rule_problems(
+                ("rules", index), rule, manifest.tools_for(rule), kinds
+            ).items()
+        }
+        if found:
+            positions = loaded.source_map
+            raise _invalid(source, [positions.problem(p, t) for p, t in found.items()])
     rules._source = source
     return rules
 

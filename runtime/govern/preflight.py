@@ -58,9 +58,47 @@ def check_runnable(manifest: Manifest) -> Toolbox:
     tools, problems = _build_tools(manifest)
     kinds = {name: tool.argument_kinds() for name, tool in tools.items()}
     problems.update(policy_problems(manifest, kinds))
+    problems.update(root_problems(manifest))
     if problems:
         raise invalid(manifest, problems)
+    _check_scripts(manifest)
     return Toolbox(manifest, tools=tools)
+
+
+def tool_kinds_of(manifest: Manifest) -> dict[str, Kinds]:
+    """Every declared tool's canonical argument kinds (building the tools: a Python tool's
+    come from its signature). A tool that does not build has none."""
+    tools, _ = _build_tools(manifest)
+    return {name: tool.argument_kinds() for name, tool in tools.items()}
+
+
+def root_problems(manifest: Manifest) -> dict[FieldPath, str]:
+    """A scope folder that does not exist: a run would fail its first call there (or, for
+    a write, create files under a path nobody meant), so it is a problem now."""
+    problems: dict[FieldPath, str] = {}
+    for index, spec in enumerate(manifest.tools):
+        folders = [("roots", j, root) for j, root in enumerate(spec.scope.roots or [])]
+        if spec.scope.cwd is not None:
+            folders.append(("cwd", None, spec.scope.cwd))
+        for key, j, folder in folders:
+            path = manifest.resolve_path(folder)
+            if path.is_dir():
+                continue
+            at: FieldPath = ("tools", index, "scope", key) + ((j,) if j is not None else ())
+            what = "is a file, not a folder" if path.exists() else "does not exist"
+            problems[at] = f"expected an existing folder; {show(folder)} {what} ({path})"
+    return problems
+
+
+def _check_scripts(manifest: Manifest) -> None:
+    """A scripted model's script is read as the run would read it: a misspelt key or a
+    turn that is not an answer is a problem at its file:line now, not at the first call."""
+    from govrun.runtime.models.scripted import ScriptedModel
+
+    configs = [manifest.model, *manifest.models.values()]
+    for config in configs:
+        if config is not None and config.provider == "scripted" and config.script:
+            ScriptedModel.from_file(manifest.resolve_path(config.script))
 
 
 def _build_tools(manifest: Manifest) -> tuple[dict[str, Tool], dict[FieldPath, str]]:
@@ -159,4 +197,11 @@ def _advice(key: str, kinds: frozenset[ArgKind]) -> str:
     return ""
 
 
-__all__ = ["FITS", "check_runnable", "policy_problems", "rule_problems"]
+__all__ = [
+    "FITS",
+    "check_runnable",
+    "policy_problems",
+    "root_problems",
+    "rule_problems",
+    "tool_kinds_of",
+]
