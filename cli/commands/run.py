@@ -355,6 +355,10 @@ def _summary(result: RunResult, manifest: Manifest, console: Console) -> None:
     grid.add_row("tokens", f"{c.tokens:,}  cost ${c.cost_usd:.4f}  time {c.elapsed_s:.2f}s")
     grid.add_row("budgets", _budget_usage(c, manifest.budgets))
     grid.add_row("trace", escape(result.trace_path))
+    if result.workspace is not None:  # where the run's files are: its copy of the template
+        from govrun.runtime.manifest.workspace import workspace_folder
+
+        grid.add_row("workspace", escape(f"{workspace_folder(result.trace_path)}/"))
     console.print(
         Panel(
             grid,
