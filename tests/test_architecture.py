@@ -201,7 +201,6 @@ def test_the_readme_embedding_example_runs(tmp_path: Path, monkeypatch: Any) -> 
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     agents = REPO / "fixtures" / "agents"
     shutil.copytree(agents / "quickstart-workspace", tmp_path / "quickstart-workspace")
-    (tmp_path / "quickstart-workspace" / "report.md").unlink(missing_ok=True)
     manifest = (agents / "quickstart.yaml").read_text()
     script = (REPO / "fixtures" / "scripts" / "quickstart.yaml").resolve()
     (tmp_path / "agent.yaml").write_text(

@@ -3,7 +3,6 @@ OpenAI-compatible example against a real HTTP server on 127.0.0.1 through the op
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from govrun.runtime.manifest.schema import load_manifest
@@ -14,16 +13,9 @@ from govrun.runtime.trace.verify import verify_trace
 from tests.support.fake_openai import FakeOpenAI
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-
-
-def _copy_agent(tmp_path: Path, name: str) -> Path:
-    """The manifest, its scripts and a fresh copy of the workspace, laid out as in fixtures/."""
-    agents = tmp_path / "agents"
-    shutil.copytree(FIXTURES / "agents" / "quickstart-workspace", agents / "quickstart-workspace")
-    (agents / "quickstart-workspace" / "report.md").unlink(missing_ok=True)
-    shutil.copy(FIXTURES / "agents" / name, agents / name)
-    shutil.copytree(FIXTURES / "scripts", tmp_path / "scripts")
-    return agents / name
+TEMPLATE = FIXTURES / "agents" / "quickstart-workspace"
+"""Both agents' `workspace:` template: each run works on a copy next to its trace, so the
+fixtures run where they are."""
 
 
 def _types(events: list[ev.Event], step: int) -> list[str]:
@@ -31,7 +23,7 @@ def _types(events: list[ev.Event], step: int) -> list[str]:
 
 
 def test_quickstart_shows_allow_deny_verification_and_budgets(tmp_path: Path) -> None:
-    manifest = load_manifest(_copy_agent(tmp_path, "quickstart.yaml"))
+    manifest = load_manifest(FIXTURES / "agents" / "quickstart.yaml")
     result = run_agent(manifest, trace_path=tmp_path / "q.jsonl")
     assert (result.status, result.failure_class) == ("completed", None)
     assert verify_trace(tmp_path / "q.jsonl").ok
@@ -45,13 +37,15 @@ def test_quickstart_shows_allow_deny_verification_and_budgets(tmp_path: Path) ->
         ("write_file", "allow", "markdown-writes"),
         ("count_lines", "allow", "reads"),
     ]
-    assert not (tmp_path / "escaped.md").exists()
+    assert not (tmp_path / "escaped.md").exists() and not (tmp_path.parent / "escaped.md").exists()
     checks = [(v.check, v.check_id, v.passed) for v in events if isinstance(v, ev.Verification)]
     assert ("file_sha256", "default", True) in checks  # fs.write's default evidence
     assert ("file_contains", "has-title", True) in checks
     assert ("file_exists", None, True) in checks and ("final_answer_matches", None, True) in checks
-    report = tmp_path / "agents" / "quickstart-workspace" / "report.md"
+    assert result.workspace == str(tmp_path / "q.jsonl.workspace")
+    report = tmp_path / "q.jsonl.workspace" / "quickstart-workspace" / "report.md"
     assert report.read_text().startswith("# Report")
+    assert not (TEMPLATE / "report.md").exists()
     assert result.counters.steps <= manifest.budgets.max_steps
 
 
@@ -71,7 +65,7 @@ def test_local_openai_example_runs_against_an_openai_compatible_server(tmp_path:
         )
         server.reply(content="The report is in report.md.")
         manifest = load_manifest(
-            _copy_agent(tmp_path, "local-openai.yaml"), env={"OPENAI_BASE_URL": server.base_url}
+            FIXTURES / "agents" / "local-openai.yaml", env={"OPENAI_BASE_URL": server.base_url}
         )
         result = run_agent(
             manifest, trace_path=tmp_path / "o.jsonl", env={"OPENAI_BASE_URL": server.base_url}
@@ -98,3 +92,5 @@ def test_local_openai_example_runs_against_an_openai_compatible_server(tmp_path:
         "step_finished",
     ]
     assert events[-1].type == "run_finished"
+    assert (tmp_path / "o.jsonl.workspace" / "quickstart-workspace" / "report.md").is_file()
+    assert not (TEMPLATE / "report.md").exists()
