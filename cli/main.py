@@ -25,15 +25,16 @@ from govrun.cli.commands.replay import resume as resume_command
 from govrun.cli.commands.rollback import rollback as rollback_command
 from govrun.cli.commands.run import run as run_command
 from govrun.cli.console import err, handle_errors, out
+from govrun.cli.help import HelpGroup
 from govrun.runtime import __version__
 
 app = typer.Typer(
     name="govrun",
+    cls=HelpGroup,  # help paragraphs as written, values named as in the README
     help="Run LLM agents under a governed control loop, and prove what they did.",
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 
@@ -123,8 +124,9 @@ def verify(
     head: Annotated[
         str | None,
         typer.Option(
+            metavar="HASH",
             help="Head hash kept elsewhere (printed by `govrun run`); detects a trace "
-            "cut short or re-chained."
+            "cut short or re-chained.",
         ),
     ] = None,
     trusted_keys: Annotated[

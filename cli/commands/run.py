@@ -106,12 +106,18 @@ def run(
         typer.Option(
             "-i",
             "--input",
+            metavar="TASK",
             help="The task; defaults to the manifest's `input:`. Use @FILE to read it from a file.",
         ),
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("-o", "--output", help="Trace path; default runs/<agent>-<timestamp>.jsonl."),
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="TRACE.jsonl",
+            help="Trace path; default runs/<agent>-<timestamp>.jsonl.",
+        ),
     ] = None,
     approve: Annotated[
         ApproveMode | None,
@@ -133,8 +139,9 @@ def run(
     approver: Annotated[
         str | None,
         typer.Option(
+            metavar="NAME",
             help="Approver identity recorded with each decision (default: the manifest's "
-            "approvals.identity, else user@host)."
+            "approvals.identity, else user@host).",
         ),
     ] = None,
     key: Annotated[
