@@ -17,6 +17,7 @@ import typer
 from govrun.cli.commands.ctl import ctl_app
 from govrun.cli.commands.ctl import status as status_command
 from govrun.cli.commands.diff import diff as diff_command
+from govrun.cli.commands.init import init as init_command
 from govrun.cli.commands.inspect import inspect as inspect_command
 from govrun.cli.commands.keys import keys_app
 from govrun.cli.commands.policy import policy_app
@@ -55,6 +56,7 @@ def _root(
     """govrun: see, constrain, stop and prove what an agent did."""
 
 
+app.command(name="init")(init_command)
 app.command(name="run")(run_command)
 app.command(name="replay")(replay_command)
 app.command(name="resume")(resume_command)

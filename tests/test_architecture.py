@@ -238,6 +238,8 @@ def test_a_built_wheel_installs_one_import_name(tmp_path: Path) -> None:
             wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info",
         }
         assert "govrun/cli/inspect/inspect.tcss" in archive.namelist()
+        starter = {f"govrun/cli/starter/{f}" for f in ("agent.yaml", "script.yaml")}
+        assert starter | {"govrun/cli/starter/workspace/notes.md"} <= set(archive.namelist())
         archive.extractall(tmp_path / "site")
     outside = tmp_path / "elsewhere"
     outside.mkdir()

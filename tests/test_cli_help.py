@@ -52,7 +52,7 @@ def help_text(path: tuple[str, ...], columns: int) -> str:
 
 def test_every_command_is_checked() -> None:
     names = {" ".join(p) for p in COMMANDS}
-    assert {"", "run", "validate", "policy explain", "ctl stop", "keys init"} <= names
+    assert {"", "run", "init", "validate", "policy explain", "ctl stop", "keys init"} <= names
 
 
 @pytest.mark.parametrize("columns", [80, 120])
