@@ -180,7 +180,8 @@ def run_agent(
                 "policy_hash": policy.policy_hash,
                 "user": _user(),
                 "host": socket.gethostname(),
-                "workspace": str(workspace.folder) if workspace is not None else None,
+                # a field only runs with `workspace:` have: others are written as before
+                **({"workspace": str(workspace.folder)} if workspace is not None else {}),
             },
         )
         result = loop.run()

@@ -156,3 +156,10 @@ def test_rollback_and_replay_use_the_runs_own_copy(tmp_path: Path) -> None:
     shutil.rmtree(copy.parent)  # a trace replays anywhere: the copy is not needed
     replayed = govrun("replay", result.trace_path, "-o", tmp_path / "r.jsonl")
     assert replayed.code == 0, replayed.flat
+
+
+def test_a_run_without_workspace_is_recorded_as_before(tmp_path: Path) -> None:
+    result, _ = run_in(tmp_path, scripted_manifest(), script=SCRIPT, files={"notes.md": "a\n"})
+    first = Path(result.trace_path).read_text().splitlines()[0]
+    assert '"workspace"' not in first and result.workspace is None
+    assert files(tmp_path / WORKSPACE) == {"notes.md": b"a\n", "out.md": b"# Out\n"}

@@ -625,7 +625,7 @@ def replay(
                 "policy_hash": PolicyEngine(m).policy_hash,
                 "user": started.get("user"),
                 "host": started.get("host"),
-                "workspace": str(m.workspace_copy.folder) if m.workspace_copy else None,
+                **({"workspace": str(m.workspace_copy.folder)} if m.workspace_copy else {}),
                 "parent": {
                     "kind": kind,
                     "trace": str(record.path),
