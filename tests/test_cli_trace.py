@@ -367,6 +367,7 @@ def test_show_and_verify_a_real_run(tmp_path: Path) -> None:
     assert ran.code == 0, ran.flat
     text = ran.flat
     assert "agent quickstart" in text
+    assert f"workspace {trace}.workspace" in text  # where the run's files are
     assert "status COMPLETED" in text
     assert "steps 5" in text
     assert "tool calls 4" in text
