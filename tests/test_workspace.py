@@ -22,6 +22,7 @@ from tests.support.agents import (
     answer,
     call,
     calls,
+    checked_events,
     fs_tools,
     of_type,
     one,
@@ -163,3 +164,20 @@ def test_a_run_without_workspace_is_recorded_as_before(tmp_path: Path) -> None:
     first = Path(result.trace_path).read_text().splitlines()[0]
     assert '"workspace"' not in first and result.workspace is None
     assert files(tmp_path / WORKSPACE) == {"notes.md": b"a\n", "out.md": b"# Out\n"}
+
+
+def test_a_fork_goes_on_in_the_recorded_runs_copy(tmp_path: Path) -> None:
+    manifest = scripted_manifest(**WITH_WORKSPACE)
+    result, _ = run_in(tmp_path, manifest, script=SCRIPT, files={"notes.md": "a\n"})
+    copy = Path(result.workspace or "") / WORKSPACE
+    (copy / "out.md").unlink()  # so the fork's live write shows where it lands
+
+    fork = tmp_path / "fork.jsonl"
+    ran = govrun("replay", result.trace_path, "--live-from", "2", "-o", fork)
+
+    assert ran.code == 0, ran.flat
+    started = one(checked_events(fork), ev.RunStarted)
+    assert started.workspace == result.workspace
+    assert (copy / "out.md").read_text() == "# Out\n"  # step 2 ran live, in the run's copy
+    assert files(tmp_path / WORKSPACE) == {"notes.md": b"a\n"}
+    assert not (tmp_path / "fork.jsonl.workspace").exists()
