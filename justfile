@@ -8,15 +8,16 @@ test *args:
 lint:
     ruff check .
 
-# Run the offline quickstart agent, then show and verify its trace and the fixtures.
+# Run the offline quickstart and triage agents, then show and verify a trace and the fixtures.
 demo:
     govrun validate fixtures/agents/realistic.yaml
     govrun run fixtures/agents/quickstart.yaml -o runs/demo-quickstart.jsonl || true
+    govrun run fixtures/agents/realistic-offline.yaml --approvals fixtures/approvals/triage.yaml -o runs/demo-triage.jsonl || true
     govrun show runs/demo-quickstart.jsonl
     govrun verify runs/demo-quickstart.jsonl
     -govrun verify fixtures/traces/torn.jsonl
     -govrun verify fixtures/traces/tampered.jsonl
-    rm -f runs/demo-quickstart.jsonl
+    rm -rf runs/demo-quickstart.jsonl* runs/demo-triage.jsonl*
 
 # The peers are installed first (benchmarks/requirements-peers.txt); benchmarks/run_all.py then
 # runs, each in its own process, bench_peers (the step table against them), bench_trace,
@@ -33,4 +34,5 @@ bench:
 golden:
     rm -f fixtures/golden/quickstart.jsonl
     govrun run fixtures/agents/quickstart.yaml -o fixtures/golden/quickstart.jsonl </dev/null
+    rm -rf fixtures/golden/quickstart.jsonl.workspace  # the run's files; the trace is the record
     govrun replay fixtures/golden/quickstart.jsonl --manifest fixtures/agents/quickstart.yaml --strict -o "$(mktemp -d)/replay.jsonl"

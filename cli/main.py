@@ -17,6 +17,7 @@ import typer
 from govrun.cli.commands.ctl import ctl_app
 from govrun.cli.commands.ctl import status as status_command
 from govrun.cli.commands.diff import diff as diff_command
+from govrun.cli.commands.init import init as init_command
 from govrun.cli.commands.inspect import inspect as inspect_command
 from govrun.cli.commands.keys import keys_app
 from govrun.cli.commands.policy import policy_app
@@ -25,15 +26,16 @@ from govrun.cli.commands.replay import resume as resume_command
 from govrun.cli.commands.rollback import rollback as rollback_command
 from govrun.cli.commands.run import run as run_command
 from govrun.cli.console import err, handle_errors, out
+from govrun.cli.help import HelpGroup
 from govrun.runtime import __version__
 
 app = typer.Typer(
     name="govrun",
+    cls=HelpGroup,  # help paragraphs as written, values named as in the README
     help="Run LLM agents under a governed control loop, and prove what they did.",
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 
@@ -54,6 +56,7 @@ def _root(
     """govrun: see, constrain, stop and prove what an agent did."""
 
 
+app.command(name="init")(init_command)
 app.command(name="run")(run_command)
 app.command(name="replay")(replay_command)
 app.command(name="resume")(resume_command)
@@ -123,8 +126,9 @@ def verify(
     head: Annotated[
         str | None,
         typer.Option(
+            metavar="HASH",
             help="Head hash kept elsewhere (printed by `govrun run`); detects a trace "
-            "cut short or re-chained."
+            "cut short or re-chained.",
         ),
     ] = None,
     trusted_keys: Annotated[

@@ -107,6 +107,8 @@ class RunResult:
     trace_path: str
     events: int
     counters: Counters
+    workspace: str | None = None
+    """The folder holding the run's copy of its workspace template, if it has one."""
 
 
 class GovernedLoop:

@@ -6,6 +6,7 @@ be swapped (a scripted model, a replay adapter, another approver).
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import os
 import secrets
@@ -15,17 +16,23 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from govrun.runtime import __version__
-from govrun.runtime.errors import GovrunError
+from govrun.runtime.errors import GovrunError, TraceError
 from govrun.runtime.govern.approvers import DenyApprover, StopOperator
 from govrun.runtime.govern.policy import PolicyEngine
 from govrun.runtime.govern.preflight import check_runnable
 from govrun.runtime.govern.toolbox import LiveTools
 from govrun.runtime.loop import GovernedLoop, RunResult
 from govrun.runtime.manifest.schema import Manifest
+from govrun.runtime.manifest.workspace import (
+    WorkspaceCopy,
+    make_workspace,
+    remove_workspace,
+    workspace_folder,
+)
 from govrun.runtime.ops.control import ControlledOperator, FileControl, control_folder
 from govrun.runtime.ops.registry import Registry
 from govrun.runtime.ports import Approver, Clock, Control, Model, Operator, SystemClock, Tools
-from govrun.runtime.trace.canonical import canonical, sha256_hex
+from govrun.runtime.trace.canonical import blob_dir, canonical, sha256_hex
 from govrun.runtime.trace.events import SCHEMA_MINOR
 from govrun.runtime.trace.signing import Signer, load_default_signer
 from govrun.runtime.trace.writer import Durability, Observer, TraceWriter
@@ -41,7 +48,7 @@ def default_trace_path(agent: str, runs_dir: str | Path = "runs") -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     path = Path(runs_dir) / f"{agent}-{stamp}.jsonl"
     n = 1
-    while path.exists() or path.with_name(path.name + ".blobs").exists():
+    while any(p.exists() for p in (path, blob_dir(path), workspace_folder(path))):
         n += 1
         path = Path(runs_dir) / f"{agent}-{stamp}-{n}.jsonl"
     return path
@@ -78,7 +85,9 @@ def run_agent(
     steered from outside (`govrun ctl`): ``control`` is wrapped in a
     :class:`~govrun.runtime.ops.control.FileControl` and ``operator`` in a
     :class:`~govrun.runtime.ops.control.ControlledOperator`. Without one (the default for embedders;
-    `govrun run` passes one) nothing is written besides the trace.
+    `govrun run` passes one) nothing is written besides the trace — and, for a manifest with
+    `workspace:`, the run's copy of its template in ``TRACE.workspace/`` (the result's
+    ``workspace``), where its tools work.
     """
     env = os.environ if env is None else env
     task = task if task is not None else manifest.input
@@ -99,12 +108,14 @@ def run_agent(
         from govrun.runtime.models import build_model
 
         model = build_model(manifest.model, base_dir=manifest.base_dir, env=env)
+    path = Path(trace_path) if trace_path else default_trace_path(manifest.name)
+    manifest = manifest.with_workspace(workspace_folder(path))
+    workspace = manifest.workspace_copy
     toolbox = check_runnable(manifest)  # before the trace exists: a refused run leaves none
     policy = PolicyEngine(manifest)
     signer = signer or load_default_signer()
     clock = clock or SystemClock()
     run_id = run_id or new_run_id(manifest.name)
-    path = Path(trace_path) if trace_path else default_trace_path(manifest.name)
     snapshot = manifest.canonical_dict()
     registration = (
         registry.register(
@@ -113,7 +124,16 @@ def run_agent(
         if registry is not None
         else None
     )
+    made: WorkspaceCopy | None = None
     try:
+        if workspace is not None:
+            if path.exists():  # said as the writer would, before a copy is made for nothing
+                raise TraceError(
+                    f"{path} already exists; govrun never overwrites a trace.",
+                    hint="Choose another path with -o, or move the old trace away.",
+                )
+            make_workspace(workspace, path)
+            made = workspace
         writer = TraceWriter(
             path,
             run_id=run_id,
@@ -126,6 +146,8 @@ def run_agent(
     except BaseException:
         if registration is not None:
             registration.discard()
+        if made is not None:
+            remove_workspace(made)  # the copy this call made, never another run's
         raise
     operator = operator or StopOperator()
     steering: FileControl | None = None
@@ -159,9 +181,14 @@ def run_agent(
                 "policy_hash": policy.policy_hash,
                 "user": _user(),
                 "host": socket.gethostname(),
+                # a field only runs with `workspace:` have: others are written as before
+                **({"workspace": str(workspace.folder)} if workspace is not None else {}),
             },
         )
-        return loop.run()
+        result = loop.run()
+        if workspace is None:
+            return result
+        return dataclasses.replace(result, workspace=str(workspace.folder))
     finally:
         try:
             writer.close()

@@ -8,7 +8,6 @@ the fallback approvers are real implementations of the port.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -393,12 +392,7 @@ def test_rule_decisions_are_recorded_in_a_real_run(tmp_path: Path) -> None:
 
 
 def test_the_gated_agent_runs_in_ci_under_the_ci_rules(tmp_path: Path) -> None:
-    agents = tmp_path / "agents"
-    shutil.copytree(FIXTURES / "agents" / "quickstart-workspace", agents / "quickstart-workspace")
-    (agents / "quickstart-workspace" / "report.md").unlink(missing_ok=True)
-    shutil.copy(GATED, agents / "gated.yaml")
-    shutil.copytree(FIXTURES / "scripts", tmp_path / "scripts")
-    m = load_manifest(agents / "gated.yaml", env={})
+    m = load_manifest(GATED, env={})  # it works on a copy of its workspace, next to the trace
     rules = load_approval_rules(CI_RULES, manifest=m)
     trace = tmp_path / "t.jsonl"
     approver = RulesApprover(rules, manifest=m, fallback=DenyApprover())
@@ -412,7 +406,8 @@ def test_the_gated_agent_runs_in_ci_under_the_ci_rules(tmp_path: Path) -> None:
         ("write_file", "approve", f"rules:{CI_RULES}#reports-ok"),
         ("delete_file", "reject", f"rules:{CI_RULES}#no-deletes"),
     ]
-    assert (agents / "quickstart-workspace" / "report.md").read_text().startswith("# Report")
+    report = tmp_path / "t.jsonl.workspace" / "quickstart-workspace" / "report.md"
+    assert report.read_text().startswith("# Report")
 
 
 # --- approval: always ----------------------------------------------------------------------------

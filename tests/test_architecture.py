@@ -201,7 +201,6 @@ def test_the_readme_embedding_example_runs(tmp_path: Path, monkeypatch: Any) -> 
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     agents = REPO / "fixtures" / "agents"
     shutil.copytree(agents / "quickstart-workspace", tmp_path / "quickstart-workspace")
-    (tmp_path / "quickstart-workspace" / "report.md").unlink(missing_ok=True)
     manifest = (agents / "quickstart.yaml").read_text()
     script = (REPO / "fixtures" / "scripts" / "quickstart.yaml").resolve()
     (tmp_path / "agent.yaml").write_text(
@@ -239,6 +238,8 @@ def test_a_built_wheel_installs_one_import_name(tmp_path: Path) -> None:
             wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info",
         }
         assert "govrun/cli/inspect/inspect.tcss" in archive.namelist()
+        starter = {f"govrun/cli/starter/{f}" for f in ("agent.yaml", "script.yaml")}
+        assert starter | {"govrun/cli/starter/workspace/notes.md"} <= set(archive.namelist())
         archive.extractall(tmp_path / "site")
     outside = tmp_path / "elsewhere"
     outside.mkdir()

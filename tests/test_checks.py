@@ -684,3 +684,21 @@ def test_outcomes_are_deterministic(base: Path, ws: Path) -> None:
     ]
     ctx = call(ws, arguments={"path": "x.md"}, output="[]")
     assert verify_call(checks, ctx, base_dir=base) == verify_call(checks, ctx, base_dir=base)
+
+
+def test_a_python_check_beside_its_manifest_imports_without_a_python_tool(tmp_path: Path) -> None:
+    """The manifest's folder goes first on sys.path for `check: python` functions too, not
+    only for `python:` tools."""
+    from govrun.runtime.trace import events as ev
+    from tests.support.agents import answer, run_in, scripted_manifest
+
+    (tmp_path / "lonely_success_check.py").write_text(
+        "def said_done(call):\n    return call['final_answer'] == 'done', 'the answer'\n"
+    )
+    manifest = scripted_manifest(
+        success=[{"check": "python", "function": "lonely_success_check:said_done"}]
+    )
+    result, events = run_in(tmp_path, manifest, script=[answer("done")])
+    assert result.status == "completed", result.reason
+    [check] = [e for e in events if isinstance(e, ev.Verification)]
+    assert check.passed, check.detail

@@ -1,13 +1,14 @@
 """`govrun run` and `govrun policy explain` through the real typer app (CliRunner: no
 terminal, so no live view and no prompts), with offline scripted models. Two approval tests
 need what CliRunner cannot give: real pipes left open, and a pseudo-terminal. Every run
-writes into tmp_path, never into the repository.
+writes into tmp_path, never into the repository: the fixture agents run where they are,
+each on its own copy of its `workspace:` template, next to its trace.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ from tests.support.cli import Ran, govrun
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = REPO / "fixtures" / "agents" / "quickstart.yaml"
 MINIMAL = REPO / "fixtures" / "agents" / "minimal.yaml"
+FIXTURES = REPO / "fixtures"
 
 HEAD_LINE = re.compile(r"^head ([0-9a-f]{64})$", re.MULTILINE)
 
@@ -31,17 +33,16 @@ def events_of(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
-def quickstart_copy(tmp_path: Path) -> Path:
-    """The quickstart agent in tmp_path with the layout its relative paths expect
-    (``quickstart-workspace`` beside it, ``../scripts/quickstart.yaml``), without the
-    report it is asked to write, so success proves this run wrote it."""
-    agents, scripts = tmp_path / "agents", tmp_path / "scripts"
-    scripts.mkdir(parents=True)
-    shutil.copytree(QUICKSTART.parent / "quickstart-workspace", agents / "quickstart-workspace")
-    shutil.copy(QUICKSTART, agents / "quickstart.yaml")
-    shutil.copy(REPO / "fixtures/scripts/quickstart.yaml", scripts / "quickstart.yaml")
-    (agents / "quickstart-workspace" / "report.md").unlink(missing_ok=True)
-    return agents / "quickstart.yaml"
+def fingerprint(folder: Path) -> dict[str, str]:
+    """Every file and folder under ``folder`` (.pyc caches aside), each with its sha256: a
+    listing that changes when a run adds, removes or edits anything."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        if p.is_file()
+        else "/"
+        for p in sorted(folder.rglob("*"))
+        if "__pycache__" not in p.parts
+    }
 
 
 def write_agent(folder: Path, manifest: str, script: str) -> Path:
@@ -57,11 +58,10 @@ def write_agent(folder: Path, manifest: str, script: str) -> Path:
 
 
 def test_run_quickstart(tmp_path: Path) -> None:
-    manifest = quickstart_copy(tmp_path)
-    repo_report = (QUICKSTART.parent / "quickstart-workspace" / "report.md").read_bytes()
+    before = fingerprint(FIXTURES)
     trace = tmp_path / "trace.jsonl"
 
-    ran = govrun("run", manifest, "-o", trace)
+    ran = govrun("run", QUICKSTART, "-o", trace)
 
     assert ran.code == 0, ran.flat
     assert "status COMPLETED" in ran.flat
@@ -80,11 +80,11 @@ def test_run_quickstart(tmp_path: Path) -> None:
     assert f"govrun verify {trace} --head {printed[0]}" in ran.flat
     assert events[-1]["type"] == "run_finished"
     assert events[-1]["status"] == "completed"
-    # the run wrote into the copy, and never into the repository
-    assert (
-        (manifest.parent / "quickstart-workspace" / "report.md").read_text().startswith("# Report")
-    )
-    assert (QUICKSTART.parent / "quickstart-workspace" / "report.md").read_bytes() == repo_report
+    # the run wrote into its copy of the workspace, next to the trace, never into fixtures/
+    assert f"workspace {trace}.workspace/" in ran.flat
+    report = tmp_path / "trace.jsonl.workspace" / "quickstart-workspace" / "report.md"
+    assert report.read_text().startswith("# Report")
+    assert fingerprint(FIXTURES) == before
     assert not (tmp_path / "escaped.md").exists()  # the out-of-scope write was denied
     # without a terminal the progress is plain lines on stderr; the summary on stdout
     assert "agent quickstart" in ran.err
@@ -96,9 +96,42 @@ def test_run_quickstart(tmp_path: Path) -> None:
     assert "matches the head given" in verify.flat
 
 
+def test_two_quickstart_runs_in_a_row_are_the_same_run(tmp_path: Path) -> None:
+    """The README's first command, twice, as a person types it (a real process, default
+    trace path, no input): each run starts from its own fresh copy of the workspace, so
+    `govrun diff` calls the two runs the same, and fixtures/ is left exactly as it was."""
+    before = fingerprint(FIXTURES)
+    entry = "from govrun.cli.main import main; main()"
+    for _ in range(2):
+        ran = subprocess.run(
+            [sys.executable, "-c", entry, "run", str(QUICKSTART)],
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+    first, second = sorted((tmp_path / "runs").glob("quickstart-*.jsonl"))
+
+    diff = govrun("diff", first, second)
+
+    assert diff.code == 0, diff.flat
+    assert "✓ same: 5 steps match step for step" in diff.flat
+    assert fingerprint(FIXTURES) == before
+    for trace in (first, second):
+        copy = trace.with_name(trace.name + ".workspace") / "quickstart-workspace"
+        assert sorted(p.name for p in copy.iterdir()) == [
+            ".env",
+            ".gitignore",
+            "notes.md",
+            "report.md",
+        ]
+
+
 def test_run_json_streams_every_event(tmp_path: Path) -> None:
     trace = tmp_path / "trace.jsonl"
-    ran = govrun("run", quickstart_copy(tmp_path), "-o", trace, "--json")
+    ran = govrun("run", QUICKSTART, "-o", trace, "--json")
     assert ran.code == 0, ran.flat
     lines = ran.out.splitlines()
     streamed = [parse_event(orjson.loads(line)) for line in lines]  # only JSON on stdout
@@ -198,22 +231,19 @@ def test_run_never_overwrites_a_trace(tmp_path: Path) -> None:
 
 
 def test_run_default_trace_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    manifest = quickstart_copy(tmp_path / "agent")
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    monkeypatch.chdir(cwd)
-    first = govrun("run", manifest)
+    monkeypatch.chdir(tmp_path)
+    first = govrun("run", QUICKSTART)
     assert first.code == 0, first.flat
-    (report := manifest.parent / "quickstart-workspace" / "report.md").unlink()
-    second = govrun("run", manifest)
+    second = govrun("run", QUICKSTART)
     assert second.code == 0, second.flat
-    assert report.exists()
 
-    traces = sorted((cwd / "runs").iterdir())
+    traces = sorted((tmp_path / "runs").glob("*.jsonl"))
     assert len(traces) == 2, traces  # a second run in the same second gets its own file
     for trace in traces:
         assert re.fullmatch(r"quickstart-\d{8}-\d{6}(-\d+)?\.jsonl", trace.name), trace.name
         assert govrun("verify", trace).code == 0
+        report = trace.with_name(trace.name + ".workspace") / "quickstart-workspace" / "report.md"
+        assert report.is_file(), report
     printed = {m for r in (first, second) for m in re.findall(r"trace (runs/\S+\.jsonl)", r.flat)}
     assert printed == {f"runs/{t.name}" for t in traces}
 
@@ -273,21 +303,10 @@ GATED = REPO / "fixtures" / "agents" / "gated.yaml"
 CI_RULES = REPO / "fixtures" / "approvals" / "ci.yaml"
 
 
-def gated_copy(tmp_path: Path) -> Path:
-    """The gated agent in tmp_path, laid out as in fixtures/ (workspace beside it, scripts
-    one level up), without the report it is asked to write."""
-    agents = tmp_path / "agents"
-    shutil.copytree(QUICKSTART.parent / "quickstart-workspace", agents / "quickstart-workspace")
-    (agents / "quickstart-workspace" / "report.md").unlink(missing_ok=True)
-    shutil.copy(GATED, agents / "gated.yaml")
-    shutil.copytree(REPO / "fixtures" / "scripts", tmp_path / "scripts")
-    return agents / "gated.yaml"
-
-
 def test_run_with_standing_rules_in_ci(tmp_path: Path) -> None:
     """No terminal: the rules decide what they cover, `deny` (the default) the rest."""
     trace = tmp_path / "trace.jsonl"
-    ran = govrun("run", gated_copy(tmp_path), "-o", trace, "--approvals", CI_RULES)
+    ran = govrun("run", GATED, "-o", trace, "--approvals", CI_RULES)
     assert ran.code == 0, ran.flat
     decided = [e for e in events_of(trace) if e["type"] == "approval_decided"]
     assert [(e["tool"], e["decision"], e["via"], e["approver"]) for e in decided] == [
@@ -296,7 +315,7 @@ def test_run_with_standing_rules_in_ci(tmp_path: Path) -> None:
     ]
     assert decided[1]["reason"] == "deleting needs a person; run it on a terminal"
     assert f"write_file approve by rules:{CI_RULES}#reports-ok (rule)" in ran.flat
-    assert (tmp_path / "agents" / "quickstart-workspace" / "report.md").exists()
+    assert (tmp_path / "trace.jsonl.workspace" / "quickstart-workspace" / "report.md").exists()
 
 
 def test_run_standing_rules_fall_back_to_the_approver(tmp_path: Path) -> None:

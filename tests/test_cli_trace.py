@@ -346,20 +346,9 @@ def test_show_missing_file(tmp_path: Path) -> None:
 # --- a trace written by a real run ------------------------------------------------------------
 
 
-def quickstart_copy(tmp_path: Path) -> Path:
-    """The quickstart agent in tmp_path with the layout its relative paths expect."""
-    agents, scripts = tmp_path / "agents", tmp_path / "scripts"
-    scripts.mkdir()
-    shutil.copytree(REPO / "fixtures/agents/quickstart-workspace", agents / "quickstart-workspace")
-    shutil.copy(REPO / "fixtures/agents/quickstart.yaml", agents / "quickstart.yaml")
-    shutil.copy(REPO / "fixtures/scripts/quickstart.yaml", scripts / "quickstart.yaml")
-    (agents / "quickstart-workspace" / "report.md").unlink(missing_ok=True)
-    return agents / "quickstart.yaml"
-
-
 def test_show_and_verify_a_real_run(tmp_path: Path) -> None:
     trace = tmp_path / "run.jsonl"
-    run = govrun("run", quickstart_copy(tmp_path), "-o", trace)
+    run = govrun("run", REPO / "fixtures/agents/quickstart.yaml", "-o", trace)
     assert run.code == 0, run.flat
     head = events_of(trace)[-1]["hash"]
 
@@ -371,6 +360,7 @@ def test_show_and_verify_a_real_run(tmp_path: Path) -> None:
     assert ran.code == 0, ran.flat
     text = ran.flat
     assert "agent quickstart" in text
+    assert f"workspace {trace}.workspace" in text  # where the run's files are
     assert "status COMPLETED" in text
     assert "steps 5" in text
     assert "tool calls 4" in text

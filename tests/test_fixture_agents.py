@@ -1,29 +1,25 @@
-"""The example agents in fixtures/agents run as documented: the offline quickstart, and the
-OpenAI-compatible example against a real HTTP server on 127.0.0.1 through the openai client."""
+"""The example agents in fixtures/agents run as documented: the offline quickstart, the
+OpenAI-compatible example against a real HTTP server on 127.0.0.1 through the openai client,
+and the realistic agent offline, with its scripted model."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
+
+import yaml
 
 from govrun.runtime.manifest.schema import load_manifest
 from govrun.runtime.run import run_agent
 from govrun.runtime.trace import events as ev
 from govrun.runtime.trace.reader import read_trace
 from govrun.runtime.trace.verify import verify_trace
+from tests.support.cli import govrun
 from tests.support.fake_openai import FakeOpenAI
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-
-
-def _copy_agent(tmp_path: Path, name: str) -> Path:
-    """The manifest, its scripts and a fresh copy of the workspace, laid out as in fixtures/."""
-    agents = tmp_path / "agents"
-    shutil.copytree(FIXTURES / "agents" / "quickstart-workspace", agents / "quickstart-workspace")
-    (agents / "quickstart-workspace" / "report.md").unlink(missing_ok=True)
-    shutil.copy(FIXTURES / "agents" / name, agents / name)
-    shutil.copytree(FIXTURES / "scripts", tmp_path / "scripts")
-    return agents / name
+TEMPLATE = FIXTURES / "agents" / "quickstart-workspace"
+"""Both agents' `workspace:` template: each run works on a copy next to its trace, so the
+fixtures run where they are."""
 
 
 def _types(events: list[ev.Event], step: int) -> list[str]:
@@ -31,7 +27,7 @@ def _types(events: list[ev.Event], step: int) -> list[str]:
 
 
 def test_quickstart_shows_allow_deny_verification_and_budgets(tmp_path: Path) -> None:
-    manifest = load_manifest(_copy_agent(tmp_path, "quickstart.yaml"))
+    manifest = load_manifest(FIXTURES / "agents" / "quickstart.yaml")
     result = run_agent(manifest, trace_path=tmp_path / "q.jsonl")
     assert (result.status, result.failure_class) == ("completed", None)
     assert verify_trace(tmp_path / "q.jsonl").ok
@@ -45,13 +41,15 @@ def test_quickstart_shows_allow_deny_verification_and_budgets(tmp_path: Path) ->
         ("write_file", "allow", "markdown-writes"),
         ("count_lines", "allow", "reads"),
     ]
-    assert not (tmp_path / "escaped.md").exists()
+    assert not (tmp_path / "escaped.md").exists() and not (tmp_path.parent / "escaped.md").exists()
     checks = [(v.check, v.check_id, v.passed) for v in events if isinstance(v, ev.Verification)]
     assert ("file_sha256", "default", True) in checks  # fs.write's default evidence
     assert ("file_contains", "has-title", True) in checks
     assert ("file_exists", None, True) in checks and ("final_answer_matches", None, True) in checks
-    report = tmp_path / "agents" / "quickstart-workspace" / "report.md"
+    assert result.workspace == str(tmp_path / "q.jsonl.workspace")
+    report = tmp_path / "q.jsonl.workspace" / "quickstart-workspace" / "report.md"
     assert report.read_text().startswith("# Report")
+    assert not (TEMPLATE / "report.md").exists()
     assert result.counters.steps <= manifest.budgets.max_steps
 
 
@@ -71,7 +69,7 @@ def test_local_openai_example_runs_against_an_openai_compatible_server(tmp_path:
         )
         server.reply(content="The report is in report.md.")
         manifest = load_manifest(
-            _copy_agent(tmp_path, "local-openai.yaml"), env={"OPENAI_BASE_URL": server.base_url}
+            FIXTURES / "agents" / "local-openai.yaml", env={"OPENAI_BASE_URL": server.base_url}
         )
         result = run_agent(
             manifest, trace_path=tmp_path / "o.jsonl", env={"OPENAI_BASE_URL": server.base_url}
@@ -98,3 +96,51 @@ def test_local_openai_example_runs_against_an_openai_compatible_server(tmp_path:
         "step_finished",
     ]
     assert events[-1].type == "run_finished"
+    assert (tmp_path / "o.jsonl.workspace" / "quickstart-workspace" / "report.md").is_file()
+    assert not (TEMPLATE / "report.md").exists()
+
+
+REALISTIC = FIXTURES / "agents" / "realistic.yaml"
+OFFLINE = FIXTURES / "agents" / "realistic-offline.yaml"
+TRIAGE_RULES = FIXTURES / "approvals" / "triage.yaml"
+
+
+def test_realistic_offline_is_the_realistic_agent_with_a_scripted_model() -> None:
+    """One agent, two models: every section but `model:` is the same in both files."""
+    reference, offline = (yaml.safe_load(p.read_text()) for p in (REALISTIC, OFFLINE))
+    assert reference.pop("model")["provider"] == "openai"
+    assert offline.pop("model")["provider"] == "scripted"
+    assert offline == reference
+
+
+def test_realistic_offline_runs_offline_and_calls_every_tool(tmp_path: Path) -> None:
+    before = {p: p.read_bytes() for p in (FIXTURES / "agents" / "triage").rglob("*") if p.is_file()}
+    trace = tmp_path / "triage.jsonl"
+    ran = govrun("run", OFFLINE, "-o", trace, "--approvals", TRIAGE_RULES)
+    assert ran.code == 0, ran.flat
+    assert verify_trace(trace).ok
+    events, _ = read_trace(trace)
+    m = load_manifest(OFFLINE)
+    proposed = {e.tool for e in events if isinstance(e, ev.ToolCallProposed)}
+    assert proposed == {tool.name for tool in m.tools}
+    decided = {(d.tool, d.effect, d.rule) for d in events if isinstance(d, ev.PolicyDecision)}
+    assert {
+        ("read_file", "deny", "no-secrets"),
+        ("http_get", "deny", None),  # by default: the network is never reached
+        ("git", "deny", "scope"),
+        ("delete_file", "ask", "ask-before-high-risk"),
+        ("write_file", "ask", "tool-approval"),  # allowed, then approval: always
+    } <= decided
+    approvals = {(a.tool, a.decision) for a in events if isinstance(a, ev.ApprovalDecided)}
+    assert approvals == {("delete_file", "reject"), ("git", "approve"), ("write_file", "approve")}
+    started = {e.call_id for e in events if isinstance(e, ev.ToolStarted)}
+    assert not any(
+        e.tool == "http_get" and e.call_id in started
+        for e in events
+        if isinstance(e, ev.ToolCallProposed)
+    )
+    copy = tmp_path / "triage.jsonl.workspace" / "triage"
+    assert (copy / "workspace" / "report.md").read_text().startswith("# Triage")
+    assert (copy / "workspace" / "old-report.md").is_file()  # the delete was rejected
+    after = {p: p.read_bytes() for p in (FIXTURES / "agents" / "triage").rglob("*") if p.is_file()}
+    assert after == before

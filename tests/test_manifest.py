@@ -97,6 +97,7 @@ def test_realistic_fixture_exercises_every_supported_feature() -> None:
     assert set(approvals.on_timeout.model_dump().values()) == {"approve", "reject"}
     assert {tool.approval for tool in manifest.tools} == {"policy", "always"}
     assert manifest.on_failure == "rollback"
+    assert manifest.workspace is not None and manifest.workspace.template == "triage"
 
 
 def test_approvals_are_supported() -> None:

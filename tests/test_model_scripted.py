@@ -312,3 +312,38 @@ def test_a_thousand_turns_stay_cheap() -> None:
 
     assert json.loads(reply.tool_calls[0].arguments)["path"] == "999.txt"
     assert time.perf_counter() - started < 2.0
+
+
+def test_the_readme_example_script_runs(tmp_path: Path) -> None:
+    """The README's "The scripted model" example, as written, drives a real run: its calls
+    are decided (the raw, cut-off arguments denied), its errors retried, its answer final."""
+    import yaml
+
+    from govrun.runtime.trace import events as ev
+    from tests.support.agents import WORKSPACE, run_in, scripted_manifest
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## The scripted model", 1)[1]
+    script = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    tools = [
+        {"name": name, "uses": uses, "scope": {"roots": [WORKSPACE]}}
+        for name, uses in (
+            ("list_files", "fs.list"),
+            ("read_file", "fs.read"),
+            ("write_file", "fs.write"),
+        )
+    ]
+    result, events = run_in(
+        tmp_path, scripted_manifest(tools=tools), script=script, files={"notes.md": "n\n"}
+    )
+    assert (result.status, result.final_answer) == ("completed", script[-1]["content"])
+    failed = [e.failure_class for e in events if isinstance(e, ev.ModelResponse) and e.error]
+    assert failed == ["model_error", "timeout"]
+    proposed = {e.call_id: e.tool for e in events if isinstance(e, ev.ToolCallProposed)}
+    assert proposed == {
+        "call_0_0": "list_files",
+        "call_0_1": "write_file",
+        "my-call-1": "read_file",
+    }
+    denied = [e for e in events if isinstance(e, ev.PolicyDecision) and e.effect == "deny"]
+    assert [(d.tool, d.failure_class) for d in denied] == [("write_file", "invalid_arguments")]

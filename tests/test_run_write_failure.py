@@ -32,7 +32,6 @@ main()
 def _layout(tmp_path: Path) -> Path:
     agents = tmp_path / "agents"
     shutil.copytree(FIXTURES / "agents" / "quickstart-workspace", agents / "quickstart-workspace")
-    (agents / "quickstart-workspace" / "report.md").unlink(missing_ok=True)
     shutil.copy(FIXTURES / "agents" / "quickstart.yaml", agents)
     shutil.copytree(FIXTURES / "scripts", tmp_path / "scripts")
     return agents / "quickstart.yaml"
@@ -60,8 +59,7 @@ def test_a_failed_trace_write_stops_the_run_before_the_side_effect(tmp_path: Pat
         if b'"type":"tool_started"' in line and b"report.md" in line
     )
     limit = sum(len(line) for line in lines[:index]) + 10  # that line cannot fit
-    report = manifest.parent / "quickstart-workspace" / "report.md"
-    report.unlink()
+    report = tmp_path / "t.jsonl.workspace" / "quickstart-workspace" / "report.md"
 
     run = _govrun(limit, manifest, tmp_path / "t.jsonl")
 

@@ -41,10 +41,13 @@ RunRef = Annotated[
 ]
 As = Annotated[
     str | None,
-    typer.Option("--as", help="Who you are, as recorded in the trace (default: user@host)."),
+    typer.Option(
+        "--as", metavar="NAME", help="Who you are, as recorded in the trace (default: user@host)."
+    ),
 ]
 Reason = Annotated[
-    str | None, typer.Option("--reason", help="Why: recorded with the action in the trace.")
+    str | None,
+    typer.Option("--reason", metavar="TEXT", help="Why: recorded with the action in the trace."),
 ]
 Wait = Annotated[
     float,

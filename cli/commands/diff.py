@@ -29,6 +29,7 @@ def diff(
         int,
         typer.Option(
             min=0,
+            metavar="N",
             help="Show at most this many differing steps (0: all). --json always lists all.",
         ),
     ] = 100,

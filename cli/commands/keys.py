@@ -28,6 +28,7 @@ KeyPath = Annotated[
     Path | None,
     typer.Option(
         "--path",
+        metavar="FILE",
         help="Private key file (default: $GOVRUN_HOME/keys/approver.ed25519, "
         "else ~/.config/govrun/keys/approver.ed25519).",
         show_default=False,

@@ -28,7 +28,9 @@ def explain(
     manifest: Annotated[
         Path, typer.Argument(help="The agent manifest (YAML).", metavar="AGENT.yaml")
     ],
-    tool: Annotated[str, typer.Argument(help="Tool name, as the model would call it.")],
+    tool: Annotated[
+        str, typer.Argument(help="Tool name, as the model would call it.", metavar="TOOL")
+    ],
     arguments: Annotated[
         str,
         typer.Argument(help="The call's arguments as a JSON object.", metavar="JSON-ARGS"),

@@ -35,6 +35,7 @@ OutputOpt = Annotated[
     typer.Option(
         "-o",
         "--output",
+        metavar="PATH",
         help="Where the new trace goes (a folder when replaying several); default "
         "runs/<agent>-replay-<timestamp>.jsonl.",
     ),
@@ -65,7 +66,8 @@ ApproveOpt = Annotated[
     ),
 ]
 ApproverOpt = Annotated[
-    str | None, typer.Option(help="Approver identity recorded for live decisions.")
+    str | None,
+    typer.Option(metavar="NAME", help="Approver identity recorded for live decisions."),
 ]
 KeyOpt = Annotated[
     Path | None,
@@ -284,7 +286,9 @@ class InFlight(StrEnum):
 
 @handle_errors
 def resume(
-    trace: Annotated[Path, typer.Argument(help="The crashed or stopped run's trace.")],
+    trace: Annotated[
+        Path, typer.Argument(help="The crashed or stopped run's trace.", metavar="TRACE.jsonl")
+    ],
     output: OutputOpt = None,
     manifest: Annotated[
         Path | None,

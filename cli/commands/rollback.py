@@ -41,6 +41,7 @@ def rollback(
         typer.Option(
             "-o",
             "--output",
+            metavar="PATH",
             help="Where the rollback trace goes; default <trace>.rollback.jsonl next to it "
             "(never overwritten).",
         ),

@@ -106,12 +106,18 @@ def run(
         typer.Option(
             "-i",
             "--input",
+            metavar="TASK",
             help="The task; defaults to the manifest's `input:`. Use @FILE to read it from a file.",
         ),
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("-o", "--output", help="Trace path; default runs/<agent>-<timestamp>.jsonl."),
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="TRACE.jsonl",
+            help="Trace path; default runs/<agent>-<timestamp>.jsonl.",
+        ),
     ] = None,
     approve: Annotated[
         ApproveMode | None,
@@ -133,8 +139,9 @@ def run(
     approver: Annotated[
         str | None,
         typer.Option(
+            metavar="NAME",
             help="Approver identity recorded with each decision (default: the manifest's "
-            "approvals.identity, else user@host)."
+            "approvals.identity, else user@host).",
         ),
     ] = None,
     key: Annotated[
@@ -355,6 +362,10 @@ def _summary(result: RunResult, manifest: Manifest, console: Console) -> None:
     grid.add_row("tokens", f"{c.tokens:,}  cost ${c.cost_usd:.4f}  time {c.elapsed_s:.2f}s")
     grid.add_row("budgets", _budget_usage(c, manifest.budgets))
     grid.add_row("trace", escape(result.trace_path))
+    if result.workspace is not None:  # where the run's files are: its copy of the template
+        from govrun.runtime.manifest.workspace import workspace_folder
+
+        grid.add_row("workspace", escape(f"{workspace_folder(result.trace_path)}/"))
     console.print(
         Panel(
             grid,

@@ -75,6 +75,8 @@ def render_summary(s: RunSummary, path: Path, report: VerifyReport) -> None:
     duration = s.duration_s
     facts.add_row("duration", f"{duration:.2f}s" if duration is not None else "?")
     facts.add_row("started", s.started or "?")
+    if s.workspace is not None:
+        facts.add_row("workspace", escape(s.workspace))
     facts.add_row("integrity", _integrity(report))
     if s.final_answer:
         facts.add_row("answer", escape(_clip(s.final_answer, 240)))

@@ -201,7 +201,7 @@ class RulesApprover:
         self.fallback = fallback
         self._specs: Mapping[str, ToolSpec] = {spec.name: spec for spec in manifest.tools}
         self._bases = {spec.name: argument_base(manifest, spec) for spec in manifest.tools}
-        self._when = [When.compile(rule.when, manifest.base_dir) for rule in rules.rules]
+        self._when = [When.compile(rule.when, manifest.resolve_path) for rule in rules.rules]
         self._bound: dict[tuple[int, str], Bound] = {}
 
     def decide(self, request: ApprovalRequest) -> ApprovalDecision:

@@ -166,10 +166,10 @@ class When:
     predicates: dict[str, _Predicate]
 
     @classmethod
-    def compile(cls, when: Mapping[str, Predicate], base_dir: Path) -> When:
-        """Compile regexes and resolve ``inside``/``not_inside`` folders against
-        ``base_dir`` (the manifest folder)."""
-        return cls({arg: _compile(pred, base_dir) for arg, pred in when.items()})
+    def compile(cls, when: Mapping[str, Predicate], resolve: Callable[[str], Path]) -> When:
+        """Compile regexes and resolve ``inside``/``not_inside`` folders with ``resolve``
+        (the manifest's :meth:`~govrun.runtime.manifest.schema.Manifest.resolve_path`)."""
+        return cls({arg: _compile(pred, resolve) for arg, pred in when.items()})
 
     def bind(self, kinds: Kinds | None, *, closes: bool) -> Bound:
         """The checks for one tool (``kinds``: its canonical arguments' kinds; None when
@@ -264,7 +264,8 @@ class PolicyEngine:
         self._manifest = manifest
         self._tool_base = {spec.name: argument_base(manifest, spec) for spec in manifest.tools}
         self._when = {
-            rule.id: When.compile(rule.when, manifest.base_dir) for rule in manifest.policy.rules
+            rule.id: When.compile(rule.when, manifest.resolve_path)
+            for rule in manifest.policy.rules
         }
         self._bindings: dict[tuple[str, str], Bound] = {}
         # Rules whose explanation cannot depend on argument values: their reason is cached.
@@ -414,14 +415,14 @@ def argument_base(manifest: Manifest, spec: ToolSpec) -> Path:
     """Where a relative path argument of ``spec`` resolves: the tool's first root, else the
     manifest folder — the same anchor the fs tools use."""
     roots = spec.scope.roots
-    return (manifest.base_dir / roots[0]).resolve() if roots else manifest.base_dir.resolve()
+    return manifest.resolve_path(roots[0]).resolve() if roots else manifest.base_dir.resolve()
 
 
-def _compile(pred: Predicate, base_dir: Path) -> _Predicate:
+def _compile(pred: Predicate, resolve: Callable[[str], Path]) -> _Predicate:
     keys = tuple(k for k in Predicate.model_fields if getattr(pred, k) is not None)
 
     def folders(paths: list[str] | None) -> tuple[tuple[str, Path], ...]:
-        return tuple((p, (base_dir / p).resolve()) for p in paths or ())
+        return tuple((p, resolve(p).resolve()) for p in paths or ())
 
     return _Predicate(
         spec=pred,

@@ -11,12 +11,11 @@ never match (or always, failing closed); it is a problem at its line instead.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from govrun.runtime.errors import GovrunError
-from govrun.runtime.govern.toolbox import Toolbox, build_tool
+from govrun.runtime.govern.toolbox import Toolbox, build_tool, importable_from_manifest_folder
 from govrun.runtime.manifest.problems import did_you_mean
 from govrun.runtime.manifest.reader import FieldPath, show
 from govrun.runtime.manifest.schema import Manifest, PolicyRule, ToolSpec, invalid
@@ -102,9 +101,7 @@ def _check_scripts(manifest: Manifest) -> None:
 
 
 def _build_tools(manifest: Manifest) -> tuple[dict[str, Tool], dict[FieldPath, str]]:
-    base = str(manifest.base_dir)
-    if any(spec.python for spec in manifest.tools) and base not in sys.path:
-        sys.path.insert(0, base)  # a tools module may live beside its manifest
+    importable_from_manifest_folder(manifest)
     tools: dict[str, Tool] = {}
     problems: dict[FieldPath, str] = {}
     for index, spec in enumerate(manifest.tools):

@@ -85,9 +85,7 @@ class Toolbox:
         shown exactly those, and a Python tool whose module cannot be imported here stands
         in as its recorded definition (:class:`RecordedTool`): a trace replays anywhere."""
         self._specs = {spec.name: spec for spec in manifest.tools}
-        base = str(manifest.base_dir)
-        if any(spec.python for spec in manifest.tools) and base not in sys.path:
-            sys.path.insert(0, base)  # a tools module may live beside its manifest
+        importable_from_manifest_folder(manifest)
         built = tools or {}
         known = {str((d.get("function") or {}).get("name")): d for d in recorded or ()}
         self._tools: dict[str, Tool] = {
@@ -215,6 +213,17 @@ class LiveTools:
     def execute(self, call: PreparedCall) -> ToolResult:
         assert call.canonical is not None, "only a call inside its scope is executed"
         return call.tool.run_canonical(call.canonical)
+
+
+def importable_from_manifest_folder(manifest: Manifest) -> None:
+    """Put the manifest's folder first on ``sys.path`` when it names Python code (a
+    ``python:`` tool or a ``check: python`` function), so a module beside the manifest
+    imports; ``isolation: process`` workers start with this same path."""
+    checks = [c for spec in manifest.tools for c in spec.verify] + list(manifest.success)
+    python = any(spec.python for spec in manifest.tools) or any(c.check == "python" for c in checks)
+    base = str(manifest.base_dir)
+    if python and base not in sys.path:
+        sys.path.insert(0, base)
 
 
 def build_tool(spec: ToolSpec, manifest: Manifest) -> Tool:

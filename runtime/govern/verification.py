@@ -44,6 +44,7 @@ from govrun.runtime.manifest.schema import (
     OutputSchemaCheck,
     PythonCheck,
 )
+from govrun.runtime.manifest.workspace import WorkspaceCopy
 from govrun.runtime.tools.base import ToolResult
 from govrun.runtime.trace.events import Verification
 
@@ -123,38 +124,70 @@ class LiveVerifier:
             result=result,
             roots=[self.m.resolve_path(r) for r in call.spec.scope.roots or []],
         )
-        outcomes = verify_call(call.spec.verify, ctx, base_dir=self.m.base_dir)
+        outcomes = verify_call(
+            call.spec.verify, ctx, base_dir=self.m.base_dir, workspace=self.m.workspace_copy
+        )
         default = default_evidence_outcome(call.spec.uses, ctx)
         return outcomes if default is None else [default, *outcomes]
 
     def check_success(self, final_answer: str | None) -> list[CheckOutcome]:
-        return verify_success(self.m.success, final_answer=final_answer, base_dir=self.m.base_dir)
+        return verify_success(
+            self.m.success,
+            final_answer=final_answer,
+            base_dir=self.m.base_dir,
+            workspace=self.m.workspace_copy,
+        )
 
 
-def verify_call(checks: Sequence[Check], ctx: CallContext, *, base_dir: Path) -> list[CheckOutcome]:
+def verify_call(
+    checks: Sequence[Check],
+    ctx: CallContext,
+    *,
+    base_dir: Path,
+    workspace: WorkspaceCopy | None = None,
+) -> list[CheckOutcome]:
     """Run a tool's ``verify:`` checks against one call, in order.
 
     Checks run whatever ``ctx.result.ok`` says; callers usually skip failed calls. Paths
-    resolve against the tool's first root (``base_dir`` when it has none) and must stay
-    inside its roots (or ``base_dir``).
+    resolve against the tool's first root and must stay inside its roots; for a tool without
+    roots, as ``success:`` paths do (see :func:`verify_success`).
     """
     if not checks:  # the common case: resolving roots costs syscalls for nothing
         return []
     if ctx.roots:
         scene = _Scene(ctx, None, _resolve_roots(ctx.roots), "the tool's roots")
     else:
-        scene = _Scene(ctx, None, _resolve_roots([base_dir]), "the manifest folder")
+        scene = _manifest_scene(ctx, None, base_dir, workspace)
     return [_verify(check, scene) for check in checks]
 
 
 def verify_success(
-    checks: Sequence[Check], *, final_answer: str | None, base_dir: Path
+    checks: Sequence[Check],
+    *,
+    final_answer: str | None,
+    base_dir: Path,
+    workspace: WorkspaceCopy | None = None,
 ) -> list[CheckOutcome]:
-    """Run the manifest's ``success:`` checks; paths resolve inside ``base_dir``."""
+    """Run the manifest's ``success:`` checks. Paths resolve inside ``base_dir``, the
+    manifest folder; one naming the workspace template, in the run's copy of it."""
     if not checks:
         return []
-    scene = _Scene(None, final_answer, _resolve_roots([base_dir]), "the manifest folder")
+    scene = _manifest_scene(None, final_answer, base_dir, workspace)
     return [_verify(check, scene) for check in checks]
+
+
+def _manifest_scene(
+    call: CallContext | None,
+    final_answer: str | None,
+    base_dir: Path,
+    workspace: WorkspaceCopy | None,
+) -> _Scene:
+    """Checks that read paths as the manifest writes them: from its folder, with the
+    workspace template meaning the run's copy (shown as ``<template name>/...``)."""
+    if workspace is None:
+        return _Scene(call, final_answer, _resolve_roots([base_dir]), "the manifest folder")
+    roots = _resolve_roots([workspace.folder, base_dir])
+    return _Scene(call, final_answer, roots, "the manifest folder", place=workspace.place)
 
 
 def default_evidence_outcome(uses: str | None, ctx: CallContext) -> CheckOutcome | None:
@@ -188,6 +221,9 @@ class _Scene:
     final_answer: str | None
     roots: tuple[Path, ...]
     where: str
+    place: Callable[[Path], Path] | None = None
+    """Moves a path into the run's workspace copy (see ``WorkspaceCopy.place``); relative
+    paths then resolve against the last root, the manifest folder."""
 
 
 @dataclass(frozen=True)
@@ -288,7 +324,9 @@ def _locate(text: str, scene: _Scene, *, follow_final: bool = True) -> _Located:
         )
     try:
         candidate = Path(text)
-        if not candidate.is_absolute():
+        if scene.place is not None:
+            candidate = scene.place(scene.roots[-1] / candidate)
+        elif not candidate.is_absolute():
             candidate = scene.roots[0] / candidate
         if follow_final or candidate.name in ("", ".", ".."):
             resolved = candidate.resolve(strict=False)

@@ -74,9 +74,11 @@ from govrun.runtime.manifest.sections import (
     RepeatCall,
     ToolScope,
     ToolSpec,
+    base_dir,
     duplicates,
     from_snapshot,
 )
+from govrun.runtime.manifest.workspace import Workspace, WorkspaceCopy, lexical
 
 NOT_SUPPORTED_YET: dict[str, str] = {}
 """Keys the format reserves but the runtime does not implement: rejected, never ignored.
@@ -114,6 +116,11 @@ class Manifest(Section):
     compaction: Compaction | None = Field(
         None, description="Keep the prompt under a size by compacting older turns."
     )
+    workspace: Workspace | None = Field(
+        None,
+        description="A folder each run gets a fresh copy of, so every run starts from the same "
+        "files and the folder itself never changes.",
+    )
     tools: list[ToolSpec] = Field(default_factory=list, description="Tools the model may call.")
     policy: Policy = Field(default_factory=Policy, description="Allow, deny or ask per tool call.")
     approvals: Approvals = Field(
@@ -133,6 +140,7 @@ class Manifest(Section):
     )
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _workspace_copy: WorkspaceCopy | None = PrivateAttr(default=None)
     _templates: dict[FieldPath, Template] = PrivateAttr(default_factory=dict)
     _source: tuple[str, SourceMap] | None = PrivateAttr(default=None)
     """The file it was read from and where each field is in it (for problems found after
@@ -235,6 +243,30 @@ class Manifest(Section):
             object.__setattr__(self, "model", self.models[self.routing.default])
         return self
 
+    @model_validator(mode="after")
+    def _tools_reach_the_copy(self, info: ValidationInfo) -> Self:
+        """A tool rooted above the workspace template would reach the template itself,
+        which a run never changes: refused, naming the root."""
+        if self.workspace is None or from_snapshot(info):
+            return self
+        folder = base_dir(info)
+        template = lexical(folder / self.workspace.template)
+        problems: dict[FieldPath, str] = {}
+        for i, tool in enumerate(self.tools):
+            named = [(("roots", j), r) for j, r in enumerate(tool.scope.roots or [])]
+            named += [(("cwd",), tool.scope.cwd)] if tool.scope.cwd else []
+            for at, path in named:
+                normal = lexical(folder / path)
+                if normal != template and template.is_relative_to(normal):
+                    problems[("tools", i, "scope", *at)] = (
+                        f"expected a folder inside the workspace template "
+                        f"{show(self.workspace.template)} or beside it; got {show(path)}, which "
+                        "contains it, so the tool would reach the template rather than the "
+                        "run's copy"
+                    )
+        fail_if(problems)
+        return self
+
     def model_config_for(self, name: str | None) -> ModelConfig:
         """A named model's configuration; the default model for None."""
         return self.models[name] if name is not None else self.model
@@ -245,8 +277,26 @@ class Manifest(Section):
         return self._base_dir
 
     def resolve_path(self, path: str | Path) -> Path:
-        """A path from the manifest (script, roots, cwd, success paths) made absolute."""
-        return self._base_dir / path
+        """A path from the manifest (roots, cwd, folders, check paths) made absolute: in the
+        run's workspace copy when it names the workspace template or something inside it."""
+        full = self._base_dir / path
+        return full if self._workspace_copy is None else self._workspace_copy.place(full)
+
+    @property
+    def workspace_copy(self) -> WorkspaceCopy | None:
+        """Where this run's copy of the workspace is (None without `workspace:`, or before a
+        run attached one with :meth:`with_workspace`)."""
+        return self._workspace_copy
+
+    def with_workspace(self, folder: Path) -> Manifest:
+        """This manifest for a run whose workspace copy is in ``folder`` (``TRACE.workspace``);
+        unchanged without `workspace:`. The copy itself is made by the run."""
+        if self.workspace is None:
+            return self
+        attached = self.model_copy()
+        template = lexical(self._base_dir / self.workspace.template)
+        attached._workspace_copy = WorkspaceCopy(template, lexical(folder.absolute()))
+        return attached
 
     def tool(self, name: str) -> ToolSpec | None:
         """The declared tool called ``name``, or None (an unknown tool)."""
@@ -507,6 +557,7 @@ __all__ = [
     "RepeatCall",
     "ToolScope",
     "ToolSpec",
+    "Workspace",
     "load_manifest",
     "manifest_json_schema",
     "names_a_tool",

@@ -515,7 +515,9 @@ class ReplayVerifier:
                     self._observed(recorded, check.check, check.id, required=check.required)
                 )
             else:
-                outcomes += verify_call([check], ctx, base_dir=m.base_dir)
+                outcomes += verify_call(
+                    [check], ctx, base_dir=m.base_dir, workspace=m.workspace_copy
+                )
         return outcomes
 
     def check_success(self, final_answer: str | None) -> list[CheckOutcome]:
@@ -523,7 +525,7 @@ class ReplayVerifier:
         if s.live:
             return self._live.check_success(final_answer)
         recorded = self._recorded((s.step, None))
-        base = s.m.base_dir
+        base, workspace = s.m.base_dir, s.m.workspace_copy
         outcomes: list[CheckOutcome] = []
         for check in s.m.success:
             if observes_world(check):
@@ -531,7 +533,9 @@ class ReplayVerifier:
                     self._observed(recorded, check.check, check.id, required=check.required)
                 )
             else:
-                outcomes += verify_success([check], final_answer=final_answer, base_dir=base)
+                outcomes += verify_success(
+                    [check], final_answer=final_answer, base_dir=base, workspace=workspace
+                )
         return outcomes
 
     def _recorded(self, key: tuple[int, str | None]) -> list[int]:

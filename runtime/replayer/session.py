@@ -33,6 +33,7 @@ from govrun.runtime.govern.policy import PolicyEngine
 from govrun.runtime.govern.toolbox import LiveTools, Toolbox
 from govrun.runtime.loop import GovernedLoop, RunEnded, RunResult
 from govrun.runtime.manifest.schema import Manifest, manifest_from_snapshot
+from govrun.runtime.manifest.workspace import workspace_folder
 from govrun.runtime.models.scripted import ScriptedModel
 from govrun.runtime.ports import (
     Approver,
@@ -91,6 +92,7 @@ IGNORED = frozenset(
         "host",
         "govrun_version",
         "parent",
+        "workspace",
     }
 )
 """Fields that differ between two runs of the same trajectory: time, identity, signatures.
@@ -526,12 +528,23 @@ class ReplayOutcome:
 
 def recorded_manifest(record: Record, *, base_dir: Path | None = None) -> Manifest:
     """The manifest the run recorded, rebuilt; relative paths resolve against the original
-    manifest's folder when it still exists, else ``base_dir`` or the trace's folder."""
+    manifest's folder when it still exists, else ``base_dir`` or the trace's folder, and
+    the workspace template means the run's copy (see :func:`in_recorded_workspace`)."""
     started = record.run_started
     snapshot = started.get("manifest")
     if not isinstance(snapshot, dict):
         raise GovrunError(f"{record.path}: run_started holds no manifest snapshot to replay.")
-    return manifest_from_snapshot(snapshot, base_dir=base_dir or _original_dir(record))
+    manifest = manifest_from_snapshot(snapshot, base_dir=base_dir or _original_dir(record))
+    return in_recorded_workspace(manifest, record)
+
+
+def in_recorded_workspace(manifest: Manifest, record: Record) -> Manifest:
+    """``manifest`` working in the recorded run's workspace copy, never a fresh one: what
+    a fork, a resume, a live call or a rollback acts on is what that run left. (A strict
+    replay touches no file, so a trace replays without it.)"""
+    folder = record.run_started.get("workspace")
+    where = Path(folder) if isinstance(folder, str) and folder else workspace_folder(record.path)
+    return manifest.with_workspace(where)
 
 
 def _original_dir(record: Record) -> Path:
@@ -569,7 +582,7 @@ def replay(
     continues where the record ends; both need ``live`` ports.
     """
     mode: Mode = "strict" if manifest is None or strict else "counterfactual"
-    m = manifest or recorded_manifest(record)
+    m = in_recorded_workspace(manifest, record) if manifest else recorded_manifest(record)
     if resume:
         record = record.truncated(record.resume_point())
     session = ReplaySession(
@@ -636,6 +649,7 @@ def replay(
                 "policy_hash": policy.policy_hash,
                 "user": started.get("user"),
                 "host": started.get("host"),
+                **({"workspace": str(m.workspace_copy.folder)} if m.workspace_copy else {}),
                 "parent": {
                     "kind": kind,
                     "trace": str(record.path),

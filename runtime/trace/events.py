@@ -92,6 +92,12 @@ class RunStarted(_Event):
     parent: dict[str, Any] | None = Field(
         None, description="For forks and resumes: parent trace path, run id and step."
     )
+    workspace: str | None = Field(
+        None,
+        exclude_if=_absent,
+        description="The folder holding the run's copy of the manifest's `workspace:` "
+        "template (TRACE.workspace); a fork or resume goes on in its parent's.",
+    )
     schema_minor: int | None = Field(
         None,
         exclude_if=_absent,

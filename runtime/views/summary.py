@@ -43,6 +43,8 @@ class RunSummary:
     agent: str = "?"
     run_id: str = "?"
     input: str = ""
+    workspace: str | None = None
+    """The folder holding the run's copy of its workspace template, if it had one."""
     status: str = "unfinished"
     failure_class: str | None = None
     reason: str = ""
@@ -100,7 +102,7 @@ def summarize(events: list[Event], torn: TornTail | None = None) -> RunSummary:
 def _fold(s: RunSummary, e: Event) -> None:
     match e:
         case RunStarted():
-            s.agent, s.input = e.agent, e.input
+            s.agent, s.input, s.workspace = e.agent, e.input, e.workspace
         case StepStarted():
             s.steps = max(s.steps, e.step)
         case ModelResponse():

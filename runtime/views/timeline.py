@@ -32,11 +32,11 @@ _BYTE_CODE = {name.encode(): code for name, code in _CODE.items()}
 _UNKNOWN = 255
 _TAIL = re.compile(
     rb'"type":"([a-z_]+)"(?:,"usage":\{[^{}]*\})?(?:,"user":(?:"(?:[^"\\]|\\.)*"|null))?'
-    rb',"v":\d+(?:,"via":"[a-z]+")?\}\n'
+    rb',"v":\d+(?:,"via":"[a-z]+")?(?:,"workspace":"(?:[^"\\]|\\.)*")?\}\n'
 )
 """The end of a canonical line: keys are sorted, and only these few sort after ``type``
 (``TAIL_FIELDS``; a test keeps the two in step)."""
-TAIL_FIELDS = ("usage", "user", "v", "via")
+TAIL_FIELDS = ("usage", "user", "v", "via", "workspace")
 _FAILURE = re.compile(rb'"failure_class":"([a-z_]+)"')
 
 Status = Literal[
