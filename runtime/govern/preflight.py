@@ -80,7 +80,7 @@ def root_problems(manifest: Manifest) -> dict[FieldPath, str]:
         if spec.scope.cwd is not None:
             folders.append(("cwd", None, spec.scope.cwd))
         for key, j, folder in folders:
-            path = manifest.resolve_path(folder)
+            path = manifest.base_dir / folder  # as written: a run's workspace copy is made later
             if path.is_dir():
                 continue
             at: FieldPath = ("tools", index, "scope", key) + ((j,) if j is not None else ())
