@@ -334,6 +334,15 @@ def test_timeout_kills_the_whole_process_group(ws: Path) -> None:
     assert _wait_gone(int((ws / "child.pid").read_text()))
 
 
+def test_output_that_trickles_does_not_extend_the_timeout(ws: Path) -> None:
+    tool = sh(ws, commands={"sh": {"flags": ["-c"]}}, timeout_s=1)
+    start = time.monotonic()
+    r = run(tool, "sh -c 'while :; do printf x; sleep 0.2; done'")
+    assert time.monotonic() - start < 1 + 1
+    assert not r.ok and r.failure_class == "timeout"
+    assert r.output.startswith("xxx")
+
+
 def test_background_children_do_not_outlive_the_call(ws: Path) -> None:
     tool = sh(ws, commands={"sh": {"flags": ["-c"]}}, timeout_s=20)
     start = time.monotonic()

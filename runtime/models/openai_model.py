@@ -1,15 +1,18 @@
 """The live model adapter: any OpenAI-compatible chat completions server.
 
 One ``complete()`` is exactly one HTTP attempt (the client's own retries are off): the loop
-retries, so every attempt is recorded and replay reproduces it. Replies are mapped without
-post-processing (tool-call arguments stay the raw string the server sent), and every failure
-becomes a :class:`ModelCallError` that says whether retrying can help.
+retries, so every attempt is recorded and replay reproduces it. ``timeout_s`` bounds the whole
+attempt, however slowly the bytes arrive (a :class:`ConnectionGuard` cuts the connection at the
+deadline). Replies are mapped without post-processing (tool-call arguments stay the raw string
+the server sent), and every failure becomes a :class:`ModelCallError` that says whether
+retrying can help.
 """
 
 from __future__ import annotations
 
 import inspect
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -20,6 +23,7 @@ from pydantic import ValidationError
 
 from govrun.runtime.errors import GovrunError
 from govrun.runtime.ports import Model, ModelCallError, ModelReply, ToolCallRequest, Usage
+from govrun.runtime.tools.deadline import ConnectionGuard, Exchange
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 PLACEHOLDER_KEY = "not-needed"
@@ -35,8 +39,8 @@ RETRYABLE_STATUSES = frozenset({408, 409})
 _DETAIL_LIMIT = 300
 
 ClientFactory = Callable[..., Any]
-"""Called with ``base_url, api_key, timeout, max_retries``; returns an ``openai.OpenAI``-like
-client."""
+"""Called with ``base_url, api_key, timeout, max_retries, http_client``; returns an
+``openai.OpenAI``-like client that sends through ``http_client`` (the deadline needs it)."""
 
 
 class OpenAIModel(Model):
@@ -59,12 +63,18 @@ class OpenAIModel(Model):
         self.timeout_s = timeout_s
         self._api_key_env = api_key_env
         self._secret = api_key or None
+        key = _resolve_key(api_key, self.base_url, api_key_env)
+        self._guard = ConnectionGuard()
+        http_client = openai.DefaultHttpxClient(event_hooks=self._guard.event_hooks)
+        weakref.finalize(self, http_client.close)  # as the SDK closes the client it makes
         factory = client_factory or openai.OpenAI
         self._client = factory(
             base_url=self.base_url,
-            api_key=_resolve_key(api_key, self.base_url, api_key_env),
-            timeout=timeout_s,
+            api_key=key,
+            timeout=timeout_s,  # per phase: the backstop while a connect has no socket yet
             max_retries=0,
+            # The SDK's defaults (limits, redirects, proxies from the environment) + the guard.
+            http_client=http_client,
         )
         self._params, self._extra_body = _split_params(params, self._client.chat.completions.create)
 
@@ -72,13 +82,14 @@ class OpenAIModel(Model):
         return f"OpenAIModel(name={self.name!r}, base_url={self.base_url!r})"
 
     def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
-        """One attempt: the reply, or a :class:`ModelCallError`."""
-        try:
-            completion = self._client.chat.completions.create(**self._request(messages, tools))
-        except openai.APIError as exc:
-            raise self._call_error(exc) from exc
-        except ValueError as exc:  # a JSON content type with a body that is not JSON
-            raise self._malformed("the body is not valid JSON") from exc
+        """One attempt, done within ``timeout_s``: the reply, or a :class:`ModelCallError`."""
+        with self._guard.deadline(self.timeout_s) as exchange:
+            try:
+                completion = self._client.chat.completions.create(**self._request(messages, tools))
+            except openai.APIError as exc:
+                raise self._call_error(exc, exchange) from exc
+            except ValueError as exc:  # a JSON content type with a body that is not JSON
+                raise self._malformed("the body is not valid JSON") from exc
         return self._reply(completion)
 
     # --- request -------------------------------------------------------------------------
@@ -115,10 +126,14 @@ class OpenAIModel(Model):
 
     # --- errors --------------------------------------------------------------------------
 
-    def _call_error(self, exc: openai.APIError) -> ModelCallError:
-        if isinstance(exc, openai.APITimeoutError):
+    def _call_error(self, exc: openai.APIError, exchange: Exchange) -> ModelCallError:
+        # A cut connection surfaces as a connection error; the guard knows it was the deadline.
+        if isinstance(exc, openai.APITimeoutError) or (
+            exchange.expired and isinstance(exc, openai.APIConnectionError)
+        ):
             return self._error(
-                f"no response from {self.base_url} within {self.timeout_s:g}s",
+                f"no complete reply from {self.base_url} within {self.timeout_s:g}s "
+                f"({exchange.progress()})",
                 retryable=True,
                 failure_class="timeout",
             )

@@ -13,7 +13,6 @@ import codecs
 import hashlib
 import ipaddress
 import re
-import time
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from govrun.runtime.tools.base import (
     ToolResult,
     ToolTimeout,
 )
+from govrun.runtime.tools.deadline import ConnectionGuard, Exchange
 
 try:
     import httpx
@@ -207,34 +207,35 @@ class HttpGet(BaseTool):
 
     def _execute(self, plan: httpx.URL) -> ToolResult:
         url = self.check_url(str(plan))  # the allowlist again, as the call runs
-        deadline = time.monotonic() + self.timeout_s
         redirects: list[str] = []
-        try:
-            with self._client() as client:
-                return self._follow(client, url, redirects, deadline)
-        except httpx.TimeoutException as exc:
-            raise ToolTimeout(f"GET timed out after {self.timeout_s}s: {exc}") from None
+        guard = ConnectionGuard()  # timeout_s bounds the whole call, redirects included
+        with self._client(guard) as client, guard.deadline(self.timeout_s) as exchange:
+            try:
+                return self._follow(client, url, redirects, exchange)
+            except httpx.TransportError as exc:
+                if exchange.expired or isinstance(exc, httpx.TimeoutException):
+                    raise _timeout(exchange) from None
+                raise
 
-    def _client(self) -> httpx.Client:
+    def _client(self, guard: ConnectionGuard) -> httpx.Client:
         """No automatic redirects, no proxies, netrc or certificates from the environment."""
         return httpx.Client(
             follow_redirects=False,
             trust_env=False,
             timeout=httpx.Timeout(self.timeout_s),
             headers={"Accept-Encoding": "identity", "User-Agent": "govrun"},
+            event_hooks=guard.event_hooks,
         )
 
     def _follow(
-        self, client: httpx.Client, url: httpx.URL, redirects: list[str], deadline: float
+        self, client: httpx.Client, url: httpx.URL, redirects: list[str], exchange: Exchange
     ) -> ToolResult:
         for _hop in range(MAX_REDIRECTS + 1):
-            _check_deadline(deadline, self.timeout_s)
+            _check_deadline(exchange)
             with client.stream("GET", url) as resp:
                 location = resp.headers.get("location") if resp.is_redirect else None
                 if location is None:
-                    body, complete = _read_limited(
-                        resp, self.max_output_bytes, deadline, self.timeout_s
-                    )
+                    body, complete = _read_limited(resp, self.max_output_bytes, exchange)
                     return self._result(resp, body, complete, redirects)
             target = str(url.join(location))
             redirects.append(target)
@@ -333,18 +334,23 @@ def _canonical_host(raw: str, host: str) -> str:
     return host
 
 
-def _check_deadline(deadline: float, timeout_s: float) -> None:
-    if time.monotonic() > deadline:
-        raise ToolTimeout(f"GET timed out after {timeout_s}s")
+def _check_deadline(exchange: Exchange) -> None:
+    """Between hops and chunks: stop at once rather than at the next (cut) read."""
+    if exchange.expired:
+        raise _timeout(exchange)
 
 
-def _read_limited(
-    resp: httpx.Response, limit: int, deadline: float, timeout_s: float
-) -> tuple[bytes, bool]:
+def _timeout(exchange: Exchange) -> ToolTimeout:
+    return ToolTimeout(
+        f"GET got no complete response within {exchange.seconds:g}s ({exchange.progress()})"
+    )
+
+
+def _read_limited(resp: httpx.Response, limit: int, exchange: Exchange) -> tuple[bytes, bool]:
     """Read at most ``limit`` body bytes, then stop; returns (body, complete)."""
     buf = bytearray()
     for chunk in resp.iter_bytes():
-        _check_deadline(deadline, timeout_s)
+        _check_deadline(exchange)
         buf += chunk
         if len(buf) > limit:
             return bytes(buf[:limit]), False
