@@ -163,3 +163,39 @@ def segfaults() -> None:
 def asks() -> str:
     """Read a line from standard input."""
     return input()
+
+
+def chatty_threads(threads: int, lines: int) -> str:
+    """Print ``lines`` lines from each of ``threads`` threads of its own, and wait for them."""
+    import threading
+
+    def talk(n: int) -> None:
+        for i in range(lines):
+            print(f"thread {n} line {i}")
+
+    workers = [threading.Thread(target=talk, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return "talked"
+
+
+def chatty_then_fails(text: str) -> None:
+    """Print, then raise."""
+    print(text)
+    raise ValueError("it went wrong")
+
+
+def writes_bytes(data: str) -> str:
+    """Write through ``sys.stdout.buffer``, as some libraries do."""
+    sys.stdout.buffer.write(data.encode() + b"\xff\n")
+    return "wrote"
+
+
+def slow_talker(name: str, lines: int, pause_s: float) -> str:
+    """Print ``lines`` numbered lines, pausing between them (calls overlap in time)."""
+    for i in range(lines):
+        print(f"{name} {i}")
+        time.sleep(pause_s)
+    return name
