@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -37,6 +39,7 @@ def inspect(
 ) -> None:
     """Step through a run in a terminal UI: timeline, prompt, reply, tool calls, policy,
     approvals, verification, raw events; search, filter, follow, replay, diff."""
+    _need_a_terminal(trace, diff)
     if diff is not None:
         from govrun.runtime.views.diff import diff_trajectories
         from govrun.runtime.views.trajectory import load_trajectory
@@ -52,3 +55,29 @@ def inspect(
     from govrun.cli.inspect.app import InspectApp
 
     InspectApp(timeline, follow=follow).run()
+
+
+def _need_a_terminal(trace: Path, diff: Path | None) -> None:
+    """Refuse at once without a terminal on both ends: the app would write its escape
+    codes into a pipe and wait for keys nobody can press."""
+    missing = [name for name, f in (("input", sys.stdin), ("output", sys.stdout)) if not _tty(f)]
+    if not missing:
+        return
+    from govrun.runtime.errors import GovrunError
+
+    which = " and ".join(f"standard {name}" for name in missing)
+    instead = shlex.join(
+        ["govrun", "diff", str(trace), str(diff)] if diff else ["govrun", "show", str(trace)]
+    )
+    raise GovrunError(
+        f"govrun inspect needs a terminal ({which} {'is' if len(missing) == 1 else 'are'} "
+        f"not one): run it in a terminal, or `{instead}` for a pipe or a file."
+    )
+
+
+def _tty(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
