@@ -8,23 +8,22 @@ terminal), nobody (`deny`, the default without one: no run ever waits for input)
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 from rich.panel import Panel
-from rich.prompt import Prompt
 from rich.table import Table
 
-from govrun.cli.console import err, handle_errors, live_paused, out
+from govrun.cli.console import err, handle_errors, out, print_error
+from govrun.cli.pause_prompt import CtrlC, TerminalOperator
 
 if TYPE_CHECKING:
     from govrun.runtime.govern.approval_rules import ApprovalRules
@@ -44,58 +43,6 @@ class ApproveMode(StrEnum):
 class DurabilityMode(StrEnum):
     flush = "flush"
     fsync = "fsync"
-
-
-class TerminalOperator:
-    """Asks the person at the terminal whether to resume a paused run."""
-
-    def __init__(self, console: Console, live: Live | None, identity: str) -> None:
-        self.console, self.live, self.identity = console, live, identity
-
-    def on_pause(self, reason: str) -> Literal["resume", "stop"]:
-        with live_paused(self.live):
-            self.console.print(
-                Panel(f"[bold yellow]Paused:[/] {escape(reason)}", border_style="yellow")
-            )
-            choice = Prompt.ask(
-                "[bold]r[/]esume or [bold]s[/]top?",
-                choices=["r", "s"],
-                default="s",
-                console=self.console,
-            )
-        return "resume" if choice == "r" else "stop"
-
-    def on_pause_or(
-        self, reason: str, answered: Callable[[], bool]
-    ) -> Literal["resume", "stop"] | None:
-        """A pause `govrun ctl` asked for: the prompt, until it is answered here or there
-        (``answered()`` true: None)."""
-        from govrun.cli.pause_prompt import ask_until
-
-        with live_paused(self.live):
-            return ask_until(self.console, reason, answered)
-
-
-@contextlib.contextmanager
-def _ctrl_c_pauses(control, interactive: bool, who: str) -> Iterator[None]:
-    """First Ctrl-C asks the loop to pause at its next stage boundary (recorded); a second
-    one before that interrupts at once. Without a terminal Ctrl-C requests a stop."""
-
-    def handler(signum: int, frame: object) -> None:
-        if control.requested is not None:
-            raise KeyboardInterrupt
-        control.request("pause" if interactive else "stop", by=who)
-        err.print(
-            "[yellow]Ctrl-C: pausing after the current stage (Ctrl-C again to stop now)[/]"
-            if interactive
-            else "[yellow]Ctrl-C: stopping[/]"
-        )
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 @handle_errors
@@ -169,7 +116,8 @@ def run(
         m, approve=approve, approvals=approvals, approver=approver, json_events=json_events
     )
     signer = Signer.load(key) if key else None
-    with ui.running():
+    console = err if json_events else out
+    with told(m, console), ui.running():
         result = run_agent(
             m,
             task=task,
@@ -183,8 +131,27 @@ def run(
             signer=signer,
             registry=run_registry(),
         )
-    _summary(result, m, err if json_events else out)
+    _summary(result, m, console)
     raise typer.Exit(0 if result.status == "completed" else 1)
+
+
+@contextlib.contextmanager
+def told(m: Manifest, console: Console) -> Iterator[None]:
+    """However a run ends, the person is told how, where its trace is and its head. Most
+    ends return a result; these two raise one: Ctrl-C that stopped the run at once (exit
+    130, as for any command Ctrl-C ends) and a trace write that failed (exit 1)."""
+    from govrun.runtime.loop import RunHalted, RunInterrupted
+
+    try:
+        yield
+    except RunInterrupted as stopped:
+        err.print("[yellow]interrupted: the run stopped at once[/]")
+        _summary(stopped.result, m, console)
+        raise typer.Exit(130) from None
+    except RunHalted as halted:
+        print_error(halted)
+        _summary(halted.result, m, console, sealed=False)
+        raise typer.Exit(halted.exit_code) from None
 
 
 @dataclass
@@ -199,13 +166,11 @@ class Frontend:
     live: Live | None
     interactive: bool
     who: str
+    ctrl_c: CtrlC
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
-        with (
-            _ctrl_c_pauses(self.control, self.interactive, self.who),
-            self.live or contextlib.nullcontext(),
-        ):
+        with self.ctrl_c.installed(), self.live or contextlib.nullcontext():
             yield
 
 
@@ -245,9 +210,13 @@ def frontend(
         from govrun.cli.live import PlainLog
 
         observers.append(PlainLog(err).observe)
-    operator = TerminalOperator(out, live, who) if interactive else StopOperator()
+    control = Control()
+    ctrl_c = CtrlC(control, interactive=interactive, who=who, console=err)
+    operator: Operator = (
+        TerminalOperator(out, live, who, ctrl_c=ctrl_c) if interactive else StopOperator()
+    )
     decider = _approver(mode, m, identity=identity, who=who, live=live, rules=rules)
-    return Frontend(decider, operator, Control(), observers, live, interactive, who)
+    return Frontend(decider, operator, control, observers, live, interactive, who, ctrl_c)
 
 
 def _refuse_prompt(json_events: bool) -> None:
@@ -335,7 +304,11 @@ def _budget_usage(c: Counters, b: Budgets) -> str:
     return ", ".join(parts)
 
 
-def _summary(result: RunResult, manifest: Manifest, console: Console) -> None:
+def _summary(
+    result: RunResult, manifest: Manifest, console: Console, *, sealed: bool = True
+) -> None:
+    """The run's outcome, then its trace's head and how to check it later. ``sealed=False``:
+    the trace ends where writing failed, without its seal; its head is the last whole line."""
     c = result.counters
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold cyan")
@@ -364,8 +337,9 @@ def _summary(result: RunResult, manifest: Manifest, console: Console) -> None:
         )
     )
     console.print(f"head {result.head}", soft_wrap=True, highlight=False)
+    unsealed = "" if sealed else " (intact up to here, but never sealed)"
     console.print(
         f"[dim]verify later with: govrun verify {escape(result.trace_path)} --head "
-        f"{result.head}[/]",
+        f"{result.head}{unsealed}[/]",
         soft_wrap=True,
     )
