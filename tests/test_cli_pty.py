@@ -35,6 +35,7 @@ except ImportError:  # reported as a failure by the `spawn` fixture, never skipp
     pexpect = None
 
 ENTRY = "from govrun.cli.main import main; main()"
+REPO = Path(__file__).resolve().parents[1]
 ROWS, COLS = 40, 100
 
 
@@ -270,6 +271,48 @@ def test_after_a_resume_ctrl_c_pauses_again(spawn: Any, tmp_path: Path) -> None:
         ("operator", "pause", me),
         ("operator", "stop", me),
     ]
+
+
+def test_an_inline_tool_that_prints_hides_neither_the_view_nor_ctrl_c(
+    spawn: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While an inline Python tool runs, sys.stdout is its capture. The live view's refresh
+    thread and the Ctrl-C notice (printed by the signal handler, in the middle of the call)
+    still reach the terminal, and the call's evidence holds what the tool printed, alone."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    (tmp_path / "script.yaml").write_text(
+        "- tool_calls: [{name: nap, arguments: {seconds: 3}}]\n- content: Rested.\n"
+    )
+    (tmp_path / "agent.yaml").write_text(
+        "name: talker\n"
+        "input: Nap.\n"
+        "model: {provider: scripted, script: script.yaml}\n"
+        "tools: [{name: nap, python: 'tests.support.pytools:talk_and_nap'}]\n"
+        "policy: {default: allow}\n"
+    )
+    trace = tmp_path / "trace.jsonl"
+    term = spawn(["run", "agent.yaml", "-o", trace.name], tmp_path)
+    at = term.wait_for("running nap")
+    ticking = re.compile(r"running nap  \(1\.\ds\)")
+    deadline = time.monotonic() + WAIT_S
+    while not ticking.search(term.screen, at):  # redrawn a second into the call
+        assert time.monotonic() < deadline, term.screen[-2000:]
+        term._read(0.1)
+    term.child.send("\x03")
+    term.wait_for("Ctrl-C: pausing after the current stage", after=at)
+    done = term.wait_for("resume or stop? [r/s]", after=at)
+    term.child.sendline("s")
+    term.wait_for("STOPPED", after=done)
+    assert term.finish() == 1
+    check_told(term, done, trace)
+
+    assert "the tool says hi" not in term.screen
+    (finished,) = [e for e in events_of(trace) if e["type"] == "tool_finished"]
+    assert finished["evidence"]["printed"] == {
+        "stdout": "the tool says hi\n",
+        "stderr": "",
+        "bytes": len("the tool says hi\n"),
+    }
 
 
 # --- (4) a pause-action interrupt: asked on a terminal, a stop without one ----------------------

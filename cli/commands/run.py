@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.console import Console
@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from govrun.cli.channels import bound_consoles, json_channel
 from govrun.cli.console import err, handle_errors, out, print_error
 from govrun.cli.pause_prompt import CtrlC, TerminalOperator
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from govrun.runtime.loop import RunResult
     from govrun.runtime.manifest.schema import Budgets, Manifest
     from govrun.runtime.ports import Approver, Control, Operator
+    from govrun.runtime.trace import events as ev
     from govrun.runtime.trace.writer import Observer
 
 
@@ -157,7 +159,8 @@ def told(m: Manifest, console: Console) -> Iterator[None]:
 @dataclass
 class Frontend:
     """Everything a live run needs from the terminal: who approves, who answers a pause,
-    Ctrl-C, and the live view. Shared by `run` and the live part of `replay`/`resume`."""
+    Ctrl-C, the live view, and which stream carries what. Shared by `run` and the live part
+    of `replay`/`resume`."""
 
     approver: Approver
     operator: Operator
@@ -167,11 +170,33 @@ class Frontend:
     interactive: bool
     who: str
     ctrl_c: CtrlC
+    json_lines: JsonLines | None = None
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
-        with self.ctrl_c.installed(), self.live or contextlib.nullcontext():
+        """While the run goes: with ``--json`` stdout carries the events alone; govrun's
+        consoles keep to their streams while tools print into captures; Ctrl-C pauses;
+        the live view draws."""
+        with contextlib.ExitStack() as stack:
+            if self.json_lines is not None:
+                self.json_lines.stream = stack.enter_context(json_channel())
+            stack.enter_context(bound_consoles())
+            stack.enter_context(self.ctrl_c.installed())
+            if self.live is not None:
+                stack.enter_context(self.live)
             yield
+
+
+class JsonLines:
+    """The ``--json`` observer: each event as one JSON line on ``stream`` (standard output,
+    kept for the events alone while the run goes: see :func:`json_channel`)."""
+
+    def __init__(self) -> None:
+        self.stream: TextIO = sys.stdout
+
+    def __call__(self, e: ev.Event) -> None:
+        self.stream.write(e.model_dump_json() + "\n")
+        self.stream.flush()
 
 
 def frontend(
@@ -198,8 +223,9 @@ def frontend(
     rules = load_approval_rules(approvals, manifest=m) if approvals else None
     observers: list[Observer] = []
     live: Live | None = None
-    if json_events:
-        observers.append(_json_streamer())
+    json_lines = JsonLines() if json_events else None
+    if json_lines is not None:
+        observers.append(json_lines)
     elif interactive and view:
         from govrun.cli.live import RunView
 
@@ -216,7 +242,9 @@ def frontend(
         TerminalOperator(out, live, who, ctrl_c=ctrl_c) if interactive else StopOperator()
     )
     decider = _approver(mode, m, identity=identity, who=who, live=live, rules=rules)
-    return Frontend(decider, operator, control, observers, live, interactive, who, ctrl_c)
+    return Frontend(
+        decider, operator, control, observers, live, interactive, who, ctrl_c, json_lines
+    )
 
 
 def _refuse_prompt(json_events: bool) -> None:
@@ -275,14 +303,6 @@ def _read_task(value: str | None) -> str | None:
         return Path(value[1:]).read_text()
     except OSError as exc:
         raise GovrunError(f"cannot read the task from {value[1:]}: {exc.strerror}") from None
-
-
-def _json_streamer():
-    def emit(e) -> None:
-        sys.stdout.write(e.model_dump_json() + "\n")
-        sys.stdout.flush()
-
-    return emit
 
 
 STATUS = {"completed": "bold green", "failed": "bold red", "stopped": "bold yellow"}
