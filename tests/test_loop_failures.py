@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 import pytest
 
+from govrun.runtime import RunInterrupted
 from govrun.runtime.govern.approvers import DenyApprover
 from govrun.runtime.govern.toolbox import LiveTools, PreparedCall
-from govrun.runtime.loop import RunInterrupted
 from govrun.runtime.ports import ApprovalDecision, ApprovalRequest, Control, FixedClock
 from govrun.runtime.run import run_agent
 from govrun.runtime.tools import ToolResult
