@@ -14,18 +14,14 @@ rewrite the panel that asks a person to approve it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import select
-import signal
 import sys
-import termios
-import threading
 import time
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from rich.console import Console, Group, RenderableType
@@ -36,6 +32,7 @@ from rich.table import Table
 from rich.text import Text
 
 from govrun.cli.console import live_paused
+from govrun.cli.terminal import prompt_mode
 from govrun.runtime.errors import GovrunError
 from govrun.runtime.ports import ApprovalDecision, ApprovalRequest
 
@@ -126,7 +123,7 @@ class TerminalApprover:
         deadline = _deadline(request.timeout_s)
         self._pending = b""
         try:
-            with _prompt_mode(self.fd):
+            with prompt_mode(self.fd):
                 choice = self._choose(deadline, f"auto-{effect} in {{}}s")
                 if choice is None:
                     return self._timed_out(request, effect)
@@ -397,25 +394,3 @@ def _deadline(timeout_s: float | None) -> float | None:
 
 def _seconds_left(deadline: float) -> int:
     return max(0, math.ceil(deadline - time.monotonic()))
-
-
-@contextlib.contextmanager
-def _prompt_mode(fd: int) -> Iterator[None]:
-    """Line input with echo and Ctrl-C for the prompt, whatever mode the terminal was left
-    in; typeahead is discarded, so keys pressed before the prompt appeared never answer it.
-    Ctrl-C raises ``KeyboardInterrupt`` here even when the run has its own handler."""
-    saved = termios.tcgetattr(fd)
-    wanted = list(saved)
-    wanted[3] |= termios.ICANON | termios.ECHO | termios.ISIG
-    if wanted != saved:
-        termios.tcsetattr(fd, termios.TCSANOW, wanted)
-    termios.tcflush(fd, termios.TCIFLUSH)
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler) if in_main else None
-    try:
-        yield
-    finally:
-        if in_main:
-            signal.signal(signal.SIGINT, previous)
-        if wanted != saved:
-            termios.tcsetattr(fd, termios.TCSADRAIN, saved)

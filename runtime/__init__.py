@@ -22,6 +22,8 @@ __version__ = "0.1.0"
 _PUBLIC: dict[str, str] = {
     "run_agent": "govrun.runtime.run",
     "RunResult": "govrun.runtime.loop",
+    "RunInterrupted": "govrun.runtime.loop",
+    "RunHalted": "govrun.runtime.loop",
     "load_manifest": "govrun.runtime.manifest.schema",
     "parse_manifest": "govrun.runtime.manifest.schema",
     "Manifest": "govrun.runtime.manifest.schema",

@@ -111,6 +111,27 @@ class RunResult:
     """The folder holding the run's copy of its workspace template, if it has one."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C ended the run at once (in the CLI: a second one before the loop could pause).
+    The loop recorded the operator's stop and sealed the trace first; this is still a
+    ``KeyboardInterrupt``, so Ctrl-C goes on up through an embedder's code, and it carries
+    how the run ended for whoever tells the person."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__(result.reason)
+        self.result = result
+
+
+class RunHalted(TraceWriteError):
+    """The trace could not be written, so the run halted before its next side effect. It
+    carries how far the record got: ``result.head`` and ``result.events`` are those of the
+    last whole line on disk, which ``govrun verify --head`` checks."""
+
+    def __init__(self, failure: TraceWriteError, result: RunResult) -> None:
+        super().__init__(failure.message, hint=failure.hint)
+        self.result = result
+
+
 class GovernedLoop:
     """One run of one agent under its manifest."""
 
@@ -188,27 +209,38 @@ class GovernedLoop:
     # --- the run ------------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        """Run to the end and say how it went. A Ctrl-C that interrupts at once ends it as
+        the operator's stop and raises :class:`RunInterrupted`; a failed trace write halts
+        it and raises :class:`RunHalted`; both carry the result, the trace as it stands."""
         end = RunEnded("failed", "internal_error", "the run ended unexpectedly")
+        interrupted = False
         try:
-            self._start()
-            while True:
-                self._step()
-        except RunEnded as ended:
-            end = ended
-        except TraceWriteError:
-            raise  # the record cannot be written: nothing more may happen, not even this
-        except KeyboardInterrupt:
-            end = RunEnded("stopped", "operator_stop", "interrupted (Ctrl-C twice)")
-            raise
-        except Exception as exc:
-            end = RunEnded(
-                "failed", "internal_error", f"internal error: {type(exc).__name__}: {exc}"
-            )
-            raise
-        finally:
-            if not (self.trace.closed or self.trace.broken) and self.trace.seq > 0:
-                end = self._finish(end)
-        return self._result(end)
+            try:
+                self._start()
+                while True:
+                    self._step()
+            except RunEnded as ended:
+                end = ended
+            except TraceWriteError:
+                raise  # the record cannot be written: nothing more may happen, not even this
+            except KeyboardInterrupt:
+                end = RunEnded("stopped", "operator_stop", "interrupted (Ctrl-C twice)")
+                interrupted = True
+            except Exception as exc:
+                end = RunEnded(
+                    "failed", "internal_error", f"internal error: {type(exc).__name__}: {exc}"
+                )
+                raise
+            finally:
+                if not (self.trace.closed or self.trace.broken) and self.trace.seq > 0:
+                    end = self._finish(end)
+        except TraceWriteError as exc:
+            halted = RunEnded("failed", "trace_error", exc.message)
+            raise RunHalted(exc, self._result(halted)) from exc
+        result = self._result(end)
+        if interrupted:
+            raise RunInterrupted(result)
+        return result
 
     def _start(self) -> None:
         self._emit(ev.RunStarted, **self._run_started)

@@ -1,5 +1,7 @@
 """`govrun run` in a real pseudo-terminal: the live view, Ctrl-C pause → resume/stop, a
-pause-action interrupt asking the operator, and a double Ctrl-C. Needs ``pexpect``.
+pause-action interrupt asking the operator, and a double Ctrl-C. However a run ends there,
+the summary names its trace and head, and `govrun verify --head` accepts them. Needs
+``pexpect``.
 
 The agent is offline: a scripted model proposes ``shell`` ``sleep 2`` twice (only ``sleep``
 is allowlisted, without flags, confined to its workspace), then answers. Every wait is
@@ -33,6 +35,7 @@ except ImportError:  # reported as a failure by the `spawn` fixture, never skipp
     pexpect = None
 
 ENTRY = "from govrun.cli.main import main; main()"
+REPO = Path(__file__).resolve().parents[1]
 ROWS, COLS = 40, 100
 
 
@@ -72,9 +75,24 @@ def interrupts_of(path: Path) -> list[tuple[str, str, str | None]]:
     return [(e["kind"], e["action"], e["by"]) for e in events_of(path) if e["type"] == "interrupt"]
 
 
-def verify(trace: Path) -> tuple[int, str]:
-    result = CliRunner().invoke(app, ["verify", str(trace)], env={"COLUMNS": "250"})
+def verify(trace: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["verify", str(trace), *args], env={"COLUMNS": "250"})
     return result.exit_code, " ".join(ANSI.sub("", result.output).split())
+
+
+def check_told(term: Terminal, at: int, trace: Path) -> str:
+    """After ``at``: the summary panel with the trace's path, its head, and how to verify
+    it later, all as `govrun verify --head` confirms (the trace is written relative to the
+    run's folder, so its path fits on a line). Returns the head."""
+    shown = term.screen[at:]
+    assert re.search(rf"│ trace +{re.escape(trace.name)} +│", shown), shown
+    heads = re.findall(r"^head ([0-9a-f]{64})$", shown, re.MULTILINE)
+    assert len(heads) == 1, shown
+    assert f"verify later with: govrun verify {trace.name} --head {heads[0]}" in shown, shown
+    code, said = verify(trace, "--head", heads[0])
+    assert code == 0 and "✓ intact" in said, said
+    assert heads[0] == events_of(trace)[-1]["hash"]
+    return heads[0]
 
 
 # --- the terminal ----------------------------------------------------------------------------
@@ -161,15 +179,13 @@ def pause_with_ctrl_c(term: Terminal) -> int:
 
 def test_ctrl_c_then_stop(spawn: Any, tmp_path: Path) -> None:
     trace = tmp_path / "trace.jsonl"
-    term = spawn(["run", str(sleeper(tmp_path)), "-o", str(trace)], tmp_path)
+    term = spawn(["run", str(sleeper(tmp_path)), "-o", trace.name], tmp_path)
     at = pause_with_ctrl_c(term)
     term.child.sendline("s")
     term.wait_for("STOPPED", after=at)
     term.wait_for("operator_stop", after=at)
     assert term.finish() == 1
-
-    code, said = verify(trace)
-    assert code == 0, said
+    check_told(term, at, trace)
     me = local_identity()
     assert interrupts_of(trace) == [("operator", "pause", me), ("operator", "stop", me)]
     events = events_of(trace)
@@ -197,6 +213,106 @@ def test_ctrl_c_then_resume(spawn: Any, tmp_path: Path) -> None:
     events = events_of(trace)
     assert [e["type"] for e in events].count("tool_finished") == 2
     assert events[-1]["status"] == "completed"
+
+
+def test_ctrl_c_at_the_prompt_stops(spawn: Any, tmp_path: Path) -> None:
+    """What was reported: the second Ctrl-C landed on the prompt, armed another pause and
+    left the run waiting. At the prompt Ctrl-C is an answer: stop, recorded as this
+    operator's, and the end is told as any other."""
+    trace = tmp_path / "trace.jsonl"
+    term = spawn(["run", str(sleeper(tmp_path)), "-o", trace.name], tmp_path)
+    at = pause_with_ctrl_c(term)
+    term.child.send("\x03")
+    term.wait_for("■ Ctrl-C at the prompt: stopping the run", after=at)
+    term.wait_for("STOPPED", after=at)
+    assert term.finish() == 1
+    check_told(term, at, trace)
+    assert term.screen.count("Ctrl-C: pausing") == 1 and term.screen.count("Paused:") == 1
+
+    me = local_identity()
+    assert interrupts_of(trace) == [("operator", "pause", me), ("operator", "stop", me)]
+    events = events_of(trace)
+    stop = [e for e in events if e["type"] == "interrupt"][-1]
+    assert stop["reason"] == "stopped with Ctrl-C at the pause prompt"
+    assert (events[-1]["status"], events[-1]["failure_class"]) == ("stopped", "operator_stop")
+
+
+def test_end_of_input_at_the_prompt_stops(spawn: Any, tmp_path: Path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    term = spawn(["run", str(sleeper(tmp_path)), "-o", trace.name], tmp_path)
+    at = pause_with_ctrl_c(term)
+    term.child.sendeof()
+    term.wait_for("■ end of input: stopping the run", after=at)
+    assert term.finish() == 1
+    check_told(term, at, trace)
+    stop = [e for e in events_of(trace) if e["type"] == "interrupt"][-1]
+    assert (stop["action"], stop["reason"]) == ("stop", "end of input at the pause prompt: stopped")
+
+
+def test_after_a_resume_ctrl_c_pauses_again(spawn: Any, tmp_path: Path) -> None:
+    """A pause answered at the prompt is over: the next Ctrl-C asks for a new pause rather
+    than stopping at once."""
+    trace = tmp_path / "trace.jsonl"
+    term = spawn(["run", str(sleeper(tmp_path)), "-o", trace.name], tmp_path)
+    at = pause_with_ctrl_c(term)
+    term.child.sendline("r")
+    at = term.wait_for("sleeper · step 2", after=at)
+    term.child.send("\x03")
+    term.wait_for("Ctrl-C: pausing after the current stage", after=at)
+    at = term.wait_for("resume or stop? [r/s]", after=at)
+    term.child.sendline("s")
+    term.wait_for("STOPPED", after=at)
+    assert term.finish() == 1
+    check_told(term, at, trace)
+    me = local_identity()
+    assert interrupts_of(trace) == [
+        ("operator", "pause", me),
+        ("operator", "resume", me),
+        ("operator", "pause", me),
+        ("operator", "stop", me),
+    ]
+
+
+def test_an_inline_tool_that_prints_hides_neither_the_view_nor_ctrl_c(
+    spawn: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While an inline Python tool runs, sys.stdout is its capture. The live view's refresh
+    thread and the Ctrl-C notice (printed by the signal handler, in the middle of the call)
+    still reach the terminal, and the call's evidence holds what the tool printed, alone."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    (tmp_path / "script.yaml").write_text(
+        "- tool_calls: [{name: nap, arguments: {seconds: 3}}]\n- content: Rested.\n"
+    )
+    (tmp_path / "agent.yaml").write_text(
+        "name: talker\n"
+        "input: Nap.\n"
+        "model: {provider: scripted, script: script.yaml}\n"
+        "tools: [{name: nap, python: 'tests.support.pytools:talk_and_nap'}]\n"
+        "policy: {default: allow}\n"
+    )
+    trace = tmp_path / "trace.jsonl"
+    term = spawn(["run", "agent.yaml", "-o", trace.name], tmp_path)
+    at = term.wait_for("running nap")
+    ticking = re.compile(r"running nap  \(1\.\ds\)")
+    deadline = time.monotonic() + WAIT_S
+    while not ticking.search(term.screen, at):  # redrawn a second into the call
+        assert time.monotonic() < deadline, term.screen[-2000:]
+        term._read(0.1)
+    term.child.send("\x03")
+    term.wait_for("Ctrl-C: pausing after the current stage", after=at)
+    done = term.wait_for("resume or stop? [r/s]", after=at)
+    term.child.sendline("s")
+    term.wait_for("STOPPED", after=done)
+    assert term.finish() == 1
+    check_told(term, done, trace)
+
+    assert "the tool says hi" not in term.screen
+    (finished,) = [e for e in events_of(trace) if e["type"] == "tool_finished"]
+    assert finished["evidence"]["printed"] == {
+        "stdout": "the tool says hi\n",
+        "stderr": "",
+        "bytes": len("the tool says hi\n"),
+    }
 
 
 # --- (4) a pause-action interrupt: asked on a terminal, a stop without one ----------------------
@@ -289,14 +405,16 @@ def test_pause_interrupt_in_a_pipe_stops_at_once(tmp_path: Path) -> None:
 
 def test_double_ctrl_c(spawn: Any, tmp_path: Path) -> None:
     trace = tmp_path / "trace.jsonl"
-    term = spawn(["run", str(sleeper(tmp_path)), "-o", str(trace)], tmp_path)
+    term = spawn(["run", str(sleeper(tmp_path)), "-o", trace.name], tmp_path)
     at = term.wait_for("in flight: shell command='sleep 2'")
     term.child.send("\x03")
     term.wait_for("Ctrl-C: pausing after the current stage", after=at)
     term.child.send("\x03")
-    term.wait_for("interrupted", after=at)
+    term.wait_for("interrupted: the run stopped at once", after=at)
+    term.wait_for("STOPPED", after=at)
     assert term.finish() == 130
     assert "resume or stop" not in term.screen
+    check_told(term, at, trace)
 
     # The second Ctrl-C lands during the sleep: the loop records the stop and closes the
     # trace on the way out, so it is intact AND finished, not merely intact-but-unfinished.

@@ -744,6 +744,15 @@ class TerminalRun(Run):
     def output(self) -> str:
         return self.screen.screen[-3000:]
 
+    def exit_code(self) -> int:
+        deadline = time.monotonic() + WAIT_S
+        while not self.screen.eof:
+            if time.monotonic() > deadline:
+                pytest.fail(f"govrun run did not end within {WAIT_S:.0f}s:\n{self.output()}")
+            self.screen._read(0.2)
+        self.screen.child.close()
+        return self.screen.child.exitstatus
+
 
 @pytest.fixture
 def on_a_terminal(
@@ -791,3 +800,26 @@ def test_on_a_terminal_the_person_may_answer_a_ctl_pause(on_a_terminal: Any) -> 
     screen.wait_for("COMPLETED", after=at)
     assert operator_actions(run.events()) == [("pause", "alice"), ("resume", local_identity())]
     assert_sound(run.trace)
+
+
+def test_on_a_terminal_a_ctl_stop_is_told_and_the_view_is_not_the_tools(
+    on_a_terminal: Any,
+) -> None:
+    """Stopped from another terminal, the run still ends with its summary, trace and head.
+    And the live view, redrawn by its own thread while each inline nap runs (its prints
+    captured for the trace), stayed on the screen: no call's evidence holds any of it."""
+    run = on_a_terminal()
+    screen, entry = run.screen, run.registered(step=3)
+    assert ctl(run, "stop", entry.run_id, "--as", "carol").code == 0
+    at = screen.wait_for("STOPPED")
+    screen.wait_for("verify later with:", after=at)
+    assert run.exit_code() == 1
+    shown = " ".join(screen.screen[at:].split())
+    events = run.events()
+    head = events[-1]["hash"]
+    assert f"head {head}" in shown and f"--head {head}" in shown
+    assert "naps.jsonl" in shown
+    report = verify_trace(run.trace, head=head)
+    assert report.ok and report.head_checked
+    finished = [e for e in events if e["type"] == "tool_finished"]
+    assert len(finished) >= 2 and all("printed" not in e["evidence"] for e in finished)

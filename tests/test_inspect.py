@@ -368,6 +368,30 @@ async def test_diff_of_identical_runs_says_so(runs: dict[str, Path]) -> None:
         assert "no divergence" in header(app)
 
 
+@asynced
+async def test_diff_opens_on_a_first_divergence_at_step_1(tmp_path: Path) -> None:
+    """The first pair is the divergence: header and detail show it as soon as the app
+    opens, before any key (the selection did not change, so nothing used to draw them)."""
+    manifest = scripted_manifest(tools=fs_tools("read"))
+    traces = [
+        run_in(
+            tmp_path / name,
+            manifest,
+            script=[calls(call("fs_read", {"path": path})), answer("done")],
+            files={"a.md": "one\n", "c.md": "two\n"},
+        )[0].trace_path
+        for name, path in (("a", "a.md"), ("b", "c.md"))
+    ]
+    app = DiffApp(diff_trajectories(*(load_trajectory(Path(t)) for t in traces)))
+    async with app.run_test(size=(100, 30)):
+        assert [p.kind for p in app.pairs] == ["changed", "same"] and app.index == 0
+        assert "pair 1/2 · first divergence step 1: calls[0].arguments.path" in header(app)
+        text = app.query_one("#pair-detail").text  # type: ignore[attr-defined]
+        assert "step 1 · changed" in text and "call 1 arguments.path" in text
+        assert "a.md" in text and "c.md" in text
+        assert "step 1 · changed" in screen_text(app)
+
+
 # --- following a live run -------------------------------------------------------------------
 
 
@@ -539,16 +563,69 @@ async def test_a_damaged_event_is_a_notice_not_a_traceback(tmp_path: Path) -> No
 # --- the command ----------------------------------------------------------------------------
 
 
+ENTRY = "from govrun.cli.main import main; main()"
+
+
+def on_a_terminal(*args: object) -> tuple[int, str]:
+    """``govrun ARGS`` on a pseudo-terminal, run to its end: exit code and screen."""
+    term = Screen([sys.executable, "-c", ENTRY, *map(str, args)], rows=24, cols=200)
+    try:
+        deadline = time.monotonic() + 15
+        while not term.eof and time.monotonic() < deadline:
+            term._read(0.2)
+        term.child.close()
+        assert term.eof, f"still running:\n{term.screen}"
+        return term.child.exitstatus, " ".join(term.screen.split())
+    finally:
+        if term.child.isalive():
+            term.child.close(force=True)
+
+
 def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
-    missing = govrun("inspect", tmp_path / "missing.jsonl")
-    assert missing.code == 2 and "cannot open the trace" in missing.err
+    """On a terminal, before the screen is taken over."""
+    code, said = on_a_terminal("inspect", tmp_path / "missing.jsonl")
+    assert code == 2 and "cannot open the trace" in said and "Traceback" not in said
     junk = tmp_path / "junk.jsonl"
     junk.write_text("hello\n")
-    not_trace = govrun("inspect", junk)
-    assert not_trace.code == 2 and "error:" in not_trace.err
-    no_b = govrun("inspect", GOLDEN, "--diff", tmp_path / "missing.jsonl")
-    assert no_b.code == 2 and "no such trace file" in no_b.err
+    code, said = on_a_terminal("inspect", junk)
+    assert code == 2 and "error:" in said and "Traceback" not in said
+    code, said = on_a_terminal("inspect", GOLDEN, "--diff", tmp_path / "missing.jsonl")
+    assert code == 2 and "no such trace file" in said
     assert "--follow" in govrun("inspect", "--help").out
+
+
+@pytest.mark.parametrize("diff", [False, True])
+def test_without_a_terminal_inspect_refuses_at_once(diff: bool) -> None:
+    """No terminal to draw on or read keys from: exit 2 at once, one line saying to run it
+    in a terminal and what prints the same for a pipe, and nothing on stdout."""
+    args = ["inspect", GOLDEN, *(["--diff", GOLDEN] if diff else [])]
+    ran = govrun(*args)
+    said = " ".join(ran.err.split())  # one message, however the console wraps it
+    assert ran.code == 2 and ran.out == "" and said.count("error:") == 1
+    assert said.startswith(
+        "error: govrun inspect needs a terminal (standard input and standard output are not "
+        "one): run it in a terminal, or "
+    )
+    instead = f"govrun diff {GOLDEN} {GOLDEN}" if diff else f"govrun show {GOLDEN}"
+    assert said.endswith(f"`{instead}` for a pipe or a file.")
+
+
+def test_with_stdout_in_a_pipe_inspect_exits_2_without_escape_codes() -> None:
+    """What was reported: stdout a pipe, stdin a terminal. The app used to draw into the
+    pipe and never exit; now the process ends at once and the pipe holds nothing."""
+    import pexpect
+
+    command = f"{sys.executable} -c '{ENTRY}' inspect {GOLDEN} | od -c"
+    child = pexpect.spawn("/bin/sh", ["-c", command], encoding="utf-8", timeout=15)
+    try:
+        child.expect(pexpect.EOF)
+        said = " ".join((child.before or "").split())
+        child.close()
+        assert "standard output is not one" in said and "033" not in said, said
+        assert said.endswith("0000000"), said  # od of an empty pipe: the offset alone
+    finally:
+        if child.isalive():
+            child.close(force=True)
 
 
 def test_the_command_opens_the_app_on_a_terminal_and_quits() -> None:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import pytest
 
+from govrun.runtime import RunInterrupted
 from govrun.runtime.govern.approvers import DenyApprover
 from govrun.runtime.govern.toolbox import LiveTools, PreparedCall
 from govrun.runtime.ports import ApprovalDecision, ApprovalRequest, Control, FixedClock
@@ -283,6 +284,30 @@ def test_an_approver_that_stops_ends_the_run(tmp_path: Path) -> None:
     assert executed(events) == []
     assert len(approver.requests) == 1  # the second call was never even asked about
     assert list(ws(tmp_path).iterdir()) == []
+
+
+def test_ctrl_c_at_once_stops_the_run_and_carries_its_result(tmp_path: Path) -> None:
+    """A KeyboardInterrupt mid-call (a second Ctrl-C) is the operator's stop: recorded and
+    sealed, then raised on as a KeyboardInterrupt that says how the run ended."""
+    manifest = scripted_manifest(tools=[python_tool("interrupted")])
+    m = prepare(tmp_path, manifest, script=[calls(call("interrupted", {}, id="c1")), answer()])
+    trace = new_trace_path(tmp_path)
+
+    with pytest.raises(RunInterrupted) as caught:
+        run_agent(m, task="t", trace_path=trace, clock=FixedClock())
+
+    assert isinstance(caught.value, KeyboardInterrupt)
+    result = caught.value.result
+    assert (result.status, result.failure_class) == ("stopped", "operator_stop")
+    assert result.reason == "interrupted (Ctrl-C twice)"
+    events = checked_events(trace)
+    finished = assert_ended(events, "stopped", "operator_stop")
+    assert (result.head, result.events, result.trace_path) == (
+        finished.hash,
+        len(events),
+        str(trace),
+    )
+    assert "tool_finished" not in types(events)  # stopped inside the call
 
 
 # --- tool_error ------------------------------------------------------------------------------

@@ -195,6 +195,42 @@ def test_resume_skips_the_in_flight_call_when_told(tmp_path: Path) -> None:
     assert verify_trace(resumed).ok
 
 
+def test_on_a_terminal_ctrl_c_at_the_in_flight_question_stops_and_tells(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Asked whether to re-run the call that was in flight, the person presses Ctrl-C: the
+    resumed run stops at once, never arming a pause the question would then sit over, and
+    its summary names the new trace and its head."""
+    from tests.support.pty import Screen
+
+    trace, target = crashed_run(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    argv = [sys.executable, "-c", "from govrun.cli.main import main; main()"]
+    term = Screen(
+        [*argv, "resume", str(trace), "-o", "resumed.jsonl"], rows=40, cols=120, cwd=tmp_path
+    )
+    try:
+        at = term.wait_for("e-run it or s")
+        term.child.send("\x03")
+        term.wait_for("interrupted: the run stopped at once", after=at)
+        term.wait_for("verify later with:", after=at)
+        while not term.eof:
+            term._read(0.2)
+        term.child.close()
+        assert term.child.exitstatus == 130
+        shown = " ".join(term.screen[at:].split())
+        assert "Ctrl-C: pausing" not in shown and "STOPPED operator_stop" in shown
+    finally:
+        if term.child.isalive():
+            term.child.close(force=True)
+    resumed = tmp_path / "resumed.jsonl"
+    assert not target.exists()
+    events = stored(resumed)
+    assert (events[-1]["status"], events[-1]["failure_class"]) == ("stopped", "operator_stop")
+    assert f"head {events[-1]['hash']}" in shown
+    assert verify_trace(resumed, head=events[-1]["hash"]).ok
+
+
 def test_resume_without_a_terminal_needs_a_decision(tmp_path: Path) -> None:
     trace, _ = crashed_run(tmp_path)
     resumed = tmp_path / "resumed.jsonl"

@@ -3,7 +3,8 @@
 Real subprocess, real file-size limit (RLIMIT_FSIZE): the kernel refuses the write of the
 write-ahead ``tool_started`` that announces the report write. The write must then never
 happen, `govrun run` must say why and exit 1, and the trace must verify as intact up to
-the last event that was written (a crash, not tampering).
+the last event that was written (a crash, not tampering). The run's summary still names
+the trace and that last event's hash, the head `govrun verify --head` checks it against.
 """
 
 from __future__ import annotations
@@ -78,3 +79,15 @@ def test_a_failed_trace_write_stops_the_run_before_the_side_effect(tmp_path: Pat
         if line.endswith(b"}")
     ]
     assert rows[-1]["type"] == "policy_decision"
+
+    said = " ".join(run.stdout.split())
+    head = rows[-1]["hash"]
+    assert "status FAILED trace_error" in said and str(tmp_path / "t.jsonl") in said
+    assert f"head {head} " in said
+    assert (
+        f"verify later with: govrun verify {tmp_path / 't.jsonl'} --head {head} "
+        "(intact up to here, but never sealed)"
+    ) in said
+    checked = verify_trace(tmp_path / "t.jsonl", head=head)
+    assert checked.intact and checked.head_checked
+    assert checked.problem is not None and checked.problem.is_crash  # no head mismatch

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import threading
 import time
 from typing import Any
 
@@ -144,3 +146,74 @@ def test_load_errors_are_clear(spec: str, message: str) -> None:
     with pytest.raises(ToolConfigError) as exc:
         load_python_tool(spec, name="t", timeout_s=1, max_output_bytes=100)
     assert message in str(exc.value)
+
+
+# --- what an inline call prints ---------------------------------------------------------
+
+
+def test_what_an_inline_call_prints_is_evidence_not_output(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """As under isolation: process (tests/test_tools_pyproc.py), bounded: 10 MB printed is
+    counted, the first max_output_bytes kept."""
+    streams = sys.stdout, sys.stderr
+    tool = load("chatty", max_output_bytes=1000)
+    result = call(tool, {"stdout_bytes": 10_000_000, "stderr_text": "a warning"})
+    seen = capfd.readouterr()
+    assert "xxxx" not in seen.out + seen.err and "a warning" not in seen.err
+    assert result.ok and result.output == "printed" and result.data == {"result": "printed"}
+    assert result.evidence["printed"] == {
+        "stdout": "x" * 1000 + "\n[truncated 9999000 bytes]",
+        "stderr": "a warning\n",
+        "bytes": 10_000_000 + len("a warning\n"),
+    }
+    assert (sys.stdout, sys.stderr) == streams  # put back after the call
+    assert "printed" not in call(load("add"), {"a": 1}).evidence  # nothing printed: no key
+
+
+def test_prints_from_the_tools_own_threads_are_captured(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    result = call(load("chatty_threads"), {"threads": 4, "lines": 500})
+    assert "thread" not in capfd.readouterr().out
+    printed = result.evidence["printed"]
+    lines = printed["stdout"].splitlines()
+    assert len(lines) == 2000 and printed["bytes"] == sum(len(line) + 1 for line in lines)
+    assert {f"thread {n} line 499" for n in range(4)} <= set(lines)  # no write lost or torn
+
+
+def test_a_failed_call_keeps_what_it_printed(capfd: pytest.CaptureFixture[str]) -> None:
+    result = call(load("chatty_then_fails"), {"text": "about to fail"})
+    assert capfd.readouterr().out == ""
+    assert result.failure_class == "tool_error" and result.error == "ValueError: it went wrong"
+    assert result.evidence["printed"] == {"stdout": "about to fail\n", "stderr": "", "bytes": 14}
+
+
+def test_bytes_written_to_the_buffer_are_captured(capfd: pytest.CaptureFixture[str]) -> None:
+    result = call(load("writes_bytes"), {"data": "raw"})
+    assert capfd.readouterr().out == "" and result.ok
+    assert result.evidence["printed"]["stdout"] == "raw\ufffd\n"
+
+
+def test_calls_in_several_threads_keep_their_own_prints_and_the_streams() -> None:
+    """Calls overlapping in time, from threads of their own (an embedder's): each call's
+    evidence holds its own lines, and the streams are the original ones afterwards, however
+    the calls ended in relation to each other."""
+    streams = sys.stdout, sys.stderr
+    tool = load("chatty_then_fails")
+    slow = load("slow_talker")
+    results: dict[int, ToolResult] = {}
+
+    def worker(n: int) -> None:
+        results[n] = call(slow, {"name": f"call {n}", "lines": 50, "pause_s": 0.001})
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    call(tool, {"text": "in between"})
+    for thread in threads:
+        thread.join()
+    assert (sys.stdout, sys.stderr) == streams
+    for n, result in results.items():
+        lines = result.evidence["printed"]["stdout"].splitlines()
+        assert lines == [f"call {n} {i}" for i in range(50)], lines[:3]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,8 +26,8 @@ def inspect(
         bool | None,
         typer.Option(
             "--follow/--no-follow",
-            help="Show new events as the run writes them. Default: on when the trace has no "
-            "run_finished yet.",
+            help="Show new events as the run writes them. Default: on when a live run is "
+            "writing the trace.",
         ),
     ] = None,
     diff: Annotated[
@@ -40,8 +42,13 @@ def inspect(
 ) -> None:
     """Step through a run in a terminal UI: timeline, prompt, reply, tool calls, policy,
     approvals, verification, raw events; search, filter, follow, replay, diff."""
+    _need_a_terminal(trace, diff)
     if diff is not None:
+        from govrun.cli.render.integrity import check_integrity
         from govrun.runtime.views.diff import diff_trajectories
+
+        for path in (trace, diff):
+            check_integrity(path, doing="inspect", refuse_altered=False)
         from govrun.runtime.views.trajectory import load_trajectory
 
         result = diff_trajectories(load_trajectory(trace), load_trajectory(diff))
@@ -64,3 +71,29 @@ def inspector(trace: Path, *, follow: bool | None = None) -> InspectApp:
     timeline = Timeline(trace)
     damage = damage_note(verify_trace(trace))  # said first, in the header
     return InspectApp(timeline, follow=follow, live=writer_of(trace) is not None, damage=damage)
+
+
+def _need_a_terminal(trace: Path, diff: Path | None) -> None:
+    """Refuse at once without a terminal on both ends: the app would write its escape
+    codes into a pipe and wait for keys nobody can press."""
+    missing = [name for name, f in (("input", sys.stdin), ("output", sys.stdout)) if not _tty(f)]
+    if not missing:
+        return
+    from govrun.runtime.errors import GovrunError
+
+    which = " and ".join(f"standard {name}" for name in missing)
+    instead = shlex.join(
+        ["govrun", "diff", str(trace), str(diff)] if diff else ["govrun", "show", str(trace)]
+    )
+    raise GovrunError(
+        f"govrun inspect needs a terminal ({which} {'is' if len(missing) == 1 else 'are'} "
+        f"not one): run it in a terminal, or `{instead}` for a pipe or a file."
+    )
+
+
+def _tty(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False

@@ -8,6 +8,7 @@ policy would change (over one trace or a folder of them); `--live-from` forks a 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from govrun.cli.commands.run import ApproveMode, Frontend, _summary, frontend
+from govrun.cli.commands.run import ApproveMode, Frontend, _summary, frontend, told
 from govrun.cli.console import err, handle_errors, out
 from govrun.cli.render.integrity import check_integrity
 
@@ -265,7 +266,7 @@ def _fork(
         m, approve=approve, approvals=approvals, approver=approver, json_events=json_output
     )
     target = _target(output, record, several=False, n=1, label="fork")
-    with ui.running():
+    with told(m, err if json_output else out), ui.running():
         outcome = run_replay(
             record,
             target,
@@ -344,7 +345,7 @@ def resume(
             hint="Pass --in-flight rerun or --in-flight skip.",
         )
     target = _target(output, record, several=False, n=1, label="resume")
-    with ui.running():
+    with told(m, err if json_output else out), ui.running():
         outcome = run_replay(
             record,
             target,
@@ -371,13 +372,18 @@ def _in_flight_decider(
             return flag.value, f"{ui.who} (--in-flight {flag.value})"
         from rich.prompt import Prompt
 
-        out.print(
-            f"[bold yellow]{started.get('tool')}[/] (step {started.get('step')}) was running "
-            "when the run crashed: whether it took effect is unknown."
-        )
-        choice = Prompt.ask(
-            "[bold]r[/]e-run it or [bold]s[/]kip it?", choices=["r", "s"], console=out
-        )
+        from govrun.cli.console import live_paused
+        from govrun.cli.terminal import prompt_mode
+
+        # Ctrl-C here stops the run at once (the loop records it), never arms a pause.
+        with live_paused(ui.live), prompt_mode(sys.stdin.fileno()):
+            out.print(
+                f"[bold yellow]{started.get('tool')}[/] (step {started.get('step')}) was "
+                "running when the run crashed: whether it took effect is unknown."
+            )
+            choice = Prompt.ask(
+                "[bold]r[/]e-run it or [bold]s[/]kip it?", choices=["r", "s"], console=out
+            )
         return ("rerun" if choice == "r" else "skip"), ui.who
 
     return decide

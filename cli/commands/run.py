@@ -8,23 +8,23 @@ terminal), nobody (`deny`, the default without one: no run ever waits for input)
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 from rich.panel import Panel
-from rich.prompt import Prompt
 from rich.table import Table
 
-from govrun.cli.console import err, handle_errors, live_paused, out
+from govrun.cli.channels import bound_consoles, json_channel
+from govrun.cli.console import err, handle_errors, out, print_error
+from govrun.cli.pause_prompt import CtrlC, TerminalOperator
 
 if TYPE_CHECKING:
     from govrun.runtime.govern.approval_rules import ApprovalRules
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from govrun.runtime.loop import RunResult
     from govrun.runtime.manifest.schema import Budgets, Manifest
     from govrun.runtime.ports import Approver, Control, Operator
+    from govrun.runtime.trace import events as ev
     from govrun.runtime.trace.writer import Observer
 
 
@@ -44,58 +45,6 @@ class ApproveMode(StrEnum):
 class DurabilityMode(StrEnum):
     flush = "flush"
     fsync = "fsync"
-
-
-class TerminalOperator:
-    """Asks the person at the terminal whether to resume a paused run."""
-
-    def __init__(self, console: Console, live: Live | None, identity: str) -> None:
-        self.console, self.live, self.identity = console, live, identity
-
-    def on_pause(self, reason: str) -> Literal["resume", "stop"]:
-        with live_paused(self.live):
-            self.console.print(
-                Panel(f"[bold yellow]Paused:[/] {escape(reason)}", border_style="yellow")
-            )
-            choice = Prompt.ask(
-                "[bold]r[/]esume or [bold]s[/]top?",
-                choices=["r", "s"],
-                default="s",
-                console=self.console,
-            )
-        return "resume" if choice == "r" else "stop"
-
-    def on_pause_or(
-        self, reason: str, answered: Callable[[], bool]
-    ) -> Literal["resume", "stop"] | None:
-        """A pause `govrun ctl` asked for: the prompt, until it is answered here or there
-        (``answered()`` true: None)."""
-        from govrun.cli.pause_prompt import ask_until
-
-        with live_paused(self.live):
-            return ask_until(self.console, reason, answered)
-
-
-@contextlib.contextmanager
-def _ctrl_c_pauses(control, interactive: bool, who: str) -> Iterator[None]:
-    """First Ctrl-C asks the loop to pause at its next stage boundary (recorded); a second
-    one before that interrupts at once. Without a terminal Ctrl-C requests a stop."""
-
-    def handler(signum: int, frame: object) -> None:
-        if control.requested is not None:
-            raise KeyboardInterrupt
-        control.request("pause" if interactive else "stop", by=who)
-        err.print(
-            "[yellow]Ctrl-C: pausing after the current stage (Ctrl-C again to stop now)[/]"
-            if interactive
-            else "[yellow]Ctrl-C: stopping[/]"
-        )
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 @handle_errors
@@ -176,7 +125,8 @@ def run(
         m, approve=approve, approvals=approvals, approver=approver, json_events=json_events
     )
     signer = Signer.load(key) if key else None
-    with ui.running():
+    console = err if json_events else out
+    with told(m, console), ui.running():
         result = run_agent(
             m,
             task=task,
@@ -190,14 +140,34 @@ def run(
             signer=signer,
             registry=run_registry(),
         )
-    _summary(result, m, err if json_events else out)
+    _summary(result, m, console)
     raise typer.Exit(0 if result.status == "completed" else 1)
+
+
+@contextlib.contextmanager
+def told(m: Manifest, console: Console) -> Iterator[None]:
+    """However a run ends, the person is told how, where its trace is and its head. Most
+    ends return a result; these two raise one: Ctrl-C that stopped the run at once (exit
+    130, as for any command Ctrl-C ends) and a trace write that failed (exit 1)."""
+    from govrun.runtime.loop import RunHalted, RunInterrupted
+
+    try:
+        yield
+    except RunInterrupted as stopped:
+        err.print("[yellow]interrupted: the run stopped at once[/]")
+        _summary(stopped.result, m, console)
+        raise typer.Exit(130) from None
+    except RunHalted as halted:
+        print_error(halted)
+        _summary(halted.result, m, console, sealed=False)
+        raise typer.Exit(halted.exit_code) from None
 
 
 @dataclass
 class Frontend:
     """Everything a live run needs from the terminal: who approves, who answers a pause,
-    Ctrl-C, and the live view. Shared by `run` and the live part of `replay`/`resume`."""
+    Ctrl-C, the live view, and which stream carries what. Shared by `run` and the live part
+    of `replay`/`resume`."""
 
     approver: Approver
     operator: Operator
@@ -206,14 +176,34 @@ class Frontend:
     live: Live | None
     interactive: bool
     who: str
+    ctrl_c: CtrlC
+    json_lines: JsonLines | None = None
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
-        with (
-            _ctrl_c_pauses(self.control, self.interactive, self.who),
-            self.live or contextlib.nullcontext(),
-        ):
+        """While the run goes: with ``--json`` stdout carries the events alone; govrun's
+        consoles keep to their streams while tools print into captures; Ctrl-C pauses;
+        the live view draws."""
+        with contextlib.ExitStack() as stack:
+            if self.json_lines is not None:
+                self.json_lines.stream = stack.enter_context(json_channel())
+            stack.enter_context(bound_consoles())
+            stack.enter_context(self.ctrl_c.installed())
+            if self.live is not None:
+                stack.enter_context(self.live)
             yield
+
+
+class JsonLines:
+    """The ``--json`` observer: each event as one JSON line on ``stream`` (standard output,
+    kept for the events alone while the run goes: see :func:`json_channel`)."""
+
+    def __init__(self) -> None:
+        self.stream: TextIO = sys.stdout
+
+    def __call__(self, e: ev.Event) -> None:
+        self.stream.write(e.model_dump_json() + "\n")
+        self.stream.flush()
 
 
 def frontend(
@@ -240,8 +230,9 @@ def frontend(
     rules = load_approval_rules(approvals, manifest=m) if approvals else None
     observers: list[Observer] = []
     live: Live | None = None
-    if json_events:
-        observers.append(_json_streamer())
+    json_lines = JsonLines() if json_events else None
+    if json_lines is not None:
+        observers.append(json_lines)
     elif interactive and view:
         from govrun.cli.live import RunView
 
@@ -252,9 +243,15 @@ def frontend(
         from govrun.cli.live import PlainLog
 
         observers.append(PlainLog(err).observe)
-    operator = TerminalOperator(out, live, who) if interactive else StopOperator()
+    control = Control()
+    ctrl_c = CtrlC(control, interactive=interactive, who=who, console=err)
+    operator: Operator = (
+        TerminalOperator(out, live, who, ctrl_c=ctrl_c) if interactive else StopOperator()
+    )
     decider = _approver(mode, m, identity=identity, who=who, live=live, rules=rules)
-    return Frontend(decider, operator, Control(), observers, live, interactive, who)
+    return Frontend(
+        decider, operator, control, observers, live, interactive, who, ctrl_c, json_lines
+    )
 
 
 def _refuse_prompt(json_events: bool) -> None:
@@ -315,14 +312,6 @@ def _read_task(value: str | None) -> str | None:
         raise GovrunError(f"cannot read the task from {value[1:]}: {exc.strerror}") from None
 
 
-def _json_streamer():
-    def emit(e) -> None:
-        sys.stdout.write(e.model_dump_json() + "\n")
-        sys.stdout.flush()
-
-    return emit
-
-
 STATUS = {"completed": "bold green", "failed": "bold red", "stopped": "bold yellow"}
 
 
@@ -342,7 +331,11 @@ def _budget_usage(c: Counters, b: Budgets) -> str:
     return ", ".join(parts)
 
 
-def _summary(result: RunResult, manifest: Manifest, console: Console) -> None:
+def _summary(
+    result: RunResult, manifest: Manifest, console: Console, *, sealed: bool = True
+) -> None:
+    """The run's outcome, then its trace's head and how to check it later. ``sealed=False``:
+    the trace ends where writing failed, without its seal; its head is the last whole line."""
     c = result.counters
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold cyan")
@@ -375,8 +368,9 @@ def _summary(result: RunResult, manifest: Manifest, console: Console) -> None:
         )
     )
     console.print(f"head {result.head}", soft_wrap=True, highlight=False)
+    unsealed = "" if sealed else " (intact up to here, but never sealed)"
     console.print(
         f"[dim]verify later with: govrun verify {escape(result.trace_path)} --head "
-        f"{result.head}[/]",
+        f"{result.head}{unsealed}[/]",
         soft_wrap=True,
     )

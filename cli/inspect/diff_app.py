@@ -42,7 +42,9 @@ class DiffApp(InspectorApp):
         ("Step icons", list(STATUS_ICONS.values())),
     ]
 
-    index: var[int] = var(0, init=False)
+    index: var[int] = var(0, init=False, always_update=True)
+    """The selected pair. Set to the first divergence on mount, which may be pair 0, the
+    default: every setting must draw, or the screen opens with an empty header and detail."""
 
     def __init__(self, diff: TrajectoryDiff) -> None:
         super().__init__()
@@ -65,9 +67,7 @@ class DiffApp(InspectorApp):
         first = next((n for n, p in enumerate(self.pairs) if p.kind != "same"), None)
         if first is None:
             self.notify("no divergence: every step matches")
-            self.watch_index(0, 0)
-        else:
-            self.index = first
+        self.index = first or 0
 
     def watch_index(self, old: int, new: int) -> None:
         self.view.select(new)

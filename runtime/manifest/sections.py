@@ -277,9 +277,11 @@ class ToolSpec(Section):
         "inline",
         description="python only. inline: the function runs inside govrun, the fastest way, "
         "but its timeout is best-effort (a function that catches the interrupt keeps "
-        "running). process: it runs in a warm worker process of its own, killed with "
-        "everything it started when a call overruns, at the cost of a round trip per call; "
-        "what it prints is kept as evidence.",
+        "running), and only what it prints through sys.stdout/sys.stderr is captured (not "
+        "a C extension or child process writing to the file descriptors itself). process: "
+        "it runs in a warm worker process of its own, killed with everything it started "
+        "when a call overruns, at the cost of a round trip per call. Either way what it "
+        "prints is kept as evidence (evidence.printed), never written to govrun's output.",
     )
     scope: ToolScope = Field(default_factory=ToolScope, description="Where the tool may act.")
     verify: list[Check] = Field(

@@ -353,6 +353,7 @@ class ControlledOperator:
             choice = race(reason, answered)  # the terminal asks, and polls ctl meanwhile
             if choice is not None:
                 self.identity = getattr(self.inner, "identity", "operator")
+                self.reason = getattr(self.inner, "reason", None)  # e.g. Ctrl-C at the prompt
                 return choice
         else:
             while not answered():

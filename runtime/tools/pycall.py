@@ -3,7 +3,8 @@
 The function's signature becomes a closed pydantic arguments model, so the model gets a
 real JSON schema and hallucinated or mistyped arguments fail before the call. The callable
 is operator code and is trusted; its *arguments* are not. Exceptions become ``tool_error``
-results showing only the exception type and message, never a traceback.
+results showing only the exception type and message, never a traceback. What it prints is
+evidence of the call (``evidence.printed``), never govrun's output: see :mod:`.printed`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 # The C module behind `signal`, without its enum conversions (~15 µs per call here).
 import _signal
 import asyncio
+import contextlib
 import difflib
 import functools
 import hashlib
@@ -24,6 +26,7 @@ from typing import Any, Literal
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, PydanticSchemaGenerationError, create_model
 
+from govrun.runtime.tools import printed as prints
 from govrun.runtime.tools.base import (
     BaseTool,
     Canonical,
@@ -32,6 +35,7 @@ from govrun.runtime.tools.base import (
     ToolResult,
     ToolTimeout,
 )
+from govrun.runtime.tools.printed import Printed
 from govrun.runtime.tools.pyprocess import ProcessCaller, WorkerFailure
 from govrun.runtime.tools.schema_kinds import json_schema_kinds
 
@@ -200,8 +204,27 @@ class PythonTool(BaseTool):
         if self._process is not None:
             return self._execute_in_process(args)
         positional, keyword = self._call_args(args)
-        result = _call_with_timeout(self.func, positional, keyword, self.timeout_s)
-        return self._result(*_serialize(result))
+        printed = Printed(self.max_output_bytes)
+        outer = prints.start(printed)  # what it prints is evidence, never govrun's output
+        try:
+            result = _call_with_timeout(self.func, positional, keyword, self.timeout_s, printed)
+            text, jsonable = _serialize(result)
+        except Exception as exc:
+            return self._with_printed(self._failed(exc), printed)
+        finally:
+            prints.end(printed, outer)
+        said = printed.evidence()
+        if said is None:
+            return self._result(text, jsonable)
+        return self._result(text, jsonable, printed=said)
+
+    @staticmethod
+    def _with_printed(result: ToolResult, printed: Printed) -> ToolResult:
+        """A failed inline call keeps what it printed, as a failed worker call does."""
+        said = printed.evidence()
+        if said is None:
+            return result
+        return result.model_copy(update={"evidence": {**result.evidence, "printed": said}})
 
     def _result(self, text: str, jsonable: Any, **evidence: Any) -> ToolResult:
         encoded = text.encode("utf-8")
@@ -271,17 +294,22 @@ def _expire(signum: int, frame: object) -> None:
 
 
 def _call_with_timeout(
-    func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], timeout_s: float
+    func: Callable[..., Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    timeout_s: float,
+    printed: Printed | None = None,
 ) -> Any:
     """Call with a deadline. On the main thread an interval timer interrupts the call
     itself (and costs ~1.5 µs); elsewhere the call runs in a worker thread that Python
-    cannot kill, so an overrun is reported as a timeout but keeps running."""
+    cannot kill, so an overrun is reported as a timeout but keeps running (what it prints
+    after that is no longer captured)."""
     if (
         threading.current_thread() is threading.main_thread()
         and _signal.getsignal(_signal.SIGALRM) in _UNCLAIMED
     ):
         return _call_with_alarm(func, args, kwargs, timeout_s)
-    return _call_in_thread(func, args, kwargs, timeout_s)
+    return _call_in_thread(func, args, kwargs, timeout_s, printed)
 
 
 def _call_with_alarm(
@@ -306,15 +334,20 @@ def _call_with_alarm(
 
 
 def _call_in_thread(
-    func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], timeout_s: float
+    func: Callable[..., Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    timeout_s: float,
+    printed: Printed | None = None,
 ) -> Any:
     box: dict[str, Any] = {}
 
     def target() -> None:
         try:
-            value = func(*args, **kwargs)
-            if _awaitable(value):
-                value = asyncio.run(_await_with_timeout(value, timeout_s))
+            with prints.attributed(printed) if printed is not None else contextlib.nullcontext():
+                value = func(*args, **kwargs)
+                if _awaitable(value):
+                    value = asyncio.run(_await_with_timeout(value, timeout_s))
             box["value"] = value
         except BaseException as exc:  # carried to the caller's thread below
             box["error"] = exc

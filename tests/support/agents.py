@@ -299,3 +299,8 @@ def executed(events: Iterable[ev.Event]) -> list[str]:
 def explode(message: str) -> str:
     """Always raises: the loop must turn it into a tool_error, not a crash."""
     raise ValueError(f"exploded: {message}")
+
+
+def interrupted() -> str:
+    """Ctrl-C in the middle of a call, as a second Ctrl-C delivers it: the run stops at once."""
+    raise KeyboardInterrupt

@@ -163,3 +163,69 @@ def segfaults() -> None:
 def asks() -> str:
     """Read a line from standard input."""
     return input()
+
+
+def chatty_threads(threads: int, lines: int) -> str:
+    """Print ``lines`` lines from each of ``threads`` threads of its own, and wait for them."""
+    import threading
+
+    def talk(n: int) -> None:
+        for i in range(lines):
+            print(f"thread {n} line {i}")
+
+    workers = [threading.Thread(target=talk, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return "talked"
+
+
+def chatty_then_fails(text: str) -> None:
+    """Print, then raise."""
+    print(text)
+    raise ValueError("it went wrong")
+
+
+def writes_bytes(data: str) -> str:
+    """Write through ``sys.stdout.buffer``, as some libraries do."""
+    sys.stdout.buffer.write(data.encode() + b"\xff\n")
+    return "wrote"
+
+
+def slow_talker(name: str, lines: int, pause_s: float) -> str:
+    """Print ``lines`` numbered lines, pausing between them (calls overlap in time)."""
+    for i in range(lines):
+        print(f"{name} {i}")
+        time.sleep(pause_s)
+    return name
+
+
+def talk_and_nap(seconds: float) -> str:
+    """Say something, then nap: a call that prints and takes a while (the live view and
+    Ctrl-C go on meanwhile)."""
+    print("the tool says hi")
+    time.sleep(seconds)
+    return "rested"
+
+
+def flood(megabytes: int) -> str:
+    """Print ``megabytes`` MiB to stdout, a MiB a line, then one line to stderr."""
+    line = "z" * ((1 << 20) - 1)
+    for _ in range(megabytes):
+        print(line)
+    print("flooded", file=sys.stderr)
+    return f"printed {megabytes} MiB"
+
+
+def beside_python() -> str:
+    """Write where an inline capture cannot see — file descriptor 1 itself, and a child
+    process that inherits it — and through the channels it can: a warning, a log record."""
+    import logging
+    import warnings
+
+    os.write(1, b"written to fd 1 directly\n")
+    subprocess.run(["echo", "a child process on fd 1"], check=True)
+    warnings.warn("a warning from the tool", stacklevel=1)
+    logging.getLogger("tests.tool").warning("a log record from the tool")
+    return "wrote beside"
