@@ -152,7 +152,7 @@ def test_run_bad_manifest(tmp_path: Path) -> None:
 def test_run_missing_manifest(tmp_path: Path) -> None:
     ran = govrun("run", tmp_path / "nope.yaml", "-o", tmp_path / "trace.jsonl")
     assert ran.code == 2
-    assert "manifest not found" in ran.flat
+    assert ": no such manifest" in ran.flat
 
 
 def test_run_without_a_task(tmp_path: Path) -> None:
@@ -184,7 +184,7 @@ def test_run_task_from_a_missing_file(tmp_path: Path) -> None:
     trace = tmp_path / "trace.jsonl"
     ran = govrun("run", MINIMAL, "-i", f"@{tmp_path / 'missing.md'}", "-o", trace)
     assert ran.code == 2, ran.flat
-    assert f"cannot read the task from {tmp_path / 'missing.md'}" in ran.flat
+    assert f"{tmp_path / 'missing.md'}: no such task file" in ran.flat
     assert not trace.exists()
 
 
@@ -328,7 +328,7 @@ def test_run_bad_rules_file(tmp_path: Path) -> None:
     assert not (tmp_path / "t.jsonl").exists()
     ran = govrun("run", manifest, "-o", tmp_path / "t.jsonl", "--approvals", tmp_path / "no.yaml")
     assert ran.code == 2
-    assert "approval rules file not found" in ran.flat
+    assert ": no such approval rules file" in ran.flat
 
 
 @pytest.mark.parametrize(
@@ -431,7 +431,7 @@ def test_run_signs_approvals_with_the_given_key(tmp_path: Path) -> None:
     assert decided["key_fingerprint"] == signer.fingerprint
     ran = govrun("run", manifest, "-o", tmp_path / "u.jsonl", "--key", tmp_path / "nokey.pem")
     assert ran.code == 2
-    assert "cannot read signing key" in ran.flat
+    assert "nokey.pem: no such signing key" in ran.flat
     assert not (tmp_path / "u.jsonl").exists()
 
 

@@ -29,6 +29,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from govrun.runtime.errors import GovrunError
+from govrun.runtime.manifest.inputs import SCRIPT, read_text
 from govrun.runtime.models.prompt_size import PromptSizer
 from govrun.runtime.ports import Model, ModelCallError, ModelReply, ToolCallRequest, Usage
 
@@ -146,7 +147,7 @@ class ScriptedModel(Model):
     def from_file(cls, path: str | Path, *, name: str = "scripted") -> ScriptedModel:
         """Load and validate a YAML script; problems raise GovrunError naming file:line."""
         source = str(path)
-        data, root = _load_yaml(_read(Path(path)), source)
+        data, root = _load_yaml(read_text(path, SCRIPT), source)
         return cls(_validate(data, source, root=root), name=name, source=source)
 
     def __repr__(self) -> str:
@@ -249,19 +250,6 @@ def _error_kwargs(error: ScriptError) -> dict[str, Any]:
 
 
 # --- loading and validation ---------------------------------------------------------------
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise GovrunError(
-            f"model script not found: {path}",
-            hint="model.script is relative to the manifest's folder.",
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise GovrunError(f"cannot read model script {path}: {reason}") from None
 
 
 def _load_yaml(text: str, source: str) -> tuple[Any, Node | None]:
