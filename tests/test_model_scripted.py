@@ -246,7 +246,7 @@ def test_invalid_turns_are_explained(tmp_path: Path, text: str, expected: str) -
         ("# only a comment\n", "expected a YAML list of at least one turn; got nothing"),
         ("[]\n", "expected a YAML list of at least one turn; got a list"),
         ("content: hi\n", "expected a YAML list of at least one turn; got a mapping"),
-        ("- content: [unclosed\n", ":2:1: model script is not valid YAML"),
+        ("- content: [unclosed\n", "script.yaml:2:1: YAML syntax error: "),
     ],
 )
 def test_bad_files_are_explained(tmp_path: Path, text: str, expected: str) -> None:
