@@ -541,13 +541,14 @@ async def test_a_damaged_event_is_a_notice_not_a_traceback(tmp_path: Path) -> No
 
 def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
     missing = govrun("inspect", tmp_path / "missing.jsonl")
-    assert missing.code == 2 and "cannot open the trace" in missing.err
+    assert missing.code == 2 and "missing.jsonl: no such trace" in missing.err
+    assert len(missing.err.strip().splitlines()) == 1
     junk = tmp_path / "junk.jsonl"
     junk.write_text("hello\n")
     not_trace = govrun("inspect", junk)
     assert not_trace.code == 2 and "error:" in not_trace.err
     no_b = govrun("inspect", GOLDEN, "--diff", tmp_path / "missing.jsonl")
-    assert no_b.code == 2 and "no such trace file" in no_b.err
+    assert no_b.code == 2 and "no such trace" in no_b.err
     assert "--follow" in govrun("inspect", "--help").out
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from govrun.runtime.errors import TraceError, TraceWriteError
 from govrun.runtime.ports import FixedClock
-from govrun.runtime.trace.canonical import blob_dir, canonical, sha256_hex
+from govrun.runtime.trace.canonical import MAX_LINE_BYTES, blob_dir, canonical, sha256_hex
 from govrun.runtime.trace.events import (
     ZERO_HASH,
     Event,
@@ -31,7 +31,13 @@ from govrun.runtime.trace.events import (
     ToolCallProposed,
     ToolFinished,
 )
-from govrun.runtime.trace.reader import TraceIndex, TraceReader, gc_frozen, read_trace
+from govrun.runtime.trace.reader import (
+    TraceIndex,
+    TraceReader,
+    check_trace,
+    gc_frozen,
+    read_trace,
+)
 from govrun.runtime.trace.verify import verify_trace
 from govrun.runtime.trace.writer import BLOB_THRESHOLD, REDACTED, TraceWriter
 from tests.support.traces import BIG_OUTPUT_BYTES, read_lines, rechain, write_run
@@ -350,6 +356,49 @@ def test_empty_or_missing_trace_is_an_error(tmp_path: Path) -> None:
         read_trace(tmp_path / "empty.jsonl")
     with pytest.raises(TraceError, match="no such trace"):
         TraceReader(tmp_path / "nope.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("start", "reason"),
+    [
+        (b"\x00\x00\x00", "it begins with a NUL byte (binary data), not a JSON object"),
+        (b"\x8f\x02{", "it begins with byte 0x8f (binary data), not a JSON object"),
+        (b'\xef\xbb\xbf{"a": 1}\n', "it begins with a UTF-8 byte-order mark, not a JSON object"),
+        (b"[" * 30, "it begins with '[[[[[[[[[[[[[[[[[[[[…', not a JSON object"),
+        (b"name: agent\n", "it begins with 'name: agent', not a JSON object"),
+        (b"\n{}\n", "it begins with an empty line, not a JSON object"),
+    ],
+)
+def test_a_file_that_does_not_begin_like_a_trace_is_refused(
+    tmp_path: Path, start: bytes, reason: str
+) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(start)
+    with pytest.raises(TraceError) as caught:
+        check_trace(path)
+    assert str(caught.value) == f"{path} is not a govrun trace: {reason}."
+
+
+def test_a_first_line_longer_than_any_event_is_refused_without_reading_it_all(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "long.jsonl"
+    with path.open("wb") as f:
+        f.write(b'{"agent": "')
+        f.truncate(MAX_LINE_BYTES + (4 << 20))  # sparse: no disk, reads as NUL bytes
+    with pytest.raises(TraceError, match="its first line is longer than 16 MiB"):
+        check_trace(path)
+    path.write_bytes(b'{"agent": "' + b"x" * (1 << 20))  # a long torn first line: a crash
+    check_trace(path)
+
+
+def test_a_folder_or_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    with pytest.raises(TraceError, match=r"the trace is a folder, not a file"):
+        read_trace(tmp_path)
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(TraceError, match=r"the trace is a named pipe \(FIFO\), not a regular"):
+        verify_trace(fifo)
 
 
 @pytest.mark.parametrize(

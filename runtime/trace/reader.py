@@ -3,6 +3,11 @@ line told from damage, random access by line for viewers.
 
 Readers refuse a trace written with a newer major schema, with a clear message; an
 incomplete final line is what a crash mid-write leaves and is reported, not fatal.
+
+Every command that reads a trace first calls :func:`check_trace`: a missing file, a folder,
+a FIFO or device, an empty file, and a file that does not begin like a trace (binary data,
+text, a first line longer than any event) are each refused with one :class:`TraceError`,
+worded the same everywhere, before anything is loaded.
 """
 
 from __future__ import annotations
@@ -15,14 +20,76 @@ from dataclasses import dataclass
 from itertools import accumulate, count, islice
 from operator import add
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 from pydantic import ValidationError
 
 from govrun.runtime.errors import TraceError
-from govrun.runtime.trace.canonical import _BLOB_KEY, _BLOB_MARK, _BLOB_REF, blob_dir
+from govrun.runtime.manifest.inputs import TRACE, open_file
+from govrun.runtime.trace.canonical import (
+    _BLOB_KEY,
+    _BLOB_MARK,
+    _BLOB_REF,
+    MAX_LINE_BYTES,
+    blob_dir,
+)
 from govrun.runtime.trace.events import EVENT_ADAPTER, EVENT_TYPES, SCHEMA_MAJOR, Event
+
+_SNIFF = 1 << 16
+"""Bytes read to judge whether a file begins like a trace."""
+
+
+def open_trace(path: str | Path) -> BinaryIO:
+    """``path`` open for reading if it is a regular file (:func:`govrun.runtime.manifest.inputs.
+    open_file`): a FIFO or a device is refused, never waited on."""
+    return open_file(path, TRACE, error=TraceError)
+
+
+def check_trace(path: str | Path) -> None:
+    """Refuse what cannot be a trace, each in one sentence: what every reader calls first."""
+    reason = foreign(path)
+    if reason is not None:
+        raise TraceError(f"{path} is not a govrun trace: {reason}.")
+
+
+def foreign(path: str | Path) -> str | None:
+    """Why the file at ``path`` is not a govrun trace, judged from its first line (a trace's
+    first line is a JSON object of at most :data:`MAX_LINE_BYTES`), or None. Raises
+    :class:`TraceError` for a file that is missing, a folder, not a regular file or empty."""
+    with open_trace(path) as f:
+        head = f.read(_SNIFF)
+        if not head:
+            raise TraceError(f"{path}: the trace is empty")
+        if head[:1] != b"{":
+            return f"it begins with {_first_bytes(head)}, not a JSON object"
+        seen = head
+        while b"\n" not in seen:  # the first line goes on: it must end as an event would
+            if f.tell() > MAX_LINE_BYTES:
+                return (
+                    f"its first line is longer than {MAX_LINE_BYTES >> 20} MiB, and no govrun "
+                    "event is"
+                )
+            seen = f.read(1 << 20)
+            if not seen:
+                return None  # one unfinished line: a crash while the first event was written
+        return None
+
+
+def _first_bytes(head: bytes) -> str:
+    first = head[0]
+    if first == 0:
+        return "a NUL byte (binary data)"
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "a UTF-8 byte-order mark"
+    if first in b"\r\n":
+        return "an empty line"
+    if first in b" \t":
+        return "whitespace"
+    if first >= 0x80 or first < 0x20:
+        return f"byte 0x{first:02x} (binary data)"
+    text = head[:40].split(b"\n", 1)[0].decode("ascii", errors="replace")
+    return repr(text[:20] + ("…" if len(text) > 20 else ""))
 
 
 @dataclass(frozen=True)
@@ -111,8 +178,7 @@ class TraceReader:
 
     def __init__(self, path: str | Path, *, resolve_blobs: bool = True) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise TraceError(f"{self.path}: no such trace file.")
+        check_trace(path)
         self.resolve_blobs = resolve_blobs
         self.torn: TornTail | None = None
 
@@ -144,8 +210,7 @@ def read_stored(path: str | Path) -> tuple[list[dict[str, Any]], TornTail | None
     what they rely on (an object with a known ``type`` and ``seq`` in order) and the schema
     major, raising :class:`TraceError` otherwise."""
     file = Path(path)
-    if not file.is_file():
-        raise TraceError(f"{file}: no such trace file.")
+    check_trace(path)
     events: list[dict[str, Any]] = []
     with gc_paused():
         torn = _read_into(events, file)
@@ -190,7 +255,8 @@ def gc_frozen() -> Iterator[None]:
 def _read_into(events: list[dict[str, Any]], file: Path) -> TornTail | None:
     """The fast path: every complete line parsed in a comprehension, checked in one pass;
     anything unexpected goes line by line for a precise error."""
-    data = file.read_bytes()
+    with open_trace(file) as f:
+        data = f.read()
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
     loads = orjson.loads
@@ -266,16 +332,21 @@ def _lines(path: Path, chunk_size: int = 1 << 20) -> Iterator[tuple[int, int, by
     """(line number from 1, byte offset, bytes without newline, ended by newline)."""
     line_no = 0
     offset = 0
-    with open(path, "rb") as f:
-        pending = b""
+    with open_trace(path) as f:
+        pieces: list[bytes] = []  # of a line longer than a chunk: joined once, not per chunk
         while chunk := f.read(chunk_size):
-            buf = pending + chunk
-            parts = buf.split(b"\n")
-            pending = parts.pop()
+            parts = chunk.split(b"\n")
+            if len(parts) == 1:
+                pieces.append(chunk)
+                continue
+            if pieces:
+                parts[0] = b"".join((*pieces, parts[0]))
+            pieces = [parts.pop()]
             for part in parts:
                 line_no += 1
                 yield line_no, offset, part, True
                 offset += len(part) + 1
+        pending = b"".join(pieces)
         if pending:
             yield line_no + 1, offset, pending, False
 
@@ -291,7 +362,7 @@ class TraceIndex:
         self.path = Path(path)
         self._offsets = array("Q")
         self._end = 0  # offset just past the last complete line
-        self._file = open(self.path, "rb")  # noqa: SIM115 - lives with the index
+        self._file = open_trace(self.path)  # lives with the index
         self.refresh()
 
     def refresh(self) -> int:

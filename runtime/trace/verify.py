@@ -59,7 +59,9 @@ from govrun.runtime.trace.reader import (
     _resolve_blobs,
     _try_complete,
     describe_invalid,
+    foreign,
     gc_paused,
+    open_trace,
 )
 
 ProblemKind = Literal[
@@ -160,15 +162,15 @@ def verify_trace(
     """Verify a trace file. ``trusted_keys`` (fingerprint -> owner, as
     :func:`govrun.runtime.trace.signing.load_trusted_keys` returns) pins who may sign approvals and
     the seal; without it valid signatures prove integrity, not identity. Raises
-    :class:`TraceError` only when the file cannot be read at all (missing, or written by a
-    newer major schema)."""
+    :class:`TraceError` only when the file cannot be read at all (missing, a folder or
+    device, empty, or written by a newer major schema); a file that is not a trace is the
+    problem ``not_a_trace``."""
     return _Verifier(Path(path), head, trusted_keys).run()
 
 
 class _Verifier:
     def __init__(self, path: Path, head: str | None, trusted: Mapping[str, str] | None) -> None:
-        if not path.is_file():
-            raise TraceError(f"{path}: no such trace file.")
+        self.foreign = foreign(path)  # raises for a file that cannot be read as a trace
         self.path = path
         self.expect_head = head
         self.trusted = trusted
@@ -181,6 +183,8 @@ class _Verifier:
         self.blobs = 0
 
     def run(self) -> VerifyReport:
+        if self.foreign is not None:
+            return self._report(Problem("not_a_trace", 1, None, f"{self.foreign}."), None)
         problem: Problem | None = None
         try:
             with gc_paused():  # many short-lived acyclic dicts: the collector only costs time
@@ -205,6 +209,9 @@ class _Verifier:
             if audit.violations and (problem is None or problem.is_crash):
                 # tampering outranks a crash: "nothing was altered" would be false
                 problem = _approval_problem(audit)
+        return self._report(problem, audit)
+
+    def _report(self, problem: Problem | None, audit: ApprovalAudit | None) -> VerifyReport:
         return VerifyReport(
             path=self.path,
             events=self.expected,
@@ -226,7 +233,7 @@ class _Verifier:
         offset = 0
         pieces: list[bytes] = []  # of the line not ended yet
         carried = 0  # their size
-        with open(self.path, "rb") as f:
+        with open_trace(self.path) as f:
             while chunk := f.read(_CHUNK):
                 lines = chunk.split(b"\n")
                 if len(lines) == 1:  # no line ends in this chunk

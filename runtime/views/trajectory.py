@@ -27,7 +27,14 @@ import orjson
 from govrun.runtime.errors import TraceError
 from govrun.runtime.trace.canonical import blob_dir, canonical
 from govrun.runtime.trace.events import EVENT_TYPES, SCHEMA_MAJOR
-from govrun.runtime.trace.reader import TornTail, _check_version, _resolve_blobs, gc_paused
+from govrun.runtime.trace.reader import (
+    TornTail,
+    _check_version,
+    _resolve_blobs,
+    check_trace,
+    gc_paused,
+    open_trace,
+)
 
 Signature = tuple[tuple[str, str], ...]
 """What a step did, as the aligner sees it: ``(tool, canonical JSON arguments)`` for each
@@ -204,14 +211,9 @@ def load_trajectory(path: str | Path, *, load_blobs: bool = True) -> Trajectory:
     still differ when the blobs do (they name the blob's hash).
     """
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise TraceError(f"{p}: no such trace file.") from None
-    except IsADirectoryError:
-        raise TraceError(f"{p} is a folder, not a trace file.") from None
-    except OSError as exc:
-        raise TraceError(f"{p}: cannot read the trace ({exc.strerror}).") from None
+    check_trace(p)
+    with open_trace(p) as f:
+        data = f.read()
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline, as a complete trace does
     builder = _Builder(p, blob_dir(p), load_blobs)
