@@ -197,6 +197,32 @@ def test_run_never_overwrites_a_trace(tmp_path: Path) -> None:
     assert trace.read_text() == "precious\n"
 
 
+def test_an_empty_trace_left_by_a_crash_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    """govrun never leaves an empty trace itself, but a run killed before its first event
+    (or an older govrun) can: never overwritten, and the message says it holds nothing."""
+    trace = tmp_path / "trace.jsonl"
+    trace.touch()
+    ran = govrun("run", MINIMAL, "-i", "Say done.", "-o", trace)
+    assert ran.code == 2, ran.flat
+    assert f"{trace} already exists; govrun never overwrites a trace" in ran.flat
+    assert "It is empty: a run that crashed before its first event left it" in ran.flat
+    assert f"rm {trace}" in ran.flat
+    trace.unlink()
+    assert govrun("run", MINIMAL, "-i", "Say done.", "-o", trace).code == 0
+
+
+def test_a_run_refused_before_its_first_step_leaves_no_trace(tmp_path: Path) -> None:
+    agent = tmp_path / "agent.yaml"
+    script = REPO / "fixtures" / "scripts" / "minimal.yaml"
+    text = MINIMAL.read_text().replace("../scripts/minimal.yaml", str(script))
+    agent.write_text(text + "budgets: {max_steps: 99999999999999999999999}\n")
+    trace = tmp_path / "trace.jsonl"
+    ran = govrun("run", agent, "-i", "Say done.", "-o", trace)
+    assert ran.code == 2, ran.flat
+    assert f"{agent}:" in ran.flat and "outside what the trace can record" in ran.flat
+    assert not trace.exists()
+
+
 def test_run_default_trace_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     manifest = quickstart_copy(tmp_path / "agent")
     cwd = tmp_path / "cwd"

@@ -678,3 +678,34 @@ def test_gc_frozen_leaves_what_lives_out_of_collections_for_the_block_only() -> 
         assert gc.get_freeze_count() == outer
     finally:
         gc.unfreeze()
+
+
+# --- what the writer refuses, and never leaves behind -----------------------------------------
+
+
+def test_a_writer_that_wrote_nothing_leaves_no_file(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    TraceWriter(path, run_id="r").close()
+    assert not path.exists()
+
+
+def test_an_event_json_cannot_hold_halts_and_leaves_no_empty_trace(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    writer = TraceWriter(path, run_id="r", clock=FixedClock())
+    with pytest.raises(TraceWriteError, match="a run_started event holds a value JSON cannot"):
+        writer.append(RunStarted(agent="a", manifest={"n": 2**64}, manifest_hash="0" * 64))
+    assert writer.broken
+    writer.close()
+    assert not path.exists()
+
+
+def test_an_event_longer_than_a_trace_line_may_be_halts_the_run(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    writer = TraceWriter(path, run_id="r", clock=FixedClock())
+    writer.append(RunStarted(agent="a", manifest={}, manifest_hash="0" * 64))
+    pieces = ["x" * 60_000] * (MAX_LINE_BYTES // 60_000 + 1)  # each under the blob threshold
+    with pytest.raises(TraceWriteError, match="over the 16 MiB a trace line may hold"):
+        writer.append(ToolFinished(step=1, call_id="c1", tool="t", ok=True, data={"p": pieces}))
+    writer.close()
+    events, torn = read_trace(path)
+    assert [e.type for e in events] == ["run_started"] and torn is None
