@@ -36,6 +36,7 @@ from govrun.runtime.trace.reader import (
     TraceReader,
     check_trace,
     gc_frozen,
+    read_stored,
     read_trace,
 )
 from govrun.runtime.trace.verify import verify_trace
@@ -709,3 +710,16 @@ def test_an_event_longer_than_a_trace_line_may_be_halts_the_run(tmp_path: Path) 
     writer.close()
     events, torn = read_trace(path)
     assert [e.type for e in events] == ["run_started"] and torn is None
+
+
+def test_a_line_longer_than_any_event_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    good = (REPO / "fixtures" / "traces" / "complete.jsonl").read_bytes()
+    for tail in (b"\n", b""):  # a complete line, and a torn one
+        path.write_bytes(good + b'{"a": "' + b"x" * MAX_LINE_BYTES + b'"}' + tail)
+        for read in (read_trace, read_stored, TraceIndex):
+            with pytest.raises(TraceError, match=r"run\.jsonl:40: longer than 16 MiB"):
+                read(path)
+        problem = verify_trace(path).problem
+        assert problem is not None and problem.kind == "edited" and problem.line == 40
+        assert "is longer than 16 MiB, and no govrun event is" in problem.message

@@ -76,6 +76,23 @@ def foreign(path: str | Path) -> str | None:
         return None
 
 
+def too_long(path: str | Path, line: int) -> TraceError:
+    """A line longer than any event: damage, refused before it is parsed (the parse alone
+    would take several times its size)."""
+    return TraceError(
+        f"{path}:{line}: longer than {MAX_LINE_BYTES >> 20} MiB, and no govrun event is; the "
+        "trace is damaged.",
+        hint="`govrun verify` tells where and how.",
+    )
+
+
+def _longest(lines: list[bytes]) -> int | None:
+    """The index of the first line over :data:`MAX_LINE_BYTES`, or None."""
+    if not lines or max(map(len, lines)) <= MAX_LINE_BYTES:
+        return None
+    return next(i for i, line in enumerate(lines) if len(line) > MAX_LINE_BYTES)
+
+
 def _first_bytes(head: bytes) -> str:
     first = head[0]
     if first == 0:
@@ -186,6 +203,8 @@ class TraceReader:
         folder = blob_dir(self.path)
         last_seq: int | None = None
         for line_no, offset, raw, complete in _lines(self.path):
+            if len(raw) > MAX_LINE_BYTES:
+                raise too_long(self.path, line_no)
             if not complete:
                 data = _try_complete(raw)
                 if data is None:
@@ -258,6 +277,9 @@ def _read_into(events: list[dict[str, Any]], file: Path) -> TornTail | None:
     with open_trace(file) as f:
         data = f.read()
     lines = data.split(b"\n")
+    long = _longest(lines)
+    if long is not None:
+        raise too_long(file, long + 1)
     tail = lines.pop()  # b"" when the file ends with a newline
     loads = orjson.loads
     try:
@@ -329,23 +351,29 @@ def _try_complete(raw: bytes) -> dict[str, Any] | None:
 
 
 def _lines(path: Path, chunk_size: int = 1 << 20) -> Iterator[tuple[int, int, bytes, bool]]:
-    """(line number from 1, byte offset, bytes without newline, ended by newline)."""
+    """(line number from 1, byte offset, bytes without newline, ended by newline). A line
+    over :data:`MAX_LINE_BYTES` comes cut a little past that length (no event is that long:
+    callers refuse it), so that a huge line is never held whole."""
     line_no = 0
     offset = 0
     with open_trace(path) as f:
         pieces: list[bytes] = []  # of a line longer than a chunk: joined once, not per chunk
+        size = 0  # that line's length so far, pieces not kept past the limit included
         while chunk := f.read(chunk_size):
             parts = chunk.split(b"\n")
             if len(parts) == 1:
-                pieces.append(chunk)
+                if size <= MAX_LINE_BYTES:
+                    pieces.append(chunk)
+                size += len(chunk)
                 continue
-            if pieces:
-                parts[0] = b"".join((*pieces, parts[0]))
-            pieces = [parts.pop()]
-            for part in parts:
+            line_no += 1
+            yield line_no, offset, b"".join((*pieces, parts[0])), True
+            offset += size + len(parts[0]) + 1
+            for part in parts[1:-1]:
                 line_no += 1
                 yield line_no, offset, part, True
                 offset += len(part) + 1
+            pieces, size = [parts[-1]], len(parts[-1])
         pending = b"".join(pieces)
         if pending:
             yield line_no + 1, offset, pending, False
@@ -369,10 +397,14 @@ class TraceIndex:
         """Index lines completed since the last call; returns how many were added."""
         self._file.seek(self._end)
         data = self._file.read()
-        last = data.rfind(b"\n")
-        if last < 0:
+        lines = data.split(b"\n")
+        unfinished = lines.pop()  # after the last newline: the writer may still be at it
+        long = _longest([*lines, unfinished])
+        if long is not None:
+            raise too_long(self.path, len(self._offsets) + long + 1)
+        if not lines:
             return 0
-        lines = data[:last].split(b"\n")
+        last = len(data) - len(unfinished) - 1
         # Start of line k = sum of the earlier lines' lengths + k newlines, in C iterators:
         # a 100,000-line trace is indexed in milliseconds, not a Python loop per line.
         starts = map(add, accumulate(map(len, lines), initial=self._end), count())

@@ -43,6 +43,7 @@ from govrun.runtime.trace.canonical import (
     _BLOB_KEY,
     _BLOB_MARK,
     _BLOB_REF,
+    MAX_LINE_BYTES,
     blob_dir,
     canonical,
     sha256_hex,
@@ -239,6 +240,8 @@ class _Verifier:
                 if len(lines) == 1:  # no line ends in this chunk
                     pieces.append(chunk)
                     carried += len(chunk)
+                    if carried > MAX_LINE_BYTES:  # never joined: no event is this long
+                        raise _Found(self._too_long(line_no + 1))
                     continue
                 if pieces:
                     pieces.append(lines[0])
@@ -334,6 +337,8 @@ class _Verifier:
 
     def _walk(self, lines: Iterator[tuple[int, int, bytes, bool]]) -> None:
         for line_no, _offset, raw, complete in lines:
+            if len(raw) > MAX_LINE_BYTES:
+                raise _Found(self._too_long(line_no))
             if complete:
                 data = self._parse(raw, line_no)
             else:
@@ -571,6 +576,16 @@ class _Verifier:
             )
         self.finished_line = line_no
 
+    def _too_long(self, line_no: int) -> Problem:
+        return Problem(
+            "edited",
+            line_no,
+            None,
+            f"line {line_no} (after seq {self._last()}) is longer than "
+            f"{MAX_LINE_BYTES >> 20} MiB, and no govrun event is: it was edited, or a line "
+            "was inserted.",
+        )
+
     def _torn(self, line_no: int) -> Problem:
         return Problem(
             "torn",
@@ -769,13 +784,18 @@ def _more_lines(
     """The lines of ``f`` from its position on, as :func:`govrun.runtime.trace.reader._lines`
     yields them, after ``pending`` (the start of an unfinished line, at byte ``offset``) and line
     ``line_no``."""
+    pieces = [pending]  # of a line longer than a chunk: joined once, not per chunk
     while chunk := f.read(1 << 20):
-        buf = pending + chunk
-        parts = buf.split(b"\n")
-        pending = parts.pop()
+        parts = chunk.split(b"\n")
+        if len(parts) == 1:
+            pieces.append(chunk)
+            continue
+        parts[0] = b"".join((*pieces, parts[0]))
+        pieces = [parts.pop()]
         yield from _numbered(parts, line_no, offset)
         line_no += len(parts)
-        offset += len(buf) - len(pending)
+        offset += sum(len(part) + 1 for part in parts)
+    pending = b"".join(pieces)
     if pending:
         yield line_no + 1, offset, pending, False
 

@@ -115,6 +115,9 @@ class Timeline:
             raise TraceError(
                 f"{self.path}: not a govrun trace (it does not start with run_started)."
             )
+        if first.get("seq") != 0:
+            seq = str(first.get("seq"))[:24]
+            raise TraceError(f"{self.path} is not a govrun trace: its first event has seq {seq}.")
         self._started = first
 
     # --- reading ---------------------------------------------------------------------------

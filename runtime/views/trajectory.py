@@ -30,10 +30,12 @@ from govrun.runtime.trace.events import EVENT_TYPES, SCHEMA_MAJOR
 from govrun.runtime.trace.reader import (
     TornTail,
     _check_version,
+    _longest,
     _resolve_blobs,
     check_trace,
     gc_paused,
     open_trace,
+    too_long,
 )
 
 Signature = tuple[tuple[str, str], ...]
@@ -215,6 +217,9 @@ def load_trajectory(path: str | Path, *, load_blobs: bool = True) -> Trajectory:
     with open_trace(p) as f:
         data = f.read()
     lines = data.split(b"\n")
+    long = _longest(lines)
+    if long is not None:
+        raise too_long(p, long + 1)
     tail = lines.pop()  # b"" when the file ends with a newline, as a complete trace does
     builder = _Builder(p, blob_dir(p), load_blobs)
     torn: TornTail | None = None
@@ -453,6 +458,9 @@ class _Builder:
             raise TraceError(
                 f"{self.path} is not a govrun trace: it does not begin with run_started."
             )
+        if e.get("seq") != 0:
+            seq = str(e.get("seq"))[:24]
+            raise TraceError(f"{self.path} is not a govrun trace: its first event has seq {seq}.")
         self.run_id = str(e.get("run_id") or "?")
         self.agent = str(e.get("agent") or "?")
         self.input = str(e.get("input") or "")
