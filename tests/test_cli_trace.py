@@ -132,6 +132,17 @@ def test_verify_with_a_missing_blob(tmp_path: Path) -> None:
     assert "missing" in ran.flat
 
 
+def test_a_fifo_in_place_of_a_blob_is_never_waited_on(tmp_path: Path) -> None:
+    trace = copy_with_blobs(tmp_path)
+    blob = tmp_path / "with_blob.jsonl.blobs" / BLOB
+    blob.unlink()
+    os.mkfifo(blob)  # opened for reading, it would wait for a writer forever
+    ran = govrun("verify", trace)
+    assert ran.code == 1 and "✗ bad blob" in ran.flat, ran.flat
+    ran = govrun("show", trace)
+    assert ran.code == 0, ran.flat
+
+
 # --- verify --json ----------------------------------------------------------------------------
 
 JSON_VERDICTS = {

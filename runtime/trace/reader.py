@@ -76,6 +76,16 @@ def foreign(path: str | Path) -> str | None:
         return None
 
 
+def read_blob(path: Path) -> bytes | None:
+    """A sidecar blob's bytes, or None when there is no such regular file: a FIFO or a
+    device put in a trace's blob folder is refused, never read."""
+    try:
+        with open_trace(path) as f:
+            return f.read()
+    except (OSError, TraceError):
+        return None
+
+
 def too_long(path: str | Path, line: int) -> TraceError:
     """A line longer than any event: damage, refused before it is parsed (the parse alone
     would take several times its size)."""
@@ -174,12 +184,12 @@ def _resolve_blobs(value: Any, folder: Path, *, strict: bool = False, load: bool
         if isinstance(ref, str):
             if not load:
                 return f"[blob {ref[:12]}… {value.get('size')} bytes, not loaded]"
-            try:
-                return (folder / ref).read_bytes().decode(errors="replace")
-            except OSError:
-                if strict:
-                    raise TraceError(f"blob {ref} is missing from {folder}.") from None
-                return f"[blob {ref[:12]}… missing from {folder.name}]"
+            data = read_blob(folder / ref)
+            if data is not None:
+                return data.decode(errors="replace")
+            if strict:
+                raise TraceError(f"blob {ref} is missing from {folder}.")
+            return f"[blob {ref[:12]}… missing from {folder.name}]"
         return {k: _resolve_blobs(v, folder, strict=strict, load=load) for k, v in value.items()}
     if isinstance(value, list):
         return [_resolve_blobs(v, folder, strict=strict, load=load) for v in value]

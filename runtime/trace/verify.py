@@ -63,6 +63,7 @@ from govrun.runtime.trace.reader import (
     foreign,
     gc_paused,
     open_trace,
+    read_blob,
 )
 
 ProblemKind = Literal[
@@ -537,10 +538,8 @@ class _Verifier:
                     "a SHA-256 hash.",
                 )
             )
-        target = self.blob_folder / ref
-        try:
-            content = target.read_bytes()
-        except OSError:
+        content = read_blob(self.blob_folder / ref)
+        if content is None:
             raise _Found(
                 Problem(
                     "bad_blob",
@@ -549,7 +548,7 @@ class _Verifier:
                     f"seq {seq} (line {line_no}) refers to blob {ref[:12]}…, which "
                     f"is missing from {self.blob_folder}.",
                 )
-            ) from None
+            )
         if sha256_hex(content) != ref:
             raise _Found(
                 Problem(
