@@ -193,7 +193,8 @@ def parse_yaml(text: str, source: str, document: Document) -> ParsedYaml | None:
     try:
         data = converter.convert(composed.root, ())
     except _Expansion as exc:
-        raise _over_limit(source, document, composed.first_alias, exc.message) from None
+        mark = composed.first_alias
+        raise _over_limit(source, document, mark, exc.message, aliases=True) from None
     except RecursionError:
         raise _over_limit(source, document, None, "nests too deeply to read") from None
     return ParsedYaml(data, converter.source_map, converter.problems)
@@ -203,13 +204,21 @@ def _not_yaml(source: str, problem: str) -> ManifestError:
     return ManifestError(f"{source} is not valid YAML (1 problem)", problems=[problem])
 
 
-def _over_limit(source: str, document: Document, mark: Mark | None, message: str) -> ManifestError:
+def _over_limit(
+    source: str, document: Document, mark: Mark | None, message: str, *, aliases: bool = False
+) -> ManifestError:
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    hint = (
+        f"Each *alias repeats the whole value of its &anchor: govrun reads at most "
+        f"{MAX_VALUES:,} values and {MAX_TEXT >> 20} MiB of text from a YAML file, aliases "
+        "included."
+        if aliases
+        else None
+    )
     return ManifestError(
         f"{source} is not a valid {document.name} (1 problem)",
         problems=[Problem(line, col, (), message).render(source)],
-        hint=f"govrun reads at most {MAX_VALUES:,} values, nested at most {MAX_DEPTH} deep, "
-        "from a YAML file: each *alias counts the whole value of its &anchor again.",
+        hint=hint,
     )
 
 
