@@ -78,15 +78,19 @@ TracePath = Annotated[Path, typer.Argument(help="A govrun trace (JSONL).", metav
 @handle_errors
 def validate(manifest: ManifestPath) -> None:
     """Check a manifest as `run` does before its first step: its fields, its tools (Python
-    tools import) and its policy's predicates. Exit 0 when valid, 2 with every problem
-    (file:line:col field) when not."""
+    tools import), its policy's predicates and a scripted model's script. Exit 0 when valid,
+    2 with every problem (file:line:col field) when not."""
     from govrun.runtime.govern.preflight import check_runnable
     from govrun.runtime.manifest.schema import load_manifest
+    from govrun.runtime.models import build_model
 
     m = load_manifest(manifest)
     check_runnable(m)  # what `run` checks before its first step
-    tools = ", ".join(t.name for t in m.tools) or "no tools"
     configs = m.models or {"model": m.model}
+    for config in configs.values():
+        if config.provider == "scripted":  # and the model script it reads
+            build_model(config, base_dir=m.base_dir, env={})
+    tools = ", ".join(t.name for t in m.tools) or "no tools"
     models = ", ".join(f"{name} {c.provider}:{c.name or '-'}" for name, c in configs.items())
     out.print(
         f"[green]✓[/] {manifest} is a valid govrun manifest: agent [bold]{m.name}[/], "

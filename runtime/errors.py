@@ -37,6 +37,13 @@ class ManifestError(GovrunError):
         return "\n".join(lines)
 
 
+class InputError(ManifestError):
+    """A file the user handed govrun (a manifest, model script, approval rules, key, task)
+    cannot be read as text: missing, a folder or device, empty, too large, binary or not
+    UTF-8. A ManifestError, so that ``except ManifestError`` around ``load_manifest`` still
+    catches every way a manifest can fail to load."""
+
+
 class TraceError(GovrunError):
     """A trace cannot be read: missing, not a govrun trace, or a newer major schema."""
 

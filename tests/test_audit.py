@@ -952,7 +952,7 @@ def test_cli_json_without_approvals_has_none(tmp_path: Path) -> None:
 def test_cli_trusted_keys_missing_file(tmp_path: Path) -> None:
     ran = govrun("verify", signed(tmp_path), "--trusted-keys", tmp_path / "nope")
     assert ran.code == 2
-    assert f"cannot read trusted keys {tmp_path / 'nope'}" in ran.flat
+    assert f"{tmp_path / 'nope'}: no such trusted keys file" in ran.flat
 
 
 def test_cli_trusted_keys_malformed(tmp_path: Path) -> None:

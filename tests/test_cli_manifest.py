@@ -85,7 +85,7 @@ def test_validate_invalid_fixture(path: Path) -> None:
 def test_validate_missing_file() -> None:
     ran = govrun("validate", "fixtures/agents/no-such-agent.yaml")
     assert ran.code == 2
-    assert "manifest not found: fixtures/agents/no-such-agent.yaml" in ran.flat
+    assert "fixtures/agents/no-such-agent.yaml: no such manifest" in ran.flat
     assert ran.out == ""  # the error goes to stderr
 
 

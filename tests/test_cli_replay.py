@@ -99,10 +99,10 @@ def test_not_a_trace_exits_2(tmp_path: Path) -> None:
     junk.write_text("hello\n")
     ran = govrun("replay", junk)
     assert ran.code == 2
-    assert "not a govrun trace" in ran.flat
+    assert "junk.jsonl is not a govrun trace: it begins with 'hello'" in ran.flat
     ran = govrun("replay", tmp_path / "missing.jsonl")
     assert ran.code == 2
-    assert "no such trace file" in ran.flat
+    assert "missing.jsonl: no such trace" in ran.flat
 
 
 def test_a_trace_whose_manifest_this_govrun_cannot_rebuild_exits_2() -> None:

@@ -185,7 +185,7 @@ def test_run_bad_manifest(tmp_path: Path) -> None:
 def test_run_missing_manifest(tmp_path: Path) -> None:
     ran = govrun("run", tmp_path / "nope.yaml", "-o", tmp_path / "trace.jsonl")
     assert ran.code == 2
-    assert "manifest not found" in ran.flat
+    assert ": no such manifest" in ran.flat
 
 
 def test_run_without_a_task(tmp_path: Path) -> None:
@@ -217,7 +217,7 @@ def test_run_task_from_a_missing_file(tmp_path: Path) -> None:
     trace = tmp_path / "trace.jsonl"
     ran = govrun("run", MINIMAL, "-i", f"@{tmp_path / 'missing.md'}", "-o", trace)
     assert ran.code == 2, ran.flat
-    assert f"cannot read the task from {tmp_path / 'missing.md'}" in ran.flat
+    assert f"{tmp_path / 'missing.md'}: no such task file" in ran.flat
     assert not trace.exists()
 
 
@@ -228,6 +228,32 @@ def test_run_never_overwrites_a_trace(tmp_path: Path) -> None:
     assert ran.code == 2, ran.flat
     assert "already exists; govrun never overwrites a trace" in ran.flat
     assert trace.read_text() == "precious\n"
+
+
+def test_an_empty_trace_left_by_a_crash_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    """govrun never leaves an empty trace itself, but a run killed before its first event
+    (or an older govrun) can: never overwritten, and the message says it holds nothing."""
+    trace = tmp_path / "trace.jsonl"
+    trace.touch()
+    ran = govrun("run", MINIMAL, "-i", "Say done.", "-o", trace)
+    assert ran.code == 2, ran.flat
+    assert f"{trace} already exists; govrun never overwrites a trace" in ran.flat
+    assert "It is empty: a run that crashed before its first event left it" in ran.flat
+    assert f"rm {trace}" in ran.flat
+    trace.unlink()
+    assert govrun("run", MINIMAL, "-i", "Say done.", "-o", trace).code == 0
+
+
+def test_a_run_refused_before_its_first_step_leaves_no_trace(tmp_path: Path) -> None:
+    agent = tmp_path / "agent.yaml"
+    script = REPO / "fixtures" / "scripts" / "minimal.yaml"
+    text = MINIMAL.read_text().replace("../scripts/minimal.yaml", str(script))
+    agent.write_text(text + "budgets: {max_steps: 99999999999999999999999}\n")
+    trace = tmp_path / "trace.jsonl"
+    ran = govrun("run", agent, "-i", "Say done.", "-o", trace)
+    assert ran.code == 2, ran.flat
+    assert f"{agent}:" in ran.flat and "outside what the trace can record" in ran.flat
+    assert not trace.exists()
 
 
 def test_run_default_trace_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -347,7 +373,7 @@ def test_run_bad_rules_file(tmp_path: Path) -> None:
     assert not (tmp_path / "t.jsonl").exists()
     ran = govrun("run", manifest, "-o", tmp_path / "t.jsonl", "--approvals", tmp_path / "no.yaml")
     assert ran.code == 2
-    assert "approval rules file not found" in ran.flat
+    assert ": no such approval rules file" in ran.flat
 
 
 @pytest.mark.parametrize(
@@ -450,7 +476,7 @@ def test_run_signs_approvals_with_the_given_key(tmp_path: Path) -> None:
     assert decided["key_fingerprint"] == signer.fingerprint
     ran = govrun("run", manifest, "-o", tmp_path / "u.jsonl", "--key", tmp_path / "nokey.pem")
     assert ran.code == 2
-    assert "cannot read signing key" in ran.flat
+    assert "nokey.pem: no such signing key" in ran.flat
     assert not (tmp_path / "u.jsonl").exists()
 
 

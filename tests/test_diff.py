@@ -386,7 +386,7 @@ def test_not_a_trace_is_refused(tmp_path: Path, content: bytes, message: str) ->
 
 
 def test_a_missing_file_or_a_folder_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(TraceError, match="no such trace file"):
+    with pytest.raises(TraceError, match="no such trace"):
         load_trajectory(tmp_path / "nope.jsonl")
     with pytest.raises(TraceError, match="folder"):
         load_trajectory(tmp_path)

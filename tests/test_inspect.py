@@ -584,13 +584,13 @@ def on_a_terminal(*args: object) -> tuple[int, str]:
 def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
     """On a terminal, before the screen is taken over."""
     code, said = on_a_terminal("inspect", tmp_path / "missing.jsonl")
-    assert code == 2 and "cannot open the trace" in said and "Traceback" not in said
+    assert code == 2 and "no such trace" in said and "Traceback" not in said
     junk = tmp_path / "junk.jsonl"
     junk.write_text("hello\n")
     code, said = on_a_terminal("inspect", junk)
     assert code == 2 and "error:" in said and "Traceback" not in said
     code, said = on_a_terminal("inspect", GOLDEN, "--diff", tmp_path / "missing.jsonl")
-    assert code == 2 and "no such trace file" in said
+    assert code == 2 and "no such trace" in said
     assert "--follow" in govrun("inspect", "--help").out
 
 

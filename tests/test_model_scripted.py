@@ -242,10 +242,11 @@ def test_invalid_turns_are_explained(tmp_path: Path, text: str, expected: str) -
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("", "expected a YAML list of at least one turn; got nothing"),
+        ("", "script.yaml: the model script is empty"),
+        ("# only a comment\n", "expected a YAML list of at least one turn; got nothing"),
         ("[]\n", "expected a YAML list of at least one turn; got a list"),
         ("content: hi\n", "expected a YAML list of at least one turn; got a mapping"),
-        ("- content: [unclosed\n", ":2:1: model script is not valid YAML"),
+        ("- content: [unclosed\n", "script.yaml:2:1: YAML syntax error: "),
     ],
 )
 def test_bad_files_are_explained(tmp_path: Path, text: str, expected: str) -> None:
@@ -253,7 +254,7 @@ def test_bad_files_are_explained(tmp_path: Path, text: str, expected: str) -> No
 
 
 def test_missing_file_is_a_govrun_error(tmp_path: Path) -> None:
-    with pytest.raises(GovrunError, match=r"model script not found: .*nowhere\.yaml"):
+    with pytest.raises(GovrunError, match=r"nowhere\.yaml: no such model script"):
         ScriptedModel.from_file(tmp_path / "nowhere.yaml")
 
 

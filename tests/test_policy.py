@@ -690,7 +690,7 @@ def test_cli_rejects_an_unknown_tool_with_a_suggestion(agent: Path) -> None:
 def test_cli_reports_a_missing_manifest(tmp_path: Path) -> None:
     result = invoke(str(tmp_path / "nope.yaml"), "read_file", "{}")
     assert result.exit_code == 2
-    assert "manifest not found" in result.output
+    assert "nope.yaml: no such manifest" in result.output
     assert "Traceback" not in result.output
 
 

@@ -584,5 +584,5 @@ def test_cli_reports_a_file_that_is_not_a_trace_as_unreadable(
     ran = replay_folder(folder, "--manifest", corpus.new, "-o", tmp_path / "json", "--json")
     assert ran.code == 2
     [error] = [d["error"] for d in orjson.loads(ran.out) if "error" in d]
-    assert error.startswith(f"{junk}:1: not a govrun trace")
+    assert error.startswith(f"{junk} is not a govrun trace: it begins with")
     assert error.count(str(junk)) == 1

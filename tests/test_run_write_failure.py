@@ -91,3 +91,13 @@ def test_a_failed_trace_write_stops_the_run_before_the_side_effect(tmp_path: Pat
     checked = verify_trace(tmp_path / "t.jsonl", head=head)
     assert checked.intact and checked.head_checked
     assert checked.problem is not None and checked.problem.is_crash  # no head mismatch
+
+
+def test_a_run_whose_first_write_fails_leaves_no_empty_trace(tmp_path: Path) -> None:
+    """An empty file would block the next run at that path and records nothing."""
+    manifest = _layout(tmp_path)
+    trace = tmp_path / "run.jsonl"
+    ran = _govrun(0, manifest, trace)
+    assert ran.returncode == 1, ran.stderr
+    assert "writing trace" in ran.stderr and "Traceback" not in ran.stderr
+    assert not trace.exists()

@@ -19,7 +19,7 @@ import pytest
 
 from govrun.runtime.errors import TraceError, TraceWriteError
 from govrun.runtime.ports import FixedClock
-from govrun.runtime.trace.canonical import blob_dir, canonical, sha256_hex
+from govrun.runtime.trace.canonical import MAX_LINE_BYTES, blob_dir, canonical, sha256_hex
 from govrun.runtime.trace.events import (
     ZERO_HASH,
     Event,
@@ -31,7 +31,14 @@ from govrun.runtime.trace.events import (
     ToolCallProposed,
     ToolFinished,
 )
-from govrun.runtime.trace.reader import TraceIndex, TraceReader, gc_frozen, read_trace
+from govrun.runtime.trace.reader import (
+    TraceIndex,
+    TraceReader,
+    check_trace,
+    gc_frozen,
+    read_stored,
+    read_trace,
+)
 from govrun.runtime.trace.verify import verify_trace
 from govrun.runtime.trace.writer import BLOB_THRESHOLD, REDACTED, TraceWriter
 from tests.support.traces import BIG_OUTPUT_BYTES, read_lines, rechain, write_run
@@ -353,6 +360,49 @@ def test_empty_or_missing_trace_is_an_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("start", "reason"),
+    [
+        (b"\x00\x00\x00", "it begins with a NUL byte (binary data), not a JSON object"),
+        (b"\x8f\x02{", "it begins with byte 0x8f (binary data), not a JSON object"),
+        (b'\xef\xbb\xbf{"a": 1}\n', "it begins with a UTF-8 byte-order mark, not a JSON object"),
+        (b"[" * 30, "it begins with '[[[[[[[[[[[[[[[[[[[[…', not a JSON object"),
+        (b"name: agent\n", "it begins with 'name: agent', not a JSON object"),
+        (b"\n{}\n", "it begins with an empty line, not a JSON object"),
+    ],
+)
+def test_a_file_that_does_not_begin_like_a_trace_is_refused(
+    tmp_path: Path, start: bytes, reason: str
+) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(start)
+    with pytest.raises(TraceError) as caught:
+        check_trace(path)
+    assert str(caught.value) == f"{path} is not a govrun trace: {reason}."
+
+
+def test_a_first_line_longer_than_any_event_is_refused_without_reading_it_all(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "long.jsonl"
+    with path.open("wb") as f:
+        f.write(b'{"agent": "')
+        f.truncate(MAX_LINE_BYTES + (4 << 20))  # sparse: no disk, reads as NUL bytes
+    with pytest.raises(TraceError, match="its first line is longer than 16 MiB"):
+        check_trace(path)
+    path.write_bytes(b'{"agent": "' + b"x" * (1 << 20))  # a long torn first line: a crash
+    check_trace(path)
+
+
+def test_a_folder_or_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    with pytest.raises(TraceError, match=r"the trace is a folder, not a file"):
+        read_trace(tmp_path)
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(TraceError, match=r"the trace is a named pipe \(FIFO\), not a regular"):
+        verify_trace(fifo)
+
+
+@pytest.mark.parametrize(
     "junk",
     [b'{"seq": 4, "type": "tool_fin', b"", b"[1, 2]", b'{"type": "not_an_event", "seq": 4}'],
 )
@@ -629,3 +679,47 @@ def test_gc_frozen_leaves_what_lives_out_of_collections_for_the_block_only() -> 
         assert gc.get_freeze_count() == outer
     finally:
         gc.unfreeze()
+
+
+# --- what the writer refuses, and never leaves behind -----------------------------------------
+
+
+def test_a_writer_that_wrote_nothing_leaves_no_file(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    TraceWriter(path, run_id="r").close()
+    assert not path.exists()
+
+
+def test_an_event_json_cannot_hold_halts_and_leaves_no_empty_trace(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    writer = TraceWriter(path, run_id="r", clock=FixedClock())
+    with pytest.raises(TraceWriteError, match="a run_started event holds a value JSON cannot"):
+        writer.append(RunStarted(agent="a", manifest={"n": 2**64}, manifest_hash="0" * 64))
+    assert writer.broken
+    writer.close()
+    assert not path.exists()
+
+
+def test_an_event_longer_than_a_trace_line_may_be_halts_the_run(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    writer = TraceWriter(path, run_id="r", clock=FixedClock())
+    writer.append(RunStarted(agent="a", manifest={}, manifest_hash="0" * 64))
+    pieces = ["x" * 60_000] * (MAX_LINE_BYTES // 60_000 + 1)  # each under the blob threshold
+    with pytest.raises(TraceWriteError, match="over the 16 MiB a trace line may hold"):
+        writer.append(ToolFinished(step=1, call_id="c1", tool="t", ok=True, data={"p": pieces}))
+    writer.close()
+    events, torn = read_trace(path)
+    assert [e.type for e in events] == ["run_started"] and torn is None
+
+
+def test_a_line_longer_than_any_event_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    good = (REPO / "fixtures" / "traces" / "complete.jsonl").read_bytes()
+    for tail in (b"\n", b""):  # a complete line, and a torn one
+        path.write_bytes(good + b'{"a": "' + b"x" * MAX_LINE_BYTES + b'"}' + tail)
+        for read in (read_trace, read_stored, TraceIndex):
+            with pytest.raises(TraceError, match=r"run\.jsonl:40: longer than 16 MiB"):
+                read(path)
+        problem = verify_trace(path).problem
+        assert problem is not None and problem.kind == "edited" and problem.line == 40
+        assert "is longer than 16 MiB, and no govrun event is" in problem.message

@@ -288,10 +288,10 @@ def test_cut_mid_line_is_torn(base: Base) -> None:
     assert (report.problem.line, report.events) == (18, 17)
 
 
-def test_empty_trace_is_unfinished(base: Base) -> None:
-    report = base.check(b"")
-    assert report.problem is not None and report.problem.kind == "unfinished"
-    assert report.events == 0
+def test_an_empty_file_is_refused(base: Base) -> None:
+    """An empty file records nothing (and govrun never leaves one): not a crashed run."""
+    with pytest.raises(TraceError, match=r"mutant\.jsonl: the trace is empty"):
+        base.check(b"")
 
 
 def test_two_concatenated_traces_are_multiple_runs(base: Base, tmp_path: Path) -> None:

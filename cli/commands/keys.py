@@ -83,7 +83,7 @@ def show(path: KeyPath = None) -> None:
     from govrun.runtime.trace.signing import Signer, default_key_path
 
     target = path or default_key_path()
-    if not target.is_file():
+    if not target.exists():  # anything else there is refused by Signer.load, saying what it is
         command = "govrun keys init" + (f" --path {target}" if path is not None else "")
         raise GovrunError(f"no signing key at {target}.", hint=f"Create one: run `{command}`.")
     signer = Signer.load(target)

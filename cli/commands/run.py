@@ -304,12 +304,9 @@ def _approver(
 def _read_task(value: str | None) -> str | None:
     if value is None or not value.startswith("@"):
         return value
-    from govrun.runtime.errors import GovrunError
+    from govrun.runtime.manifest.inputs import TASK, read_text
 
-    try:
-        return Path(value[1:]).read_text()
-    except OSError as exc:
-        raise GovrunError(f"cannot read the task from {value[1:]}: {exc.strerror}") from None
+    return read_text(value[1:], TASK)
 
 
 STATUS = {"completed": "bold green", "failed": "bold red", "stopped": "bold yellow"}

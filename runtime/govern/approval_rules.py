@@ -43,6 +43,7 @@ from govrun.runtime.manifest.fields import (
     Section,
     TextList,
 )
+from govrun.runtime.manifest.inputs import RULES, read_text
 from govrun.runtime.manifest.problems import fail_if, translate
 from govrun.runtime.manifest.reader import Document, Problem, load_yaml
 from govrun.runtime.manifest.schema import (
@@ -128,18 +129,9 @@ class ApprovalRules(Section):
 def load_approval_rules(path: str | Path, *, manifest: Manifest | None = None) -> ApprovalRules:
     """Read and validate a rules file. With ``manifest``, every ``tools`` glob must name one
     of its tools (a typo would otherwise silently never match)."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ManifestError(f"approval rules file not found: {source}") from None
-    except UnicodeDecodeError as exc:
-        message = f"{source} is not UTF-8 text (bad byte at offset {exc.start})"
-        raise ManifestError(message, hint="Save the rules file as UTF-8.") from None
-    except OSError as exc:
-        raise ManifestError(f"cannot read {source}: {exc.strerror or exc}") from None
+    text = read_text(path, RULES)
     return parse_approval_rules(
-        text, source=source, tools=manifest.tools if manifest else None, manifest=manifest
+        text, source=str(path), tools=manifest.tools if manifest else None, manifest=manifest
     )
 
 

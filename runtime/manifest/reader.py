@@ -4,10 +4,18 @@ PyYAML's constructed objects forget their source position and silently keep the 
 duplicate keys. We compose nodes and convert them ourselves so every manifest problem can say
 ``FILE:LINE:COL`` and duplicates are reported. ``${ENV}`` interpolation runs on the converted
 data (after parsing, so positions stay right; before validation, so values are checked).
+
+Every YAML file a user hands govrun (manifests, approval rules, model scripts) goes through
+:func:`parse_yaml`, within the limits of :mod:`govrun.runtime.manifest.limits`: converting
+counts every value it visits, aliases each time they are used, so an alias bomb stops after
+:data:`~govrun.runtime.manifest.limits.MAX_VALUES` instead of filling the memory; and only
+values the trace can record pass (integers of 64 bits, finite numbers), since the manifest
+is recorded in it.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,9 +23,18 @@ from typing import Any
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.error import Mark
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from govrun.runtime.errors import ManifestError
+from govrun.runtime.manifest.limits import (
+    MAX_DEPTH,
+    MAX_TEXT,
+    MAX_VALUES,
+    TOO_DEEP,
+    LimitExceeded,
+    compose,
+)
 
 FieldPath = tuple[str | int, ...]
 """A field's address in the data: ``("tools", 2, "risk")`` is ``tools[2].risk``."""
@@ -28,6 +45,8 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 # Dates and binary would construct to non-JSON types; the manifest only wants their text.
 _TEXT_TAGS = frozenset({"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"})
 _SIMPLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_INT_RANGE = (-(2**63), 2**63)
+"""Integers the trace can record: orjson writes 64 bits (and reads them back as signed)."""
 
 
 def format_path(path: FieldPath) -> str:
@@ -89,12 +108,19 @@ class SourceMap:
 
 
 @dataclass
-class LoadedYaml:
+class ParsedYaml:
     """Plain data (dict/list/str/int/float/bool/None) plus positions and conversion problems."""
 
-    data: dict[str, Any]
+    data: Any
     source_map: SourceMap
     problems: list[Problem]
+
+
+@dataclass
+class LoadedYaml(ParsedYaml):
+    """A document whose top level is a mapping."""
+
+    data: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -121,8 +147,8 @@ MANIFEST = Document(
 
 def load_yaml(text: str, source: str, document: Document = MANIFEST) -> LoadedYaml:
     """Parse one YAML document whose top level must be a mapping; raise ManifestError if not."""
-    root = _compose(text, source)
-    if root is None:
+    parsed = parse_yaml(text, source, document)
+    if parsed is None:
         raise ManifestError(
             f"{source} is empty",
             problems=[
@@ -131,29 +157,69 @@ def load_yaml(text: str, source: str, document: Document = MANIFEST) -> LoadedYa
             ],
             hint=document.hint,
         )
-    converter = _Converter()
-    data = converter.convert(root, ())
-    if not isinstance(data, dict):
-        line, col = _pos(root)
+    if not isinstance(parsed.data, dict):
+        line, col = parsed.source_map.locate(())
         raise ManifestError(
             f"{source} is not a valid {document.name} (1 problem)",
             problems=[
                 f"{source}:{line}:{col} (top level): expected a mapping of {document.keys}; "
-                f"got {show(data)}"
+                f"got {show(parsed.data)}"
             ],
         )
-    return LoadedYaml(data, converter.source_map, converter.problems)
+    return LoadedYaml(parsed.data, parsed.source_map, parsed.problems)
 
 
-def _compose(text: str, source: str) -> Node | None:
+def parse_yaml(text: str, source: str, document: Document) -> ParsedYaml | None:
+    """Any one YAML document as plain data (None when it is empty), within the limits.
+    Raises ManifestError for text that is not YAML or a document over a limit."""
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        composed = compose(text)
     except yaml.MarkedYAMLError as exc:
-        raise ManifestError(
-            f"{source} is not valid YAML (1 problem)", problems=[_syntax_problem(exc, source, text)]
-        ) from None
-    except yaml.YAMLError as exc:  # unmarked errors, e.g. a stray byte-order problem
-        raise ManifestError(f"{source} is not valid YAML: {exc}") from None
+        if "maximum nesting depth" in (exc.problem or ""):  # libyaml's own limit, at 1000
+            raise _over_limit(source, document, exc.problem_mark, TOO_DEEP) from None
+        raise _not_yaml(source, _syntax_problem(exc, source, text)) from None
+    except yaml.YAMLError as exc:  # unmarked: an unacceptable character
+        raise _not_yaml(source, _reader_problem(exc, source, text)) from None
+    except UnicodeEncodeError as exc:  # libyaml, given a lone surrogate (never from a file)
+        problem = f"{source}: YAML syntax error: {exc.reason} at character {exc.start}"
+        raise _not_yaml(source, problem) from None
+    except LimitExceeded as exc:
+        raise _over_limit(source, document, exc.mark, exc.message) from None
+    except RecursionError:  # the limits keep far from Python's stack; unless it was nearly full
+        raise _over_limit(source, document, None, "nests too deeply to read") from None
+    if composed.root is None:
+        return None
+    converter = _Converter()
+    try:
+        data = converter.convert(composed.root, ())
+    except _Expansion as exc:
+        mark = composed.first_alias
+        raise _over_limit(source, document, mark, exc.message, aliases=True) from None
+    except RecursionError:
+        raise _over_limit(source, document, None, "nests too deeply to read") from None
+    return ParsedYaml(data, converter.source_map, converter.problems)
+
+
+def _not_yaml(source: str, problem: str) -> ManifestError:
+    return ManifestError(f"{source} is not valid YAML (1 problem)", problems=[problem])
+
+
+def _over_limit(
+    source: str, document: Document, mark: Mark | None, message: str, *, aliases: bool = False
+) -> ManifestError:
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    hint = (
+        f"Each *alias repeats the whole value of its &anchor: govrun reads at most "
+        f"{MAX_VALUES:,} values and {MAX_TEXT >> 20} MiB of text from a YAML file, aliases "
+        "included."
+        if aliases
+        else None
+    )
+    return ManifestError(
+        f"{source} is not a valid {document.name} (1 problem)",
+        problems=[Problem(line, col, (), message).render(source)],
+        hint=hint,
+    )
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError, source: str, text: str) -> str:
@@ -164,11 +230,26 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, source: str, text: str) -> str:
         where = exc.context_mark
         problem += f" ({exc.context} at {where.line + 1}:{where.column + 1})"
     lines = text.splitlines()
-    if "'\\t'" in problem:
+    here = lines[line - 1] if line <= len(lines) else ""
+    if "'\\t'" in problem or here[col - 1 : col] == "\t":  # PyYAML says the tab; libyaml not
         problem += "; indent with spaces, not tabs"
-    elif line <= len(lines) and "${" in lines[line - 1]:
+    elif "${" in here:
         problem += "; quote values that use ${VAR} inside [ ] or { }"
     return f"{source}:{line}:{col}: YAML syntax error: {problem}"
+
+
+def _reader_problem(exc: yaml.YAMLError, source: str, text: str) -> str:
+    """A character YAML does not allow (a control character), at its line and column."""
+    position = getattr(exc, "position", None)
+    character = getattr(exc, "character", None)
+    if not isinstance(position, int) or not isinstance(character, int):
+        return f"{source}: YAML syntax error: {exc}"
+    line = text.count("\n", 0, position) + 1
+    col = position - (text.rfind("\n", 0, position) + 1) + 1
+    return (
+        f"{source}:{line}:{col}: YAML syntax error: unacceptable character #x{character:04x} "
+        "(YAML allows no control characters in a file)"
+    )
 
 
 def _short_tag(tag: str) -> str:
@@ -179,18 +260,44 @@ def _pos(node: Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
+class _Expansion(Exception):
+    """Converting went past a limit through aliases: the message says which."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class _Budget:
+    """What converting may still visit: values (aliases counted each time), characters of
+    text, and levels of nesting."""
+
+    values: int = MAX_VALUES
+    text: int = MAX_TEXT
+    depth: int = MAX_DEPTH
+
+
 class _Converter:
     """Turns composed nodes into plain data, recording positions and structural problems."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: _Budget | None = None, active: set[int] | None = None) -> None:
         self.source_map = SourceMap()
         self.problems: list[Problem] = []
         self._constructor = SafeConstructor()
-        self._active: set[int] = set()  # nodes being converted: guards recursive aliases
+        self._budget = budget or _Budget()
+        self._active = set() if active is None else active  # guards recursive aliases
 
     def convert(self, node: Node, path: FieldPath) -> Any:
         if not path:
             self.source_map.positions[()] = _pos(node)
+        budget = self._budget
+        budget.values -= 1
+        if budget.values < 0:
+            raise _Expansion(
+                f"expands to more than {MAX_VALUES:,} values (an alias/anchor bomb?); its "
+                "first alias is here"
+            )
         if isinstance(node, ScalarNode):
             return self._scalar(node, path)
         if id(node) in self._active:
@@ -198,7 +305,13 @@ class _Converter:
                 path, "expected a finite value; got a recursive alias (*name inside &name)"
             )
             return None
+        if budget.depth == 0:
+            raise _Expansion(
+                f"nests lists and mappings more than {MAX_DEPTH} levels deep through its "
+                "aliases; its first alias is here"
+            )
         self._active.add(id(node))
+        budget.depth -= 1
         try:
             if node.tag not in (_MAP_TAG, _SEQ_TAG):
                 message = f"expected a plain mapping or list; got YAML tag {_short_tag(node.tag)!r}"
@@ -208,6 +321,7 @@ class _Converter:
             assert isinstance(node, MappingNode)
             return self._mapping(node, path)
         finally:
+            budget.depth += 1
             self._active.discard(id(node))
 
     def _child(self, node: Node, path: FieldPath, anchor: Node) -> Any:
@@ -215,10 +329,16 @@ class _Converter:
         return self.convert(node, path)
 
     def _scalar(self, node: ScalarNode, path: FieldPath) -> Any:
+        self._budget.text -= len(node.value)
+        if self._budget.text < 0:
+            raise _Expansion(
+                f"expands to more than {MAX_TEXT >> 20} MiB of text (an alias/anchor bomb?); "
+                "its first alias is here"
+            )
         if node.tag in _TEXT_TAGS:
             return node.value
         try:
-            return self._constructor.construct_object(node, deep=True)
+            value = self._constructor.construct_object(node, deep=True)
         except ConstructorError:
             message = (
                 f"expected a plain value (text, number, true/false, null); got YAML tag "
@@ -226,6 +346,10 @@ class _Converter:
             )
         except (ValueError, KeyError, TypeError):  # e.g. `!!int abc`
             message = f"expected a value of type {_short_tag(node.tag)}; got {show(node.value)}"
+        else:
+            message = _unrecordable(value)
+            if message is None:
+                return value
         self._report(path, message)
         return None
 
@@ -266,22 +390,32 @@ class _Converter:
             if not isinstance(item, MappingNode):
                 self._report(path, "expected `<<:` to merge a mapping; got a plain value")
                 continue
-            sub = _Converter()
-            sub._active = self._active
+            sub = _Converter(self._budget, self._active)
             merged = sub.convert(item, path)
             self.problems.extend(sub.problems)
-            for key, value in merged.items():
-                if key in result:
-                    continue
-                result[key] = value
-                prefix = (*path, key)
-                for sub_path, position in sub.source_map.positions.items():
-                    if sub_path[: len(prefix)] == prefix:
-                        self.source_map.positions[sub_path] = position
+            copied = {key for key in merged if key not in result}
+            for key in copied:
+                result[key] = merged[key]
+            depth = len(path)
+            for sub_path, position in sub.source_map.positions.items():
+                if len(sub_path) > depth and sub_path[depth] in copied:
+                    self.source_map.positions[sub_path] = position
 
     def _report(self, path: FieldPath, message: str, at: tuple[int, int] | None = None) -> None:
         line, col = at or self.source_map.locate(path)
         self.problems.append(Problem(line, col, path, message))
+
+
+def _unrecordable(value: Any) -> str | None:
+    """Why the trace cannot record ``value`` (the manifest is recorded in it), or None."""
+    if type(value) is int and not _INT_RANGE[0] <= value < _INT_RANGE[1]:
+        return (
+            f"{show(value)} is outside what the trace can record: integers from -2**63 to 2**63-1"
+        )
+    if type(value) is float and not math.isfinite(value):
+        shown = "nan" if math.isnan(value) else ("-inf" if value < 0 else "inf")
+        return f"{shown} is outside what the trace can record: a number must be finite"
+    return None
 
 
 # --- ${ENV} interpolation -----------------------------------------------------------------

@@ -45,6 +45,7 @@ from govrun.runtime.manifest.fields import (
     Identifier,
     Section,
 )
+from govrun.runtime.manifest.inputs import MANIFEST, read_text
 from govrun.runtime.manifest.problems import did_you_mean, fail_if, translate
 from govrun.runtime.manifest.reader import (
     FieldPath,
@@ -387,7 +388,7 @@ def _replace_strings(value: Any, replacements: Mapping[str, str]) -> Any:
 def load_manifest(path: str | Path, *, env: Mapping[str, str] | None = None) -> Manifest:
     """Read and validate a manifest file; relative paths in it resolve against its folder."""
     file = Path(path)
-    text = _read(file, str(path))
+    text = read_text(path, MANIFEST)
     return parse_manifest(text, source=str(path), base_dir=file.resolve().parent, env=env)
 
 
@@ -461,22 +462,6 @@ def manifest_json_schema() -> dict[str, Any]:
     schema["anyOf"] = [{"required": ["model"]}, {"required": ["models", "routing"]}]
     schema["properties"]["model"].pop("default", None)
     return json.loads(json.dumps(schema, sort_keys=True))
-
-
-def _read(file: Path, source: str) -> str:
-    try:
-        return file.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        hint = "Check the path; fixtures/agents/quickstart.yaml is a manifest to start from."
-        raise ManifestError(f"manifest not found: {source}", hint=hint) from None
-    except IsADirectoryError:
-        hint = f"Pass the YAML file inside it, e.g. {source}/agent.yaml."
-        raise ManifestError(f"{source} is a folder, not a manifest file", hint=hint) from None
-    except UnicodeDecodeError as exc:
-        message = f"{source} is not UTF-8 text (bad byte at offset {exc.start})"
-        raise ManifestError(message, hint="Save the manifest as UTF-8.") from None
-    except OSError as exc:
-        raise ManifestError(f"cannot read {source}: {exc.strerror or exc}") from None
 
 
 def _as_written(problem: Problem, templates: Mapping[FieldPath, Template]) -> Problem:

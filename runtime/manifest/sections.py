@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from govrun.runtime.errors import InputError
 from govrun.runtime.manifest.checks import SUCCESS_ONLY_CHECKS, Check
 from govrun.runtime.manifest.fields import (
     SUPPORTED_BUILTINS,
@@ -55,6 +56,7 @@ from govrun.runtime.manifest.fields import (
     Url,
     not_a_policy_effect,
 )
+from govrun.runtime.manifest.inputs import SCRIPT, open_file
 from govrun.runtime.manifest.problems import expected_one_of, fail_if, message
 from govrun.runtime.manifest.reader import FieldPath, show
 from govrun.runtime.manifest.routing import ModelBudget
@@ -179,11 +181,16 @@ class ModelConfig(Section):
                 ("script",): "required key 'script' is missing (provider scripted replays "
                 "responses from a YAML file, relative to the manifest)"
             }
-        if not (folder / self.script).is_file():
+        script = folder / self.script
+        if not script.exists():
             return {
                 ("script",): f"expected an existing file relative to {folder}; "
                 f"got {show(self.script)}"
             }
+        try:  # a folder or a FIFO is named as what it is, and never waited on
+            open_file(script, SCRIPT).close()
+        except InputError as exc:
+            return {("script",): exc.message}
         return {}
 
 

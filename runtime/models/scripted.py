@@ -24,16 +24,23 @@ from pathlib import Path
 from typing import Annotated, Any, Self
 
 import orjson
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
-from yaml.nodes import MappingNode, Node, SequenceNode
 
 from govrun.runtime.errors import GovrunError
+from govrun.runtime.manifest.inputs import SCRIPT, read_text
+from govrun.runtime.manifest.reader import Document, ParsedYaml, SourceMap, parse_yaml
 from govrun.runtime.models.prompt_size import PromptSizer
 from govrun.runtime.ports import Model, ModelCallError, ModelReply, ToolCallRequest, Usage
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 """Besides 5xx: statuses an error turn is retryable for by default (as over HTTP)."""
+
+SCRIPT_DOCUMENT = Document(
+    name="model script",
+    keys="turns",
+    required="one turn",
+    hint=SCRIPT.hint,
+)
 
 _HINT = (
     "Each turn is a mapping with `content:` and/or `tool_calls: [{name, arguments}]`, or "
@@ -137,7 +144,7 @@ class ScriptedModel(Model):
     ) -> None:
         self.name = name
         self.source = source
-        validated = _validate(turns, source, root=None)
+        validated = _validate(turns, source, parsed=None)
         self._turns = [_prepare(turn, index, name) for index, turn in enumerate(validated)]
         self._next = 0
         self._sizer = PromptSizer()
@@ -146,8 +153,9 @@ class ScriptedModel(Model):
     def from_file(cls, path: str | Path, *, name: str = "scripted") -> ScriptedModel:
         """Load and validate a YAML script; problems raise GovrunError naming file:line."""
         source = str(path)
-        data, root = _load_yaml(_read(Path(path)), source)
-        return cls(_validate(data, source, root=root), name=name, source=source)
+        parsed = parse_yaml(read_text(path, SCRIPT), source, SCRIPT_DOCUMENT)
+        turns = _validate(parsed.data if parsed else None, source, parsed=parsed)
+        return cls(turns, name=name, source=source)
 
     def __repr__(self) -> str:
         return f"ScriptedModel(name={self.name!r}, source={self.source!r})"
@@ -251,49 +259,28 @@ def _error_kwargs(error: ScriptError) -> dict[str, Any]:
 # --- loading and validation ---------------------------------------------------------------
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise GovrunError(
-            f"model script not found: {path}",
-            hint="model.script is relative to the manifest's folder.",
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise GovrunError(f"cannot read model script {path}: {reason}") from None
-
-
-def _load_yaml(text: str, source: str) -> tuple[Any, Node | None]:
-    """The data plus its node tree, so problems can name a line."""
-    loader = yaml.SafeLoader(text)
-    try:
-        root = loader.get_single_node()
-        return (loader.construct_document(root) if root is not None else None), root
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise GovrunError(f"{where}: model script is not valid YAML: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        raise GovrunError(f"{source}: model script is not valid YAML: {exc}") from None
-    finally:
-        loader.dispose()
-
-
-def _validate(data: Any, source: str, *, root: Node | None) -> list[ScriptTurn]:
-    """Every problem at once, one line each: ``FILE:LINE:COL turns[2].error: ...``."""
+def _validate(data: Any, source: str, *, parsed: ParsedYaml | None) -> list[ScriptTurn]:
+    """Every problem at once, one line each: ``FILE:LINE:COL turns[2].error: ...``.
+    ``parsed`` (a script read from a file) places them and adds the YAML reader's own."""
     if not isinstance(data, list | tuple) or not data:
         got = "nothing" if data is None else _show(data)
         raise GovrunError(
             f"{source}: expected a YAML list of at least one turn; got {got}", hint=_HINT
         )
+    positions = parsed.source_map if parsed else None
+    early = parsed.problems if parsed else []
+    reported = {problem.path for problem in early}
+    problems = [f"{source}:{p.line}:{p.col} {_path(p.path)}: {p.message}" for p in sorted(early)]
     turns: list[ScriptTurn] = []
-    problems: list[str] = []
     for index, item in enumerate(data):
         try:
             turns.append(ScriptTurn.model_validate(item))
         except ValidationError as exc:
-            problems.extend(_problem(source, root, index, error) for error in exc.errors())
+            problems.extend(
+                _problem(source, positions, index, error)
+                for error in exc.errors()
+                if (index, *error["loc"]) not in reported
+            )
     if problems:
         count = f"{len(problems)} problem" + ("s" if len(problems) > 1 else "")
         lines = "\n".join(f"  {p}" for p in problems)
@@ -301,11 +288,11 @@ def _validate(data: Any, source: str, *, root: Node | None) -> list[ScriptTurn]:
     return turns
 
 
-def _problem(source: str, root: Node | None, index: int, error: Any) -> str:
+def _problem(source: str, positions: SourceMap | None, index: int, error: Any) -> str:
     loc = (index, *error["loc"])
     where = source
-    if root is not None:
-        line, col = _locate(root, loc)
+    if positions is not None:
+        line, col = positions.locate(loc)
         where = f"{source}:{line}:{col}"
     return f"{where} {_path(loc)}: {_explain(error)}"
 
@@ -332,27 +319,6 @@ def _unknown_key(key: str, parent: tuple[Any, ...]) -> str:
 
 def _path(loc: tuple[Any, ...]) -> str:
     return "turns" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
-
-
-def _locate(node: Node, loc: tuple[Any, ...]) -> tuple[int, int]:
-    """1-based line and column of the deepest node on ``loc`` that exists."""
-    for part in loc:
-        child = _child(node, part)
-        if child is None:
-            break
-        node = child
-    return node.start_mark.line + 1, node.start_mark.column + 1
-
-
-def _child(node: Node, part: Any) -> Node | None:
-    if isinstance(node, SequenceNode) and isinstance(part, int) and part < len(node.value):
-        return node.value[part]
-    if isinstance(node, MappingNode):
-        # The key node for a leaf (an unknown key points at itself), the value to go deeper.
-        for key, value in node.value:
-            if key.value == part:
-                return value if isinstance(value, MappingNode | SequenceNode) else key
-    return None
 
 
 def _show(value: Any, limit: int = 60) -> str:

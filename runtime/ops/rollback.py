@@ -77,10 +77,12 @@ def rollback_trace(
     newest first, into a new rollback trace (see the module docstring). Raises
     :class:`RollbackError` (exit 2) before touching anything when the trace does not
     verify, ``to_step`` is negative, or the output trace exists."""
+    from govrun.runtime.trace.reader import check_trace
     from govrun.runtime.trace.record import Record
     from govrun.runtime.trace.verify import verify_trace
 
     path = Path(trace)
+    check_trace(path)
     if to_step is not None and to_step < 0:
         raise RollbackError(f"--to-step must be 0 or more; got {to_step}.")
     report = verify_trace(path)

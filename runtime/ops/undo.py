@@ -63,6 +63,7 @@ from govrun.runtime.tools.base import (
     Undo,
 )
 from govrun.runtime.tools.fs import Confinement, Found, Located, look, restore
+from govrun.runtime.trace.reader import read_blob
 
 if TYPE_CHECKING:
     pass
@@ -407,10 +408,8 @@ class LiveRollbacker:
         """The pre-image from the sidecar, checked against its hash: rollback never writes
         bytes the run did not record."""
         for folder in self.blob_dirs:
-            candidate = folder / digest
-            try:
-                data = candidate.read_bytes()
-            except OSError:
+            data = read_blob(folder / digest)
+            if data is None:
                 continue
             if hashlib.sha256(data).hexdigest() == digest:
                 return data

@@ -20,6 +20,11 @@ _BLOB_KEY = "$blob"
 _BLOB_MARK = b'"$blob"'
 _BLOB_REF = re.compile(r"[0-9a-f]{64}")
 
+MAX_LINE_BYTES = 16 << 20
+"""The longest line a trace holds: the writer refuses a longer event and readers take a
+longer first line for a file that is not a trace. Strings over 64 KiB go to the sidecar
+folder and a manifest is at most 100,000 values, so a real event stays far below."""
+
 
 def canonical(obj: Any) -> bytes:
     """The one canonical JSON form: orjson, sorted keys, no whitespace."""

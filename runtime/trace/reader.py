@@ -3,6 +3,11 @@ line told from damage, random access by line for viewers.
 
 Readers refuse a trace written with a newer major schema, with a clear message; an
 incomplete final line is what a crash mid-write leaves and is reported, not fatal.
+
+Every command that reads a trace first calls :func:`check_trace`: a missing file, a folder,
+a FIFO or device, an empty file, and a file that does not begin like a trace (binary data,
+text, a first line longer than any event) are each refused with one :class:`TraceError`,
+worded the same everywhere, before anything is loaded.
 """
 
 from __future__ import annotations
@@ -15,14 +20,103 @@ from dataclasses import dataclass
 from itertools import accumulate, count, islice
 from operator import add
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 from pydantic import ValidationError
 
 from govrun.runtime.errors import TraceError
-from govrun.runtime.trace.canonical import _BLOB_KEY, _BLOB_MARK, _BLOB_REF, blob_dir
+from govrun.runtime.manifest.inputs import TRACE, open_file
+from govrun.runtime.trace.canonical import (
+    _BLOB_KEY,
+    _BLOB_MARK,
+    _BLOB_REF,
+    MAX_LINE_BYTES,
+    blob_dir,
+)
 from govrun.runtime.trace.events import EVENT_ADAPTER, EVENT_TYPES, SCHEMA_MAJOR, Event
+
+_SNIFF = 1 << 16
+"""Bytes read to judge whether a file begins like a trace."""
+
+
+def open_trace(path: str | Path) -> BinaryIO:
+    """``path`` open for reading if it is a regular file (:func:`govrun.runtime.manifest.inputs.
+    open_file`): a FIFO or a device is refused, never waited on."""
+    return open_file(path, TRACE, error=TraceError)
+
+
+def check_trace(path: str | Path) -> None:
+    """Refuse what cannot be a trace, each in one sentence: what every reader calls first."""
+    reason = foreign(path)
+    if reason is not None:
+        raise TraceError(f"{path} is not a govrun trace: {reason}.")
+
+
+def foreign(path: str | Path) -> str | None:
+    """Why the file at ``path`` is not a govrun trace, judged from its first line (a trace's
+    first line is a JSON object of at most :data:`MAX_LINE_BYTES`), or None. Raises
+    :class:`TraceError` for a file that is missing, a folder, not a regular file or empty."""
+    with open_trace(path) as f:
+        head = f.read(_SNIFF)
+        if not head:
+            raise TraceError(f"{path}: the trace is empty")
+        if head[:1] != b"{":
+            return f"it begins with {_first_bytes(head)}, not a JSON object"
+        seen = head
+        while b"\n" not in seen:  # the first line goes on: it must end as an event would
+            if f.tell() > MAX_LINE_BYTES:
+                return (
+                    f"its first line is longer than {MAX_LINE_BYTES >> 20} MiB, and no govrun "
+                    "event is"
+                )
+            seen = f.read(1 << 20)
+            if not seen:
+                return None  # one unfinished line: a crash while the first event was written
+        return None
+
+
+def read_blob(path: Path) -> bytes | None:
+    """A sidecar blob's bytes, or None when there is no such regular file: a FIFO or a
+    device put in a trace's blob folder is refused, never read."""
+    try:
+        with open_trace(path) as f:
+            return f.read()
+    except (OSError, TraceError):
+        return None
+
+
+def too_long(path: str | Path, line: int) -> TraceError:
+    """A line longer than any event: damage, refused before it is parsed (the parse alone
+    would take several times its size)."""
+    return TraceError(
+        f"{path}:{line}: longer than {MAX_LINE_BYTES >> 20} MiB, and no govrun event is; the "
+        "trace is damaged.",
+        hint="`govrun verify` tells where and how.",
+    )
+
+
+def _longest(lines: list[bytes]) -> int | None:
+    """The index of the first line over :data:`MAX_LINE_BYTES`, or None."""
+    if not lines or max(map(len, lines)) <= MAX_LINE_BYTES:
+        return None
+    return next(i for i, line in enumerate(lines) if len(line) > MAX_LINE_BYTES)
+
+
+def _first_bytes(head: bytes) -> str:
+    first = head[0]
+    if first == 0:
+        return "a NUL byte (binary data)"
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "a UTF-8 byte-order mark"
+    if first in b"\r\n":
+        return "an empty line"
+    if first in b" \t":
+        return "whitespace"
+    if first >= 0x80 or first < 0x20:
+        return f"byte 0x{first:02x} (binary data)"
+    text = head[:40].split(b"\n", 1)[0].decode("ascii", errors="replace")
+    return repr(text[:20] + ("…" if len(text) > 20 else ""))
 
 
 @dataclass(frozen=True)
@@ -90,12 +184,12 @@ def _resolve_blobs(value: Any, folder: Path, *, strict: bool = False, load: bool
         if isinstance(ref, str):
             if not load:
                 return f"[blob {ref[:12]}… {value.get('size')} bytes, not loaded]"
-            try:
-                return (folder / ref).read_bytes().decode(errors="replace")
-            except OSError:
-                if strict:
-                    raise TraceError(f"blob {ref} is missing from {folder}.") from None
-                return f"[blob {ref[:12]}… missing from {folder.name}]"
+            data = read_blob(folder / ref)
+            if data is not None:
+                return data.decode(errors="replace")
+            if strict:
+                raise TraceError(f"blob {ref} is missing from {folder}.")
+            return f"[blob {ref[:12]}… missing from {folder.name}]"
         return {k: _resolve_blobs(v, folder, strict=strict, load=load) for k, v in value.items()}
     if isinstance(value, list):
         return [_resolve_blobs(v, folder, strict=strict, load=load) for v in value]
@@ -111,8 +205,7 @@ class TraceReader:
 
     def __init__(self, path: str | Path, *, resolve_blobs: bool = True) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise TraceError(f"{self.path}: no such trace file.")
+        check_trace(path)
         self.resolve_blobs = resolve_blobs
         self.torn: TornTail | None = None
 
@@ -120,6 +213,8 @@ class TraceReader:
         folder = blob_dir(self.path)
         last_seq: int | None = None
         for line_no, offset, raw, complete in _lines(self.path):
+            if len(raw) > MAX_LINE_BYTES:
+                raise too_long(self.path, line_no)
             if not complete:
                 data = _try_complete(raw)
                 if data is None:
@@ -144,8 +239,7 @@ def read_stored(path: str | Path) -> tuple[list[dict[str, Any]], TornTail | None
     what they rely on (an object with a known ``type`` and ``seq`` in order) and the schema
     major, raising :class:`TraceError` otherwise."""
     file = Path(path)
-    if not file.is_file():
-        raise TraceError(f"{file}: no such trace file.")
+    check_trace(path)
     events: list[dict[str, Any]] = []
     with gc_paused():
         torn = _read_into(events, file)
@@ -190,8 +284,12 @@ def gc_frozen() -> Iterator[None]:
 def _read_into(events: list[dict[str, Any]], file: Path) -> TornTail | None:
     """The fast path: every complete line parsed in a comprehension, checked in one pass;
     anything unexpected goes line by line for a precise error."""
-    data = file.read_bytes()
+    with open_trace(file) as f:
+        data = f.read()
     lines = data.split(b"\n")
+    long = _longest(lines)
+    if long is not None:
+        raise too_long(file, long + 1)
     tail = lines.pop()  # b"" when the file ends with a newline
     loads = orjson.loads
     try:
@@ -263,19 +361,30 @@ def _try_complete(raw: bytes) -> dict[str, Any] | None:
 
 
 def _lines(path: Path, chunk_size: int = 1 << 20) -> Iterator[tuple[int, int, bytes, bool]]:
-    """(line number from 1, byte offset, bytes without newline, ended by newline)."""
+    """(line number from 1, byte offset, bytes without newline, ended by newline). A line
+    over :data:`MAX_LINE_BYTES` comes cut a little past that length (no event is that long:
+    callers refuse it), so that a huge line is never held whole."""
     line_no = 0
     offset = 0
-    with open(path, "rb") as f:
-        pending = b""
+    with open_trace(path) as f:
+        pieces: list[bytes] = []  # of a line longer than a chunk: joined once, not per chunk
+        size = 0  # that line's length so far, pieces not kept past the limit included
         while chunk := f.read(chunk_size):
-            buf = pending + chunk
-            parts = buf.split(b"\n")
-            pending = parts.pop()
-            for part in parts:
+            parts = chunk.split(b"\n")
+            if len(parts) == 1:
+                if size <= MAX_LINE_BYTES:
+                    pieces.append(chunk)
+                size += len(chunk)
+                continue
+            line_no += 1
+            yield line_no, offset, b"".join((*pieces, parts[0])), True
+            offset += size + len(parts[0]) + 1
+            for part in parts[1:-1]:
                 line_no += 1
                 yield line_no, offset, part, True
                 offset += len(part) + 1
+            pieces, size = [parts[-1]], len(parts[-1])
+        pending = b"".join(pieces)
         if pending:
             yield line_no + 1, offset, pending, False
 
@@ -291,17 +400,21 @@ class TraceIndex:
         self.path = Path(path)
         self._offsets = array("Q")
         self._end = 0  # offset just past the last complete line
-        self._file = open(self.path, "rb")  # noqa: SIM115 - lives with the index
+        self._file = open_trace(self.path)  # lives with the index
         self.refresh()
 
     def refresh(self) -> int:
         """Index lines completed since the last call; returns how many were added."""
         self._file.seek(self._end)
         data = self._file.read()
-        last = data.rfind(b"\n")
-        if last < 0:
+        lines = data.split(b"\n")
+        unfinished = lines.pop()  # after the last newline: the writer may still be at it
+        long = _longest([*lines, unfinished])
+        if long is not None:
+            raise too_long(self.path, len(self._offsets) + long + 1)
+        if not lines:
             return 0
-        lines = data[:last].split(b"\n")
+        last = len(data) - len(unfinished) - 1
         # Start of line k = sum of the earlier lines' lengths + k newlines, in C iterators:
         # a 100,000-line trace is indexed in milliseconds, not a Python loop per line.
         starts = map(add, accumulate(map(len, lines), initial=self._end), count())

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from govrun.runtime.errors import GovrunError
+from govrun.runtime.manifest.inputs import SIGNING_KEY, TRUSTED_KEYS, read_text
 from govrun.runtime.trace.canonical import canonical
 
 APPROVAL_FIELDS = (
@@ -108,19 +109,19 @@ class Signer:
     @classmethod
     def load(cls, path: str | Path) -> Signer:
         path = Path(path)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise GovrunError(
-                f"cannot read signing key {path}: {exc.strerror}",
-                hint="Create one with `govrun keys init`.",
-            ) from None
+        data = read_text(path, SIGNING_KEY).encode()
         try:
             key = serialization.load_pem_private_key(data, password=None)
-        except (ValueError, TypeError) as exc:
-            raise GovrunError(f"{path} is not an unencrypted PEM private key ({exc}).") from None
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            raise GovrunError(
+                f"{path}: the signing key is not an unencrypted PEM private key",
+                hint=SIGNING_KEY.hint,
+            ) from None
         if not isinstance(key, Ed25519PrivateKey):
-            raise GovrunError(f"{path} holds a {type(key).__name__}, not an Ed25519 key.")
+            raise GovrunError(
+                f"{path}: the signing key is a {type(key).__name__}, not an Ed25519 key",
+                hint=SIGNING_KEY.hint,
+            )
         return cls(key, f"file:{path}")
 
 
@@ -205,10 +206,7 @@ def load_trusted_keys(path: str | Path) -> dict[str, str]:
     then an optional comment naming its owner); ``#`` starts a comment line.
     Returns fingerprint -> owner comment."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise GovrunError(f"cannot read trusted keys {path}: {exc.strerror}") from None
+    text = read_text(path, TRUSTED_KEYS)
     keys: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()

@@ -43,6 +43,7 @@ from govrun.runtime.trace.canonical import (
     _BLOB_KEY,
     _BLOB_MARK,
     _BLOB_REF,
+    MAX_LINE_BYTES,
     blob_dir,
     canonical,
     sha256_hex,
@@ -59,7 +60,10 @@ from govrun.runtime.trace.reader import (
     _resolve_blobs,
     _try_complete,
     describe_invalid,
+    foreign,
     gc_paused,
+    open_trace,
+    read_blob,
 )
 
 ProblemKind = Literal[
@@ -162,15 +166,15 @@ def verify_trace(
     """Verify a trace file. ``trusted_keys`` (fingerprint -> owner, as
     :func:`govrun.runtime.trace.signing.load_trusted_keys` returns) pins who may sign approvals and
     the seal; without it valid signatures prove integrity, not identity. Raises
-    :class:`TraceError` only when the file cannot be read at all (missing, or written by a
-    newer major schema)."""
+    :class:`TraceError` only when the file cannot be read at all (missing, a folder or
+    device, empty, or written by a newer major schema); a file that is not a trace is the
+    problem ``not_a_trace``."""
     return _Verifier(Path(path), head, trusted_keys).run()
 
 
 class _Verifier:
     def __init__(self, path: Path, head: str | None, trusted: Mapping[str, str] | None) -> None:
-        if not path.is_file():
-            raise TraceError(f"{path}: no such trace file.")
+        self.foreign = foreign(path)  # raises for a file that cannot be read as a trace
         self.path = path
         self.expect_head = head
         self.trusted = trusted
@@ -183,6 +187,8 @@ class _Verifier:
         self.blobs = 0
 
     def run(self) -> VerifyReport:
+        if self.foreign is not None:
+            return self._report(Problem("not_a_trace", 1, None, f"{self.foreign}."), None)
         problem: Problem | None = None
         try:
             with gc_paused():  # many short-lived acyclic dicts: the collector only costs time
@@ -207,6 +213,9 @@ class _Verifier:
             if audit.violations and (problem is None or problem.is_crash):
                 # tampering outranks a crash: "nothing was altered" would be false
                 problem = _approval_problem(audit)
+        return self._report(problem, audit)
+
+    def _report(self, problem: Problem | None, audit: ApprovalAudit | None) -> VerifyReport:
         return VerifyReport(
             path=self.path,
             events=self.expected,
@@ -228,12 +237,14 @@ class _Verifier:
         offset = 0
         pieces: list[bytes] = []  # of the line not ended yet
         carried = 0  # their size
-        with open(self.path, "rb") as f:
+        with open_trace(self.path) as f:
             while chunk := f.read(_CHUNK):
                 lines = chunk.split(b"\n")
                 if len(lines) == 1:  # no line ends in this chunk
                     pieces.append(chunk)
                     carried += len(chunk)
+                    if carried > MAX_LINE_BYTES:  # never joined: no event is this long
+                        raise _Found(self._too_long(line_no + 1))
                     continue
                 if pieces:
                     pieces.append(lines[0])
@@ -343,6 +354,8 @@ class _Verifier:
         for line_no, _offset, raw, complete in lines:
             if self.finished_line is not None and not complete:
                 raise _Found(self._after_end(line_no))
+            if len(raw) > MAX_LINE_BYTES:
+                raise _Found(self._too_long(line_no))
             if complete:
                 data = self._parse(raw, line_no)
             else:
@@ -552,10 +565,8 @@ class _Verifier:
                     "a SHA-256 hash.",
                 )
             )
-        target = self.blob_folder / ref
-        try:
-            content = target.read_bytes()
-        except OSError:
+        content = read_blob(self.blob_folder / ref)
+        if content is None:
             raise _Found(
                 Problem(
                     "bad_blob",
@@ -564,7 +575,7 @@ class _Verifier:
                     f"seq {seq} (line {line_no}) refers to {what} {ref[:12]}…, which "
                     f"is missing from {self.blob_folder}.",
                 )
-            ) from None
+            )
         if sha256_hex(content) != ref:
             raise _Found(
                 Problem(
@@ -603,6 +614,16 @@ class _Verifier:
             f"a partial line (line {line_no}) follows run_finished (line "
             f"{self.finished_line}): the run had ended, so it was added later — not a crash "
             "mid-write.",
+        )
+
+    def _too_long(self, line_no: int) -> Problem:
+        return Problem(
+            "edited",
+            line_no,
+            None,
+            f"line {line_no} (after seq {self._last()}) is longer than "
+            f"{MAX_LINE_BYTES >> 20} MiB, and no govrun event is: it was edited, or a line "
+            "was inserted.",
         )
 
     def _torn(self, line_no: int) -> Problem:
@@ -803,13 +824,18 @@ def _more_lines(
     """The lines of ``f`` from its position on, as :func:`govrun.runtime.trace.reader._lines`
     yields them, after ``pending`` (the start of an unfinished line, at byte ``offset``) and line
     ``line_no``."""
+    pieces = [pending]  # of a line longer than a chunk: joined once, not per chunk
     while chunk := f.read(1 << 20):
-        buf = pending + chunk
-        parts = buf.split(b"\n")
-        pending = parts.pop()
+        parts = chunk.split(b"\n")
+        if len(parts) == 1:
+            pieces.append(chunk)
+            continue
+        parts[0] = b"".join((*pieces, parts[0]))
+        pieces = [parts.pop()]
         yield from _numbered(parts, line_no, offset)
         line_no += len(parts)
-        offset += len(buf) - len(pending)
+        offset += sum(len(part) + 1 for part in parts)
+    pending = b"".join(pieces)
     if pending:
         yield line_no + 1, offset, pending, False
 

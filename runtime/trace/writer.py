@@ -15,6 +15,7 @@ writes. ``durability="fsync"`` fsyncs each write. Any write failure is fatal
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -29,6 +30,7 @@ from govrun.runtime.errors import TraceError, TraceWriteError
 from govrun.runtime.ports import Clock, SystemClock
 from govrun.runtime.trace.canonical import (
     _BLOB_KEY,
+    MAX_LINE_BYTES,
     blob_dir,
     sha256_hex,
 )
@@ -122,10 +124,7 @@ class TraceWriter:
                 self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644
             )
         except FileExistsError:
-            raise TraceError(
-                f"{self.path} already exists; govrun never overwrites a trace.",
-                hint="Choose another path with -o, or move the old trace away.",
-            ) from None
+            raise _exists(self.path) from None
         except OSError as exc:
             raise TraceWriteError(f"cannot create trace {self.path}: {exc.strerror}") from exc
 
@@ -167,7 +166,11 @@ class TraceWriter:
         payload["step"] = step
         payload["prev"] = self.head
         payload["hash"] = self._marker
-        line = orjson.dumps(payload, option=_SORT_NL)
+        try:
+            line = orjson.dumps(payload, option=_SORT_NL)
+        except TypeError as exc:  # orjson.JSONEncodeError: e.g. an integer over 64 bits
+            reason = f"a {payload['type']} event holds a value JSON cannot record ({exc})"
+            raise self._halt(reason) from None
         cut = line.find(self._member)
         if (
             cut < 0
@@ -213,9 +216,23 @@ class TraceWriter:
         if len(body) > self._threshold:
             data = self._externalize(data)
             body = orjson.dumps(data, option=_SORT)
+        if len(body) > MAX_LINE_BYTES:
+            raise self._halt(
+                f"a {data['type']} event is {len(body):,} bytes even with its long strings in "
+                f"the sidecar folder, over the {MAX_LINE_BYTES >> 20} MiB a trace line may hold"
+            )
         digest = hashlib.sha256(body).hexdigest()
         data["hash"] = digest
         return shown, data, orjson.dumps(data, option=_SORT_NL), digest
+
+    def _halt(self, reason: str) -> TraceWriteError:
+        """An event that cannot be written: nothing more is, so the run halts (as after a
+        failed write) with a trace that ends before it."""
+        self._broken = reason
+        return TraceWriteError(
+            f"cannot record the run in {self.path}: {reason}; the run halts here so that "
+            "nothing happens that the trace does not record."
+        )
 
     def flush(self) -> None:
         """Put every held line on disk: the loop calls this before each side effect."""
@@ -265,6 +282,10 @@ class TraceWriter:
             except OSError as exc:
                 if not self._broken:
                     raise TraceWriteError(f"closing trace {self.path} failed: {exc}") from exc
+            finally:
+                if self._size == 0:  # no event reached it: an empty file is no record
+                    with contextlib.suppress(OSError):
+                        self.path.unlink()
 
     def __enter__(self) -> TraceWriter:
         return self
@@ -340,6 +361,17 @@ class TraceWriter:
 
 
 _ENVELOPE = frozenset(("v", "seq", "ts", "run_id", "step", "type", "prev", "hash"))
+
+
+def _exists(path: Path) -> TraceError:
+    hint = "Choose another path with -o, or move the old trace away."
+    with contextlib.suppress(OSError):
+        if path.stat().st_size == 0:
+            hint = (
+                "It is empty: a run that crashed before its first event left it, and it "
+                f"records nothing. Delete it (rm {path}) or choose another path with -o."
+            )
+    return TraceError(f"{path} already exists; govrun never overwrites a trace.", hint=hint)
 
 
 def _secret_forms(secrets: Iterable[str], depth: int = 3) -> list[str]:

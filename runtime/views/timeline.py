@@ -24,7 +24,7 @@ import orjson
 
 from govrun.runtime.errors import TraceError
 from govrun.runtime.trace import events as ev
-from govrun.runtime.trace.reader import TraceIndex
+from govrun.runtime.trace.reader import TraceIndex, check_trace, open_trace
 
 TYPES: tuple[str, ...] = tuple(ev.EVENT_TYPES)
 _CODE = {name: code for code, name in enumerate(TYPES)}
@@ -94,10 +94,8 @@ class Timeline:
 
     def __init__(self, path: str | Path, *, cache_rows: int = 4096) -> None:
         self.path = Path(path)
-        try:
-            self.index = TraceIndex(self.path)
-        except OSError as exc:
-            raise TraceError(f"{self.path}: cannot open the trace ({exc.strerror}).") from None
+        check_trace(self.path)
+        self.index = TraceIndex(self.path)
         self._types = bytearray()
         self._starts = array("Q")  # seq of each step_started
         self._step_ends = array("Q")  # seq of each step_finished
@@ -117,6 +115,9 @@ class Timeline:
             raise TraceError(
                 f"{self.path}: not a govrun trace (it does not start with run_started)."
             )
+        if first.get("seq") != 0:
+            seq = str(first.get("seq"))[:24]
+            raise TraceError(f"{self.path} is not a govrun trace: its first event has seq {seq}.")
         self._started = first
 
     # --- reading ---------------------------------------------------------------------------
@@ -128,7 +129,7 @@ class Timeline:
         if start >= end:
             return
         first = self.index._offsets[start]
-        with open(self.path, "rb") as f:
+        with open_trace(self.path) as f:
             f.seek(first)
             chunk = f.read(self.index._end - first)
         tails = _TAIL.findall(chunk)
@@ -310,7 +311,7 @@ class Timeline:
 
     def _bytes(self) -> mmap.mmap:
         if self._map is None:
-            with open(self.path, "rb") as f:
+            with open_trace(self.path) as f:
                 self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         return self._map
 

@@ -27,7 +27,16 @@ import orjson
 from govrun.runtime.errors import TraceError
 from govrun.runtime.trace.canonical import blob_dir, canonical
 from govrun.runtime.trace.events import EVENT_TYPES, SCHEMA_MAJOR
-from govrun.runtime.trace.reader import TornTail, _check_version, _resolve_blobs, gc_paused
+from govrun.runtime.trace.reader import (
+    TornTail,
+    _check_version,
+    _longest,
+    _resolve_blobs,
+    check_trace,
+    gc_paused,
+    open_trace,
+    too_long,
+)
 
 Signature = tuple[tuple[str, str], ...]
 """What a step did, as the aligner sees it: ``(tool, canonical JSON arguments)`` for each
@@ -204,15 +213,13 @@ def load_trajectory(path: str | Path, *, load_blobs: bool = True) -> Trajectory:
     still differ when the blobs do (they name the blob's hash).
     """
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise TraceError(f"{p}: no such trace file.") from None
-    except IsADirectoryError:
-        raise TraceError(f"{p} is a folder, not a trace file.") from None
-    except OSError as exc:
-        raise TraceError(f"{p}: cannot read the trace ({exc.strerror}).") from None
+    check_trace(p)
+    with open_trace(p) as f:
+        data = f.read()
     lines = data.split(b"\n")
+    long = _longest(lines)
+    if long is not None:
+        raise too_long(p, long + 1)
     tail = lines.pop()  # b"" when the file ends with a newline, as a complete trace does
     builder = _Builder(p, blob_dir(p), load_blobs)
     torn: TornTail | None = None
@@ -451,6 +458,9 @@ class _Builder:
             raise TraceError(
                 f"{self.path} is not a govrun trace: it does not begin with run_started."
             )
+        if e.get("seq") != 0:
+            seq = str(e.get("seq"))[:24]
+            raise TraceError(f"{self.path} is not a govrun trace: its first event has seq {seq}.")
         self.run_id = str(e.get("run_id") or "?")
         self.agent = str(e.get("agent") or "?")
         self.input = str(e.get("input") or "")
