@@ -10,6 +10,7 @@ the trace and that last event's hash, the head `govrun verify --head` checks it 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -96,6 +97,9 @@ def test_a_failed_trace_write_stops_the_run_before_the_side_effect(tmp_path: Pat
 def test_a_run_whose_first_write_fails_leaves_no_empty_trace(tmp_path: Path) -> None:
     """An empty file would block the next run at that path and records nothing."""
     manifest = _layout(tmp_path)
+    # the trace's own first write must be what fails, not the workspace copy made before it
+    text = manifest.read_text()
+    manifest.write_text(re.sub(r"(?m)^workspace:.*\n", "", text))
     trace = tmp_path / "run.jsonl"
     ran = _govrun(0, manifest, trace)
     assert ran.returncode == 1, ran.stderr
