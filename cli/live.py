@@ -11,6 +11,7 @@ import shlex
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
@@ -55,16 +56,17 @@ class RunView:
     cost_usd: float = 0.0
     started: float = field(default_factory=time.monotonic)
     finished: bool = False
+    _calls: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    """call id -> (tool, the call as it runs): tool_started names only the call."""
 
     def observe(self, e: ev.Event) -> None:
         match e:
             case ev.RunStarted():
                 self.agent, self.run_id = e.agent, e.run_id
-            case ev.StepStarted():
-                self.step = e.step
-                self._row(e.step)
-                self._doing("thinking")
             case ev.ModelRequest():
+                if e.step != self.step:  # a step begins with its first request
+                    self.step = e.step
+                    self._row(e.step)
                 self._doing(
                     f"asking {e.model}" + (f" (attempt {e.attempt})" if e.attempt > 1 else "")
                 )
@@ -78,14 +80,13 @@ class RunView:
                     self._doing(f"model error: {e.error}")
                 elif not e.tool_calls:
                     self._row(e.step).action = "final answer"
-            case ev.ToolCallProposed():
+            case ev.ToolCall(decision=d):
+                self._calls[e.call_id] = (e.tool, e.canonical or e.arguments or {})
                 row = self._row(e.step)
                 row.action = _join(row.action, e.tool)
-            case ev.PolicyDecision():
-                row = self._row(e.step)
-                row.effect = _join(row.effect, e.effect)
-                if e.effect == "deny":
-                    row.outcome = _join(row.outcome, f"denied: {e.reason}")
+                row.effect = _join(row.effect, d.effect)
+                if d.effect == "deny":
+                    row.outcome = _join(row.outcome, f"denied: {d.reason}")
                     row.style = "red"
             case ev.ApprovalRequested():
                 self._doing(f"awaiting approval for {e.tool}")
@@ -94,8 +95,9 @@ class RunView:
                     self._row(e.step).outcome, f"{e.decision} by {e.approver}"
                 )
             case ev.ToolStarted():
-                self.in_flight = f"{e.tool} {_args(e.arguments)}"
-                self._doing(f"running {e.tool}")
+                tool, arguments = self._calls.get(e.call_id, (e.tool or e.call_id, {}))
+                self.in_flight = f"{tool} {_args(arguments)}"
+                self._doing(f"running {tool}")
             case ev.ToolFinished():
                 self.in_flight = None
                 self.tool_calls += 1
@@ -207,8 +209,8 @@ def _plain(e: ev.Event) -> str | None:
             return f"run {e.run_id}: agent {e.agent}"
         case ev.ModelResponse(error=str() as error):
             return f"step {e.step}: model attempt {e.attempt} failed: {error}"
-        case ev.PolicyDecision():
-            return f"step {e.step}: {e.tool} → {e.effect} ({e.rule or 'default'}: {e.reason})"
+        case ev.ToolCall(decision=d):
+            return f"step {e.step}: {e.tool} → {d.effect} ({d.rule or 'default'}: {d.reason})"
         case ev.ApprovalDecided():
             return f"step {e.step}: {e.tool} {e.decision} by {e.approver} ({e.via})"
         case ev.ToolFinished():

@@ -54,13 +54,11 @@ MAX_BACKOFF_S = 8.0
 
 HELD = frozenset(
     {
-        ev.StepStarted,
         ev.Route,
         ev.Compaction,
         ev.ModelRequest,
         ev.ModelResponse,
-        ev.ToolCallProposed,
-        ev.PolicyDecision,
+        ev.ToolCall,
         ev.ApprovalRequested,
         ev.ToolStarted,
         ev.ToolFinished,
@@ -253,7 +251,6 @@ class GovernedLoop:
         self._checkpoint(self.guards.before_step(self._counters()))
         self.step += 1
         self._open = (self.clock.monotonic(), self.c.tokens, self.c.cost_usd)
-        self._emit(ev.StepStarted)
         if self.router is not None:  # what a step did matters only to routing
             self._previous, self._outcome = self._outcome, StepOutcome()
             self._route()
@@ -267,7 +264,7 @@ class GovernedLoop:
         self._close_step("continue")
 
     def _close_step(self, outcome: str) -> None:
-        """Every step_started gets its step_finished, whatever ended the step."""
+        """Every step that began gets its step_finished, whatever ended the step."""
         if self._open is None:
             return
         started, tokens, cost = self._open
@@ -462,26 +459,25 @@ class GovernedLoop:
         prepared = v.call if isinstance(v.call, PreparedCall) else None
         sent = prepared.raw if prepared is not None else v.call.arguments
         decided = prepared.canonical.arguments if prepared and prepared.canonical else None
-        extra = {"canonical": decided} if decided is not None and _differ(decided, sent) else {}
-        self._emit(
-            ev.ToolCallProposed,
-            call_id=call.id,
-            tool=call.name,
-            arguments=sent,
-            raw_arguments=getattr(v.call, "raw_arguments", None),
-            call_hash=v.call.call_hash,
-            **extra,
-        )
-        self._emit(
-            ev.PolicyDecision,
-            call_id=call.id,
-            tool=call.name,
-            effect=v.effect,
-            rule=v.rule,
-            reason=v.reason,
-            risk=v.risk,
-            failure_class=v.failure_class,
-        )
+        payload: dict[str, Any] = {
+            "call_id": call.id,
+            "tool": call.name,
+            "arguments": sent,
+            "call_hash": v.call.call_hash,
+            "decision": {
+                "effect": v.effect,
+                "rule": v.rule,
+                "reason": v.reason,
+                "risk": v.risk,
+                "failure_class": v.failure_class,
+            },
+        }
+        raw = getattr(v.call, "raw_arguments", None)
+        if raw is not None:
+            payload["raw_arguments"] = raw
+        if decided is not None and _differ(decided, sent):
+            payload["canonical"] = decided
+        self.trace.write(ev.ToolCall, self.step, payload)
         outcome = self._outcome
         if outcome is not None:
             outcome.tools.append(call.name)
@@ -575,8 +571,6 @@ class GovernedLoop:
         self._emit(
             ev.ToolStarted,
             call_id=call.call_id,
-            tool=call.name,
-            arguments=call.arguments,
             call_hash=call.call_hash,
         )
         started = self.clock.monotonic()

@@ -479,7 +479,9 @@ def test_approval_always_in_a_real_run(tmp_path: Path) -> None:
     run_agent(m, task=TASK, trace_path=trace, approver=approver, clock=FixedClock())
     events = checked_events(trace)
     assert [(r.call_id, r.rule) for r in approver.requests] == [("ok", TOOL_APPROVAL_RULE)]
-    decisions = {d.call_id: (d.effect, d.rule) for d in of_type(events, ev.PolicyDecision)}
+    decisions = {
+        c.call_id: (c.decision.effect, c.decision.rule) for c in of_type(events, ev.ToolCall)
+    }
     assert decisions == {"ok": ("ask", TOOL_APPROVAL_RULE), "env": ("deny", "no-env")}
     assert [e.call_id for e in of_type(events, ev.ApprovalRequested)] == ["ok"]
     assert executed(events) == ["ok"]

@@ -3,13 +3,15 @@ re-chained trace, and pinned keys say who signed.
 
 Every trace here is written by the real TraceWriter and signed with govrun.runtime.trace.signing
 (see tests/support/signed_runs.py); every forgery is what someone with the format spec would do:
-edit events, re-sign with a key of their own, and re-chain so the hash chain holds.
+edit events, re-sign with a key of their own, and re-chain so the hash chain holds. Every test
+runs on a schema-2 trace and on a schema-1 one (records are forever: so is their audit).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -55,10 +57,42 @@ PINNED = {OWNER.fingerprint: "alice"}
 CALLS = [allow(), ask("approve"), ask("reject"), deny(), ask("approve", path="b.md", content="b")]
 """call_1 allowed, call_2 approved and run, call_3 rejected, call_4 denied, call_5 approved."""
 SIGNATURE_FIELDS = ("key_fingerprint", "public_key", "key_source", "signature")
+SCHEMA = 2
+"""The schema the test at hand writes its traces in (set by the ``schema`` fixture)."""
+
+
+@pytest.fixture(autouse=True, params=[2, 1], ids=["schema-2", "schema-1"])
+def schema(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(sys.modules[__name__], "SCHEMA", request.param)
+    return request.param
 
 
 def signed(tmp_path: Path, calls: list[Call] = CALLS, name: str = "run.jsonl", **kw: Any) -> Path:
-    return write_signed_run(tmp_path / name, calls, **kw)
+    return write_signed_run(tmp_path / name, calls, schema=SCHEMA, **kw)
+
+
+def _proposal(e: dict[str, Any]) -> bool:
+    """The event that holds a call as proposed: schema 2's tool_call, schema 1's proposal."""
+    return e["type"] in ("tool_call", "tool_call_proposed")
+
+
+def _effect(e: dict[str, Any]) -> str | None:
+    """Policy's effect, on the event that holds it (tool_call, or schema 1's decision)."""
+    if e["type"] == "tool_call":
+        return str(e["decision"]["effect"])
+    return e["effect"] if e["type"] == "policy_decision" else None
+
+
+def _call_of(events: list[dict[str, Any]], started: int) -> dict[str, Any]:
+    """What the tool_started at ``started`` ran: itself in schema 1, else its tool_call."""
+    t = events[started]
+    if "arguments" in t:
+        return t
+    return next(
+        e
+        for e in reversed(events[:started])
+        if _proposal(e) and (e["step"], e["call_id"]) == (t["step"], t["call_id"])
+    )
 
 
 def index_of(events: list[dict[str, Any]], type_: str, call_id: str) -> int:
@@ -72,21 +106,19 @@ def run_call(events: list[dict[str, Any]], call_id: str, step: int | None = None
     right after its last gate event, as a forger who wants a rejected or denied call to
     look as if it ran."""
     proposed = next(
-        e
-        for e in events
-        if e["type"] == "tool_call_proposed"
-        and e["call_id"] == call_id
-        and step in (None, e["step"])
+        e for e in events if _proposal(e) and e["call_id"] == call_id and step in (None, e["step"])
     )
     gate = max(
         i
         for i, e in enumerate(events)
         if e.get("call_id") == call_id and e["step"] == proposed["step"]
     )
-    common = {k: proposed[k] for k in ("v", "ts", "run_id", "step", "call_id", "tool")}
-    started = {**common, "type": "tool_started", "arguments": proposed["arguments"]}
-    started["call_hash"] = proposed["call_hash"]
-    finished = {**common, "type": "tool_finished", "ok": True, "output": "done"}
+    common = {k: proposed[k] for k in ("v", "ts", "run_id", "step", "call_id")}
+    started = {**common, "type": "tool_started", "call_hash": proposed["call_hash"]}
+    if proposed["type"] == "tool_call_proposed":  # schema 1 names the call again
+        started.update(tool=proposed["tool"], arguments=proposed["arguments"])
+    finished = {**common, "tool": proposed["tool"], "type": "tool_finished", "ok": True}
+    finished["output"] = "done"
     events[gate + 1 : gate + 1] = [started, finished]
 
 
@@ -291,10 +323,12 @@ def test_changing_the_arguments_of_an_approved_call(tmp_path: Path, rehash: bool
     exact call it names: other arguments, or another call_hash, are not approved."""
     path = signed(tmp_path)
     events = events_of(path)
-    started = events[index_of(events, "tool_started", "call_2")]
-    started["arguments"] = {"path": "../../.ssh/authorized_keys", "content": "ssh-ed25519 AAAA"}
+    at = index_of(events, "tool_started", "call_2")
+    ran = _call_of(events, at)
+    ran["arguments"] = {"path": "../../.ssh/authorized_keys", "content": "ssh-ed25519 AAAA"}
     if rehash:
-        started["call_hash"] = call_hash(started["tool"], started["arguments"], started["step"])
+        ran["call_hash"] = call_hash(ran["tool"], ran["arguments"], ran["step"])
+        events[at]["call_hash"] = ran["call_hash"]
     report = verify_trace(write_events(path, events, reseal=ATTACKER))
     approval = events[index_of(events, "approval_decided", "call_2")]
     assert_names(report, approval)
@@ -534,7 +568,7 @@ def test_a_call_id_reused_within_a_step(tmp_path: Path, decision: str) -> None:
     gated = Call(**{**vars(ask(decision)), "call_id": "c"})  # type: ignore[arg-type]
     path = signed(tmp_path, [gated, allow()])
     events = events_of(path)
-    second = [e for e in events if e["step"] == 2 and e["type"] not in ("step_started",)]
+    second = [e for e in events if e["step"] == 2 and e["type"] != "step_started"]
     first = [e for e in events if e["step"] == 1 and e["type"] != "step_finished"]
     for e in second:
         e["step"] = 1
@@ -610,10 +644,10 @@ def t_arguments(events: Events, data: st.DataObject) -> bool | None:
     )
     if i is None:
         return None
-    t = events[i]
+    t = _call_of(events, i)
     t["arguments"] = {**t["arguments"], "extra": data.draw(st.text(max_size=5), label="extra")}
     if data.draw(st.booleans(), label="rehash"):
-        t["call_hash"] = call_hash(t["tool"], t["arguments"], t["step"])
+        t["call_hash"] = events[i]["call_hash"] = call_hash(t["tool"], t["arguments"], t["step"])
     return False
 
 
@@ -650,11 +684,10 @@ def t_run_refused(events: Events, data: st.DataObject) -> bool | None:
         events,
         data,
         lambda e: (
-            (_approval(e) and e["decision"] != "approve")
-            or (e["type"] == "policy_decision" and e["effect"] == "deny")
+            (_approval(e) and e["decision"] != "approve") or _effect(e) == "deny"
         ),
     )
-    proposed = {(e["step"], e["call_id"]) for e in events if e["type"] == "tool_call_proposed"}
+    proposed = {(e["step"], e["call_id"]) for e in events if _proposal(e)}
     if i is None or (events[i]["step"], events[i]["call_id"]) not in proposed:
         return None  # an earlier forgery moved its approval away from any proposed call
     run_call(events, events[i]["call_id"], events[i]["step"])
@@ -673,7 +706,7 @@ def t_run_twice(events: Events, data: st.DataObject) -> bool | None:
 
 def t_move_approval(events: Events, data: st.DataObject) -> bool | None:
     i = _pick(events, data, _approval)
-    j = _pick(events, data, lambda e: e["type"] == "tool_call_proposed")
+    j = _pick(events, data, _proposal)
     if i is None or j is None or events[j]["step"] == events[i]["step"]:
         return None
     events[i]["call_id"], events[i]["step"] = events[j]["call_id"], events[j]["step"]
@@ -691,8 +724,8 @@ def t_edit_other(events: Events, data: st.DataObject) -> bool | None:
 def t_strip_everything(events: Events, data: st.DataObject) -> bool | None:
     """Make every call look allowed, drop every approval and the seal: an old-style trace."""
     for e in events:
-        if e["type"] == "policy_decision" and e["effect"] == "ask":
-            e["effect"] = "allow"
+        if _effect(e) == "ask":
+            (e["decision"] if e["type"] == "tool_call" else e)["effect"] = "allow"
     events[:] = [e for e in events if not e["type"].startswith("approval_")]
     events[-1]["seal"] = None
     return True
@@ -759,9 +792,10 @@ def _ask_calls_ran_approved(path: Path, trusted: dict[str, str] | None) -> bool:
             continue
         key = (t["step"], t["call_id"])
         before = [e for e in events[:n] if (e["step"], e.get("call_id")) == key]
-        policies = [e for e in before if e["type"] == "policy_decision"]
-        if not policies or policies[-1]["effect"] != "ask":
+        policies = [e for e in before if _effect(e) is not None]
+        if not policies or _effect(policies[-1]) != "ask":
             continue
+        ran = _call_of(events, n)
         approvals = [e for e in before if _approval(e)]
         if not approvals or approvals[-1]["seq"] in used:
             return False
@@ -770,7 +804,10 @@ def _ask_calls_ran_approved(path: Path, trusted: dict[str, str] | None) -> bool:
         pk, fp, sig = (a.get(k) for k in ("public_key", "key_fingerprint", "signature"))
         if not (
             a["decision"] == "approve"
-            and a["call_hash"] == t["call_hash"] == call_hash(t["tool"], t["arguments"], t["step"])
+            and a["call_hash"]
+            == t["call_hash"]
+            == ran["call_hash"]
+            == call_hash(ran["tool"], ran["arguments"], t["step"])
             and pk
             and sig
             and fingerprint(pk) == fp
@@ -781,7 +818,12 @@ def _ask_calls_ran_approved(path: Path, trusted: dict[str, str] | None) -> bool:
     return True
 
 
-PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=300,
+    deadline=None,
+    # the one function-scoped fixture (``schema``) only picks the schema for all examples
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 RUNS = st.lists(CALL, min_size=1, max_size=6)
 FORGERIES = st.lists(st.sampled_from(TAMPERINGS), max_size=3)
 
@@ -807,7 +849,7 @@ def test_verify_is_ok_exactly_when_nothing_was_forged(
     the re-chained trace with a key of their own or not. Without pinning, so does every
     forgery that needs no key of the forger's and keeps the seal."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_signed_run(Path(tmp) / "run.jsonl", calls)
+        path = write_signed_run(Path(tmp) / "run.jsonl", calls, schema=SCHEMA)
         events = events_of(path)
         applied = _apply(events, chosen, data)
         if events == events_of(path):
@@ -898,36 +940,41 @@ def test_cli_pinned(tmp_path: Path) -> None:
 
 def test_cli_untrusted(tmp_path: Path) -> None:
     trusted = trusted_file(tmp_path / "trusted", mallory=ATTACKER)
-    ran = govrun("verify", signed(tmp_path), "--trusted-keys", trusted)
+    path = signed(tmp_path)
+    ran = govrun("verify", path, "--trusted-keys", trusted)
+    at = approvals_in(events_of(path))[0]
     assert ran.code == 1, ran.flat
     assert "✗ approval not proven" in ran.flat
-    assert "approval seq 13 (call_2, step 2) is signed by a key that is not trusted" in ran.flat
-    assert "✗ seq 14: call_2 executed without a valid approval" in ran.flat
+    assert f"approval seq {at} (call_2, step 2) is signed by a key that is not trusted" in ran.flat
+    assert f"✗ seq {at + 1}: call_2 executed without a valid approval" in ran.flat
 
 
 def test_cli_forged_approval(tmp_path: Path) -> None:
     path = signed(tmp_path)
     events = events_of(path)
-    events[approvals_in(events)[0]]["decision"] = "reject"
+    at = approvals_in(events)[0]
+    events[at]["decision"] = "reject"
     ran = govrun("verify", write_events(path, events))
     assert ran.code == 1, ran.flat
-    assert "approval seq 13 (call_2, step 2) does not match its signature" in ran.flat
-    assert "The chain of 42 events is unbroken" in ran.flat
+    assert f"approval seq {at} (call_2, step 2) does not match its signature" in ran.flat
+    assert f"The chain of {len(events)} events is unbroken" in ran.flat
     assert "1 invalid" in ran.flat
 
 
 def test_cli_json(tmp_path: Path) -> None:
     trusted = trusted_file(tmp_path / "trusted", alice=OWNER)
-    ran = govrun("verify", signed(tmp_path), "--trusted-keys", trusted, "--json")
+    path = signed(tmp_path)
+    ran = govrun("verify", path, "--trusted-keys", trusted, "--json")
     assert ran.code == 0, ran.flat
     doc = json.loads(ran.out)
     assert doc["ok"] is True and doc["trusted_checked"] is True
     audit = doc["approvals"]
     assert audit["ok"] is True and audit["seal"] == "pinned" and audit["violations"] == []
+    seqs = approvals_in(events_of(path))
     assert [(a["seq"], a["call_id"], a["status"], a["owner"]) for a in audit["approvals"]] == [
-        (13, "call_2", "pinned", "alice"),
-        (22, "call_3", "pinned", "alice"),
-        (34, "call_5", "pinned", "alice"),
+        (seqs[0], "call_2", "pinned", "alice"),
+        (seqs[1], "call_3", "pinned", "alice"),
+        (seqs[2], "call_5", "pinned", "alice"),
     ]
     assert audit["signers"] == [{"fingerprint": OWNER.fingerprint, "owner": "alice"}]
 

@@ -511,11 +511,10 @@ def run_and_read(folder: Path, manifest: Path) -> list[ev.Event]:
 
 
 def denied_calls(events: list[ev.Event]) -> dict[str, tuple[Any, Any]]:
-    decisions = {e.call_id: e for e in events if isinstance(e, ev.PolicyDecision)}
     started = {e.call_id for e in events if isinstance(e, ev.ToolStarted)}
     out = {}
     for e in events:
-        if isinstance(e, ev.ToolCallProposed) and decisions[e.call_id].effect == "deny":
+        if isinstance(e, ev.ToolCall) and e.decision.effect == "deny":
             assert e.call_id not in started
             out[e.call_id] = (e.arguments, e.canonical)
     return out

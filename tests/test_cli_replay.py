@@ -58,7 +58,7 @@ def test_a_changed_manifest_replayed_strictly_names_the_divergence(
 
     assert ran.code == 1, ran.flat
     assert "✗ diverged" in ran.flat
-    assert "first divergence: step 1, event 2 (model_request)" in ran.flat
+    assert "first divergence: step 1, event 1 (model_request)" in ran.flat
     assert "prompt_hash" in ran.flat
     assert "one of them changed" in ran.flat
 

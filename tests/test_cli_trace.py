@@ -276,13 +276,13 @@ def test_verify_and_show_an_empty_file(tmp_path: Path) -> None:
 def test_show_and_verify_refuse_a_newer_schema(tmp_path: Path) -> None:
     events = events_of(TRACES / "complete.jsonl")
     for event in events:
-        event["v"] = 2
-    path = tmp_path / "v2.jsonl"
+        event["v"] = 3
+    path = tmp_path / "v3.jsonl"
     path.write_bytes(rechain(events))
     for command in ("verify", "show"):
         ran = govrun(command, path)
         assert ran.code == 2, (command, ran.flat)
-        assert "schema v2" in ran.flat
+        assert "schema v3" in ran.flat
         assert "Upgrade govrun" in ran.flat
         assert ran.out == "", command  # an error, on stderr, not a verdict or a summary
     ran = govrun("verify", path, "--json")

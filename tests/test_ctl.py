@@ -110,7 +110,7 @@ class Run:
         return [orjson.loads(line) for line in data.split(b"\n")[:-1]]
 
     def steps_started(self) -> int:
-        return sum(e["type"] == "step_started" for e in self.events())
+        return len({e["step"] for e in self.events() if e["type"] == "model_request"})
 
     def exit_code(self) -> int:
         try:
@@ -628,14 +628,14 @@ def test_step_updates_are_throttled_state_changes_are_not(tmp_path: Path) -> Non
     path = runs / ".registry" / "napper-1.json"
 
     for step in range(1, 50):
-        taps[ev.StepStarted]({"step": step})
+        taps[ev.ModelRequest]({"step": step})
     # the first steps are written; then no more than WRITES_PER_S writes in a second
     assert orjson.loads(path.read_bytes())["step"] == WRITES_PER_S - 1
     taps[ev.Interrupt]({"step": 49, "action": "pause"})  # a state change: at once
     on_disk = orjson.loads(path.read_bytes())
     assert (on_disk["step"], on_disk["state"]) == (49, "paused")
     taps[ev.Interrupt]({"step": 49, "action": "resume"})
-    taps[ev.StepStarted]({"step": 50})
+    taps[ev.ModelRequest]({"step": 50})
     assert orjson.loads(path.read_bytes())["step"] == 49  # held back...
     time.sleep(1.0)
     registration.flush()  # ...until the next stage boundary once allowed

@@ -417,9 +417,9 @@ def test_a_damaged_line_before_the_end_is_refused(tmp_path: Path) -> None:
 def test_an_event_missing_a_required_field_is_refused(tmp_path: Path) -> None:
     t = run(tmp_path / "run", BASE)
     lines = t.path.read_bytes().split(b"\n")
-    index = next(i for i, line in enumerate(lines) if b'"type":"policy_decision"' in line)
+    index = next(i for i, line in enumerate(lines) if b'"type":"tool_call"' in line)
     event = orjson.loads(lines[index])
-    del event["effect"]
+    del event["decision"]["effect"]
     lines[index] = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(b"\n".join(lines))

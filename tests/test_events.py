@@ -15,6 +15,7 @@ from govrun.runtime.trace.events import (
     EVENT_ADAPTER,
     EVENT_TYPES,
     FAILURE_CLASSES,
+    SCHEMA_1_TYPES,
     SCHEMA_MAJOR,
     Event,
     ToolFinished,
@@ -27,7 +28,7 @@ from tests.support.traces import write_run
 H = "ab" * 32
 """A well-formed SHA-256 hex digest."""
 
-ENVELOPE = {"v": 1, "seq": 7, "ts": "2026-09-21T14:13:20.250000Z", "run_id": "run-0001"}
+ENVELOPE = {"v": 2, "seq": 7, "ts": "2026-09-21T14:13:20.250000Z", "run_id": "run-0001"}
 ENVELOPE |= {"step": 2, "prev": "cd" * 32, "hash": "ef" * 32}
 
 PAYLOADS: dict[str, dict[str, Any]] = {
@@ -60,6 +61,20 @@ PAYLOADS: dict[str, dict[str, Any]] = {
         "tool": "fs.read",
         "arguments": {"path": "a"},
         "call_hash": H,
+    },
+    "tool_call": {
+        "call_id": "call_1",
+        "tool": "shell.run",
+        "arguments": {"command": "curl -s example.com"},
+        "canonical": {"argv": ["curl", "-s", "example.com"], "paths": []},
+        "call_hash": H,
+        "decision": {
+            "effect": "deny",
+            "rule": "no-network",
+            "reason": "no network",
+            "risk": "high",
+            "failure_class": "policy_denied",
+        },
     },
     "policy_decision": {
         "call_id": "call_1",
@@ -142,12 +157,14 @@ PAYLOADS: dict[str, dict[str, Any]] = {
 
 
 def _line(type_: str) -> dict[str, Any]:
-    return {**ENVELOPE, "type": type_, **PAYLOADS[type_]}
+    """A sample line; the types only schema 1 wrote are marked as schema 1's."""
+    v = 1 if type_ in SCHEMA_1_TYPES else 2
+    return {**ENVELOPE, "v": v, "type": type_, **PAYLOADS[type_]}
 
 
 def test_every_event_type_has_a_sample() -> None:
     assert set(PAYLOADS) == set(EVENT_TYPES)
-    assert len(EVENT_TYPES) == 17
+    assert len(EVENT_TYPES) == 18  # schema 2's 15 and the 3 only schema-1 traces hold
 
 
 @pytest.mark.parametrize("type_", sorted(EVENT_TYPES))
@@ -231,14 +248,18 @@ def test_json_schema_validates_real_event_lines(tmp_path: Path) -> None:
     schema = events_json_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
-    path = tmp_path / "run.jsonl"
-    write_run(path, steps=4)
-    lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
-    assert {d["type"] for d in lines} >= {"run_started", "policy_decision", "run_finished"}
-    for data in lines:
-        validator.validate(data)
+    for schema, decided in ((2, "tool_call"), (1, "policy_decision")):
+        path = tmp_path / f"run-{schema}.jsonl"
+        write_run(path, steps=4, schema=schema)
+        lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+        assert {d["type"] for d in lines} >= {"run_started", decided, "run_finished"}
+        for data in lines:
+            validator.validate(data)
     for type_ in EVENT_TYPES:
         validator.validate(_line(type_))
+    # each major holds its own types: a schema-2 step_started or a schema-1 tool_call is not
+    assert not validator.is_valid({**_line("step_started"), "v": 2})
+    assert not validator.is_valid({**_line("tool_call"), "v": 1})
 
 
 def test_json_schema_rejects_bad_lines() -> None:

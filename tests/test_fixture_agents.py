@@ -32,8 +32,8 @@ def test_quickstart_shows_allow_deny_verification_and_budgets(tmp_path: Path) ->
     assert (result.status, result.failure_class) == ("completed", None)
     assert verify_trace(tmp_path / "q.jsonl").ok
     events, _ = read_trace(tmp_path / "q.jsonl")
-    decisions = [e for e in events if isinstance(e, ev.PolicyDecision)]
-    assert [(d.tool, d.effect, d.rule) for d in decisions] == [
+    decided = [e for e in events if isinstance(e, ev.ToolCall)]
+    assert [(c.tool, c.decision.effect, c.decision.rule) for c in decided] == [
         ("list_files", "allow", "reads"),
         ("read_file", "allow", "reads"),
         ("read_file", "deny", "no-dotenv"),
@@ -86,11 +86,9 @@ def test_local_openai_example_runs_against_an_openai_compatible_server(tmp_path:
     ]
     events, _ = read_trace(tmp_path / "o.jsonl")
     assert _types(events, 1) == [
-        "step_started",
         "model_request",
         "model_response",
-        "tool_call_proposed",
-        "policy_decision",
+        "tool_call",
         "tool_started",
         "tool_finished",
         "step_finished",
@@ -121,9 +119,9 @@ def test_realistic_offline_runs_offline_and_calls_every_tool(tmp_path: Path) -> 
     assert verify_trace(trace).ok
     events, _ = read_trace(trace)
     m = load_manifest(OFFLINE)
-    proposed = {e.tool for e in events if isinstance(e, ev.ToolCallProposed)}
-    assert proposed == {tool.name for tool in m.tools}
-    decided = {(d.tool, d.effect, d.rule) for d in events if isinstance(d, ev.PolicyDecision)}
+    calls = [e for e in events if isinstance(e, ev.ToolCall)]
+    assert {c.tool for c in calls} == {tool.name for tool in m.tools}
+    decided = {(c.tool, c.decision.effect, c.decision.rule) for c in calls}
     assert {
         ("read_file", "deny", "no-secrets"),
         ("http_get", "deny", None),  # by default: the network is never reached
@@ -134,11 +132,7 @@ def test_realistic_offline_runs_offline_and_calls_every_tool(tmp_path: Path) -> 
     approvals = {(a.tool, a.decision) for a in events if isinstance(a, ev.ApprovalDecided)}
     assert approvals == {("delete_file", "reject"), ("git", "approve"), ("write_file", "approve")}
     started = {e.call_id for e in events if isinstance(e, ev.ToolStarted)}
-    assert not any(
-        e.tool == "http_get" and e.call_id in started
-        for e in events
-        if isinstance(e, ev.ToolCallProposed)
-    )
+    assert not any(c.tool == "http_get" and c.call_id in started for c in calls)
     copy = tmp_path / "triage.jsonl.workspace" / "triage"
     assert (copy / "workspace" / "report.md").read_text().startswith("# Triage")
     assert (copy / "workspace" / "old-report.md").is_file()  # the delete was rejected

@@ -314,8 +314,8 @@ async def test_replay_up_to_the_selected_step_reproduces(runs: dict[str, Path]) 
 async def test_replay_marks_the_divergence(runs: dict[str, Path], tmp_path: Path) -> None:
     events, _ = read_stored(runs["a"])
     for e in events:
-        if e["type"] == "policy_decision" and e["step"] == 2:
-            e["reason"] = "allowed because someone edited the trace"
+        if e["type"] == "tool_call" and e["step"] == 2:
+            e["decision"]["reason"] = "allowed because someone edited the trace"
     edited = tmp_path / "edited.jsonl"
     edited.write_bytes(rechain(events))
     shutil.copy(runs["a"].parent / "agent.yaml", tmp_path / "agent.yaml")
@@ -324,8 +324,8 @@ async def test_replay_marks_the_divergence(runs: dict[str, Path], tmp_path: Path
         await pilot.press("G", "r")
         await wait_for(pilot, lambda: "diverged" in app.replay_note)
         assert app.view.marks == {2: "diverged"} and app.view.reproduced_through == 1
-        assert app.cursor.row == 2 and app.tl.type_of(app.cursor.seq) == "policy_decision"
-        assert "replay diverged at step 2 (policy_decision)" in header(app)
+        assert app.cursor.row == 2 and app.tl.type_of(app.cursor.seq) == "tool_call"
+        assert "replay diverged at step 2 (tool_call)" in header(app)
         assert "◆ replay diverged here" in detail(app)
         assert "◆ 2" in screen_text(app)
 

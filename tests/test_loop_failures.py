@@ -28,6 +28,7 @@ from tests.support.agents import (
     call,
     calls,
     checked_events,
+    decided,
     executed,
     fs_tools,
     last,
@@ -134,7 +135,7 @@ def test_policy_rule_denies_and_the_model_is_told(tmp_path: Path) -> None:
     )
 
     assert result.status == "completed"
-    decision = one(events, ev.PolicyDecision)
+    decision = one(events, ev.ToolCall).decision
     assert (decision.effect, decision.rule, decision.failure_class) == (
         "deny",
         "no-secrets",
@@ -155,7 +156,7 @@ def test_policy_default_deny_names_no_rule(tmp_path: Path) -> None:
 
     _, events = run_in(tmp_path, scripted_manifest(policy=policy), script=script)
 
-    decision = one(events, ev.PolicyDecision)
+    decision = one(events, ev.ToolCall).decision
     assert (decision.effect, decision.rule, decision.failure_class) == (
         "deny",
         None,
@@ -171,7 +172,7 @@ def test_scope_denies_before_any_rule_with_rule_scope(tmp_path: Path) -> None:
     result, events = run_in(tmp_path, scripted_manifest(), script=script)
 
     assert result.status == "completed"
-    decision = one(events, ev.PolicyDecision)
+    decision = one(events, ev.ToolCall).decision
     assert (decision.effect, decision.rule, decision.failure_class) == (
         "deny",
         "scope",
@@ -202,7 +203,7 @@ def test_calls_that_cannot_reach_policy(tmp_path: Path, bad: dict, failure_class
     result, events = run_in(tmp_path, scripted_manifest(), script=script)
 
     assert result.status == "completed"
-    decision = one(events, ev.PolicyDecision)
+    decision = one(events, ev.ToolCall).decision
     assert (decision.effect, decision.failure_class) == ("deny", failure_class)
     assert executed(events) == []
     assert told(events, "c1").startswith(f"[{failure_class}]")
@@ -229,25 +230,24 @@ def test_ask_with_the_deny_approver_rejects_and_the_run_goes_on(tmp_path: Path) 
     )
 
     assert result.status == "completed"
-    assert types(events, step=1)[3:] == [
-        "tool_call_proposed",
-        "policy_decision",
+    assert types(events, step=1)[2:] == [
+        "tool_call",
         "approval_requested",
         "approval_decided",
         "step_finished",
     ]
-    assert one(events, ev.PolicyDecision, call_id="c1").effect == "ask"
+    assert decided(events, "c1").effect == "ask"
     requested = one(events, ev.ApprovalRequested)
-    decided = one(events, ev.ApprovalDecided)
+    approval = one(events, ev.ApprovalDecided)
     assert (requested.rule, requested.risk) == ("ask-writes", "medium")
-    assert (decided.decision, decided.approver, decided.via) == ("reject", "nobody", "deny")
+    assert (approval.decision, approval.approver, approval.via) == ("reject", "nobody", "deny")
     assert (
-        decided.call_hash
+        approval.call_hash
         == requested.call_hash
-        == one(events, ev.ToolCallProposed, call_id="c1").call_hash
+        == one(events, ev.ToolCall, call_id="c1").call_hash
     )
-    assert decided.policy_hash == one(events, ev.RunStarted).policy_hash
-    assert decided.decided_at
+    assert approval.policy_hash == one(events, ev.RunStarted).policy_hash
+    assert approval.decided_at
     assert executed(events) == ["c2"]
     assert not (ws(tmp_path) / "a.txt").exists()
     assert told(events, "c1").startswith("[approval_rejected] nobody rejected this call")
@@ -437,7 +437,7 @@ def test_max_steps(tmp_path: Path) -> None:
     interrupt = budget_stop(events, "max_steps")
     assert interrupt.detail == {"limit": 3, "used": 3}
     assert interrupt.step == 3  # checked between steps: it follows step 3, no step 4 starts
-    assert max(e.step for e in of_type(events, ev.StepStarted)) == 3
+    assert max(e.step for e in of_type(events, ev.ModelRequest)) == 3
     assert result.steps == 3
     assert sorted(p.name for p in ws(tmp_path).iterdir()) == ["0.txt", "1.txt", "2.txt"]
     assert len(of_type(events, ev.ModelRequest)) == 3
@@ -473,7 +473,7 @@ def test_max_tool_calls(tmp_path: Path) -> None:
     interrupt = budget_stop(events, "max_tool_calls")
     assert interrupt.detail == {"limit": 2, "used": 2}
     assert sorted(p.name for p in ws(tmp_path).iterdir()) == ["a.txt", "b.txt"]
-    assert one(events, ev.PolicyDecision, call_id="c3").effect == "allow"  # allowed, not run
+    assert decided(events, "c3").effect == "allow"  # allowed, not run
 
 
 def test_max_tool_calls_per_tool(tmp_path: Path) -> None:

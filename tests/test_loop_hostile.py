@@ -26,6 +26,7 @@ from tests.support.agents import (
     answer,
     call,
     calls,
+    decided,
     executed,
     fs_tools,
     one,
@@ -91,8 +92,8 @@ def pwned_anywhere(folder: Path) -> list[Path]:
     return [*folder.rglob("*pwned*"), *Path.cwd().glob("*pwned*")]
 
 
-def assert_denied(events: list[ev.Event], call_id: str) -> ev.PolicyDecision:
-    decision = one(events, ev.PolicyDecision, call_id=call_id)
+def assert_denied(events: list[ev.Event], call_id: str) -> ev.CallDecision:
+    decision = decided(events, call_id)
     assert decision.effect == "deny", decision
     assert decision.failure_class in ("policy_denied", "invalid_arguments"), decision
     assert call_id not in executed(events)
@@ -276,10 +277,10 @@ def test_shell_metacharacters_never_reach_a_shell(tmp_path: Path, command: str) 
 
     assert pwned_anywhere(tmp_path) == []
     if "$" in command or "`" in command:  # a shell would expand it: refused before policy
-        decision = one(events, ev.PolicyDecision, call_id="attack")
+        decision = decided(events, "attack")
         assert (decision.effect, decision.failure_class) == ("deny", "invalid_arguments")
         return
-    assert one(events, ev.PolicyDecision, call_id="attack").effect == "allow"
+    assert decided(events, "attack").effect == "allow"
     finished = one(events, ev.ToolFinished, call_id="attack")
     assert finished.evidence["argv"] == ["ls", *command.split()[1:]]  # literal arguments
 
@@ -381,7 +382,7 @@ def test_policy_denies_a_host_the_scope_would_allow(
     decision = assert_denied(events, "attack")
     assert (decision.rule, decision.failure_class) == (None, "policy_denied")
     assert assert_denied(events, "userinfo").rule == "scope"
-    assert one(events, ev.PolicyDecision, call_id="benign").rule == "only-local-1"
+    assert decided(events, "benign").rule == "only-local-1"
     assert forbidden.requests == []
     assert allowed.requests == ["/benign"]
 
@@ -475,11 +476,11 @@ def test_generated_writes_never_touch_anything_outside_the_workspace(
             for i, (path, _) in enumerate(writes)
             if path in HOSTILE_PATHS
         }
-        for decision in ev_decisions(events):
-            if decision.call_id in hostile:
-                assert decision.effect == "deny", decision
+        for decided_call in ev_decisions(events):
+            if decided_call.call_id in hostile:
+                assert decided_call.decision.effect == "deny", decided_call
             else:
-                assert decision.effect == "allow", decision
+                assert decided_call.decision.effect == "allow", decided_call
         # Every file now in the workspace was there before or was written by an allowed call.
         expected: dict[str, str] = {"inside.txt": "inside"}
         for t, writes in enumerate(turns):
@@ -494,5 +495,5 @@ def test_generated_writes_never_touch_anything_outside_the_workspace(
         assert found == expected
 
 
-def ev_decisions(events: list[ev.Event]) -> list[ev.PolicyDecision]:
-    return [e for e in events if isinstance(e, ev.PolicyDecision)]
+def ev_decisions(events: list[ev.Event]) -> list[ev.ToolCall]:
+    return [e for e in events if isinstance(e, ev.ToolCall)]

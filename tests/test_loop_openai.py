@@ -23,6 +23,7 @@ from tests.support.agents import (
     SYSTEM,
     TASK,
     WORKSPACE,
+    decided,
     executed,
     last,
     of_type,
@@ -36,16 +37,13 @@ from tests.support.agents import (
 from tests.support.fake_openai import FakeOpenAI, fake_openai_fixture  # noqa: F401
 
 TOOL_STEP = [
-    "step_started",
     "model_request",
     "model_response",
-    "tool_call_proposed",
-    "policy_decision",
+    "tool_call",
     "tool_started",
     "tool_finished",
 ]
-FINAL_STEP = ["step_started", "model_request", "model_response", "step_finished", "run_finished"]
-PROPOSED = ["tool_call_proposed", "policy_decision"]
+FINAL_STEP = ["model_request", "model_response", "step_finished", "run_finished"]
 
 
 def run_openai(
@@ -155,9 +153,8 @@ def test_two_calls_in_one_response_are_governed_and_run_in_order(
     assert result.status == "completed"
     assert (tmp_path / WORKSPACE / "a.txt").read_text() == "A"
     assert (tmp_path / WORKSPACE / "b.txt").read_text() == "B"
-    per_call = [*PROPOSED, "tool_started", "tool_finished", "verification"]
+    per_call = ["tool_call", "tool_started", "tool_finished", "verification"]
     assert types(events, step=1) == [
-        "step_started",
         "model_request",
         "model_response",
         *per_call,
@@ -165,8 +162,8 @@ def test_two_calls_in_one_response_are_governed_and_run_in_order(
         "step_finished",
     ]
     step1 = [e for e in events if e.step == 1 and hasattr(e, "call_id")]
-    assert [e.call_id for e in step1] == ["c-a"] * 5 + ["c-b"] * 5
-    assert [d.effect for d in of_type(events, ev.PolicyDecision)] == ["allow", "allow"]
+    assert [e.call_id for e in step1] == ["c-a"] * 4 + ["c-b"] * 4
+    assert [c.decision.effect for c in of_type(events, ev.ToolCall)] == ["allow", "allow"]
     assert executed(events) == ["c-a", "c-b"]
     full = conversation(fake_openai, 1)
     assert [(m["role"], m.get("tool_call_id")) for m in full[2:]] == [
@@ -233,17 +230,16 @@ def test_a_bad_call_is_denied_the_model_is_told_and_the_run_goes_on(
     result, events = run_openai(tmp_path, fake_openai, files={"notes.txt": "hello"})
 
     assert (result.status, result.final_answer) == ("completed", "recovered")
-    decision = one(events, ev.PolicyDecision, call_id="c-bad")
+    decision = decided(events, "c-bad")
     assert (decision.effect, decision.failure_class, decision.rule) == ("deny", failure_class, None)
     assert reason in decision.reason
     assert types(events, step=1) == [
-        "step_started",
         "model_request",
         "model_response",
-        *PROPOSED,
+        "tool_call",
         "step_finished",
     ]
-    proposed = one(events, ev.ToolCallProposed, call_id="c-bad")
+    proposed = one(events, ev.ToolCall, call_id="c-bad")
     if isinstance(tool_call["arguments"], str):
         assert proposed.raw_arguments == tool_call["arguments"]
     assert executed(events) == ["c-good"]  # the bad call never started; the next one ran
@@ -273,7 +269,6 @@ def test_429_then_success_is_retried_and_both_attempts_are_recorded(
 
     assert (result.status, result.final_answer) == ("completed", "after the retry")
     assert types(events, step=1) == [
-        "step_started",
         "model_request",
         "model_response",
         "model_request",

@@ -340,11 +340,13 @@ def test_the_readme_example_script_runs(tmp_path: Path) -> None:
     assert (result.status, result.final_answer) == ("completed", script[-1]["content"])
     failed = [e.failure_class for e in events if isinstance(e, ev.ModelResponse) and e.error]
     assert failed == ["model_error", "timeout"]
-    proposed = {e.call_id: e.tool for e in events if isinstance(e, ev.ToolCallProposed)}
+    proposed = {e.call_id: e.tool for e in events if isinstance(e, ev.ToolCall)}
     assert proposed == {
         "call_0_0": "list_files",
         "call_0_1": "write_file",
         "my-call-1": "read_file",
     }
-    denied = [e for e in events if isinstance(e, ev.PolicyDecision) and e.effect == "deny"]
-    assert [(d.tool, d.failure_class) for d in denied] == [("write_file", "invalid_arguments")]
+    denied = [e for e in events if isinstance(e, ev.ToolCall) and e.decision.effect == "deny"]
+    assert [(c.tool, c.decision.failure_class) for c in denied] == [
+        ("write_file", "invalid_arguments")
+    ]

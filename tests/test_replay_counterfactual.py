@@ -332,9 +332,9 @@ def test_the_corpus_is_varied(corpus: Corpus) -> None:
         ("reject", "deny"),
     }
     denied = {
-        e.get("rule") or e["failure_class"]
+        e["decision"].get("rule") or e["decision"]["failure_class"]
         for e in events
-        if e["type"] == "policy_decision" and e["effect"] == "deny"
+        if e["type"] == "tool_call" and e["decision"]["effect"] == "deny"
     }
     assert denied == {"env-secrets", "no-tmp", "scope", "invalid_arguments", "unknown_tool"}
     failed_checks = {
@@ -377,7 +377,8 @@ def test_allow_to_deny_names_the_new_rule_and_runs_nothing(corpus: Corpus, tmp_p
     assert (change.step, change.what, change.call_id) == (1, "fs_write", "c2")
     assert change.after == "denied by rule no-writes-outside-tmp"
     decisions = {
-        e["call_id"]: (e["effect"], e["rule"]) for e in replayed(outcome, "policy_decision")
+        e["call_id"]: (e["decision"]["effect"], e["decision"]["rule"])
+        for e in replayed(outcome, "tool_call")
     }
     assert decisions == {
         "c1": ("allow", "reads"),
@@ -494,7 +495,7 @@ def test_a_recorded_person_s_approval_is_reused_for_the_same_call(
         "replay",
         "checked the diff",
     )
-    [proposed] = replayed(outcome, "tool_call_proposed")
+    [proposed] = replayed(outcome, "tool_call")
     assert decided["call_hash"] == proposed["call_hash"]
     [finished] = replayed(outcome, "tool_finished")
     assert finished["ok"] is True

@@ -195,11 +195,19 @@ CASES = {
     "tool-allowed-commands": Case(_allowed_commands, 1, "model_request", ("prompt_hash",)),
     "tool-order": Case(_order, 1, "model_request", ("prompt_hash",)),
     "new-deny-rule": Case(
-        _new_deny_rule, 3, "policy_decision", ("effect", "failure_class", "reason", "rule")
+        _new_deny_rule,
+        3,
+        "tool_call",
+        ("decision.effect", "decision.failure_class", "decision.reason", "decision.rule"),
     ),
-    "rule-effect": Case(_rule_effect, 3, "policy_decision", ("effect", "failure_class", "reason")),
+    "rule-effect": Case(
+        _rule_effect,
+        3,
+        "tool_call",
+        ("decision.effect", "decision.failure_class", "decision.reason"),
+    ),
     "max-tool-calls": Case(_max_tool_calls, 3, "interrupt", ("type",), "tool_started"),
-    "max-steps": Case(_max_steps, 2, "interrupt", ("type",), "step_started"),
+    "max-steps": Case(_max_steps, 2, "interrupt", ("type",), "model_request"),
     "output-matches": Case(
         _output_pattern, 4, "verification", ("detail", "evidence", "failure_class", "passed")
     ),
@@ -243,7 +251,7 @@ def test_a_prompt_change_explains_what_builds_the_prompt(recorded: Recorded) -> 
         assert_replays(recorded.trace, manifest=path)
 
     text = str(raised.value)
-    assert text.startswith(f"{recorded.trace} does not replay: step 1, event 2 (model_request)")
+    assert text.startswith(f"{recorded.trace} does not replay: step 1, event 1 (model_request)")
     assert "differs in prompt_hash" in text
     assert "system prompt, the task, the tool definitions and the history" in text
 
@@ -254,21 +262,22 @@ def test_a_new_deny_rule_is_named_with_both_effects(recorded: Recorded, tmp_path
     d = strict(recorded.trace, tmp_path / "r.jsonl", load_manifest(path)).divergence
 
     assert d is not None and d.recorded is not None and d.replayed is not None
-    assert (d.recorded["tool"], d.recorded["effect"], d.recorded["rule"]) == (
+    recorded_decision, replayed_decision = d.recorded["decision"], d.replayed["decision"]
+    assert (d.recorded["tool"], recorded_decision["effect"], recorded_decision["rule"]) == (
         "fs_write",
         "allow",
         "writes",
     )
-    assert (d.replayed["effect"], d.replayed["rule"]) == ("deny", "no-out")
-    assert "effect: recorded 'allow', replayed 'deny'" in d.message
-    assert "policy_decision fs_write" in d.headline
+    assert (replayed_decision["effect"], replayed_decision["rule"]) == ("deny", "no-out")
+    assert "decision.effect: recorded 'allow', replayed 'deny'" in d.message
+    assert "tool_call fs_write" in d.headline
 
 
 @pytest.mark.parametrize(
     ("name", "rule", "went_on_to"),
     [
-        ("max-tool-calls", "max_tool_calls", "tool_started fs_write"),
-        ("max-steps", "max_steps", "step_started"),
+        ("max-tool-calls", "max_tool_calls", "tool_started"),
+        ("max-steps", "max_steps", "model_request"),
     ],
 )
 def test_a_lowered_budget_trips_where_the_record_went_on(
@@ -338,15 +347,15 @@ def test_an_edited_model_reply_diverges_at_the_proposed_call(
 
     d = outcome.divergence
     assert d is not None
-    assert (d.step, d.event, d.fields) == (3, "tool_call_proposed", ("arguments", "call_hash"))
-    assert d.seq == recorded.seq("tool_call_proposed", 3)
+    assert (d.step, d.event, d.fields) == (3, "tool_call", ("arguments", "call_hash"))
+    assert d.seq == recorded.seq("tool_call", 3)
     assert d.recorded is not None and d.replayed is not None
     assert (d.recorded["arguments"]["path"], d.replayed["arguments"]["path"]) == (
         "out.md",
         "other.md",
     )
-    assert "tool_call_proposed fs_write" in d.message and "arguments" in d.message
-    with pytest.raises(AssertionError, match=r"step 3, event \d+ \(tool_call_proposed fs_write\)"):
+    assert "tool_call fs_write" in d.message and "arguments" in d.message
+    with pytest.raises(AssertionError, match=r"step 3, event \d+ \(tool_call fs_write\)"):
         assert_replays(trace)
 
 
@@ -362,13 +371,13 @@ def test_an_edited_task_diverges_at_the_first_model_request(
 
     assert d is not None and d.replayed is not None
     assert (d.seq, d.step, d.event, d.fields) == (
-        2,
+        1,
         1,
         "model_request",
         ("messages_added", "prompt_hash"),
     )
     assert {"role": "user", "content": "Delete everything."} in d.replayed["messages_added"]
-    assert "step 1, event 2 (model_request) differs in messages_added, prompt_hash" in d.message
+    assert "step 1, event 1 (model_request) differs in messages_added, prompt_hash" in d.message
 
 
 # --- identical ----------------------------------------------------------------------------
@@ -460,8 +469,8 @@ def test_a_policy_change_shows_at_the_first_decision_that_differs(tmp_path: Path
 
     divergence = outcome.divergence
     assert divergence is not None
-    assert (divergence.step, divergence.event) == (2, "policy_decision"), divergence.message
-    assert "rule" in divergence.fields and "effect" in divergence.fields
+    assert (divergence.step, divergence.event) == (2, "tool_call"), divergence.message
+    assert "decision.rule" in divergence.fields and "decision.effect" in divergence.fields
 
 
 # --- records that end early -----------------------------------------------------------------

@@ -150,7 +150,7 @@ def test_a_crash_leaves_an_in_flight_call(tmp_path: Path) -> None:
     trace, target = crashed_run(tmp_path)
     events = stored(trace)
     assert events[-1]["type"] == "tool_started"
-    assert events[-1]["tool"] == "write_or_crash"
+    assert events[-2]["type"] == "tool_call" and events[-2]["tool"] == "write_or_crash"
     assert not target.exists()
     assert [e["tool"] for e in Record.load(trace).in_flight()] == ["write_or_crash"]
 

@@ -55,10 +55,15 @@ def test_a_failed_trace_write_stops_the_run_before_the_side_effect(tmp_path: Pat
     assert probe.returncode == 0, probe.stderr
     lines = (tmp_path / "probe.jsonl").read_bytes().splitlines(keepends=True)
     # the write-ahead record of the call that writes report.md
+    call_id = next(
+        json.loads(line)["call_id"]
+        for line in lines
+        if b'"type":"tool_call"' in line and b"report.md" in line
+    )
     index = next(
         i
         for i, line in enumerate(lines)
-        if b'"type":"tool_started"' in line and b"report.md" in line
+        if b'"type":"tool_started"' in line and json.loads(line)["call_id"] == call_id
     )
     limit = sum(len(line) for line in lines[:index]) + 10  # that line cannot fit
     report = tmp_path / "t.jsonl.workspace" / "quickstart-workspace" / "report.md"
@@ -79,7 +84,7 @@ def test_a_failed_trace_write_stops_the_run_before_the_side_effect(tmp_path: Pat
         for line in (tmp_path / "t.jsonl").read_bytes().splitlines()
         if line.endswith(b"}")
     ]
-    assert rows[-1]["type"] == "policy_decision"
+    assert rows[-1]["type"] == "tool_call"
 
     said = " ".join(run.stdout.split())
     head = rows[-1]["hash"]

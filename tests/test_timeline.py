@@ -74,7 +74,7 @@ def test_rows_actions_and_statuses(trace: Path) -> None:
     assert rows[2].failure_class == "policy_denied"
     assert rows[4].action == "answer: all done"
     assert (
-        rows[1].first_seq == tl.seq_range(1)[0] and tl.type_of(rows[1].first_seq) == "step_started"
+        rows[1].first_seq == tl.seq_range(1)[0] and tl.type_of(rows[1].first_seq) == "model_request"
     )
     assert tl.row_of(rows[3].last_seq) == 3
     header = tl.header()
@@ -96,7 +96,7 @@ def test_search_failures_and_filters(trace: Path) -> None:
     assert tl.next_failure(after=second, backward=True) is not None
     assert tl.rows_matching(failure_class="policy_denied") == [2]
     assert tl.rows_matching(failure_class="*") == [2, 3]
-    assert tl.rows_matching(types=["policy_decision"]) == [1, 2, 3]
+    assert tl.rows_matching(types=["tool_call"]) == [1, 2, 3]
     assert "policy_denied" in tl.failure_classes()
 
 
@@ -107,11 +107,10 @@ def test_following_a_growing_trace(tmp_path: Path) -> None:
     tl = Timeline(path)
     assert (tl.rows, tl.finished, tl.header().status) == (1, False, "running")
 
-    w.append(ev.StepStarted(step=1))
     w.append(
         ev.ModelRequest(step=1, model="m", messages_added=[], message_count=2, prompt_hash="0" * 64)
     )
-    assert tl.refresh() == 2
+    assert tl.refresh() == 1
     assert tl.rows == 2
     assert tl.pending() == "waiting for the model"
     w.append(
@@ -119,13 +118,13 @@ def test_following_a_growing_trace(tmp_path: Path) -> None:
             step=1, model="m", tool_calls=[{"id": "c1", "name": "fs_write", "arguments": "{}"}]
         )
     )
+    asked = ev.CallDecision(effect="ask", rule="ask-writes")
+    w.append(ev.ToolCall(step=1, call_id="c1", tool="fs_write", arguments={}, decision=asked))
     w.append(ev.ApprovalRequested(step=1, call_id="c1", tool="fs_write", call_hash="0" * 64))
     tl.refresh()
     assert tl.pending() == "awaiting approval: fs_write"
     assert tl.row(1).status == "awaiting_approval"
-    w.append(
-        ev.ToolStarted(step=1, call_id="c1", tool="fs_write", arguments={}, call_hash="0" * 64)
-    )
+    w.append(ev.ToolStarted(step=1, call_id="c1", call_hash="0" * 64))
     tl.refresh()
     assert tl.pending() == "awaiting approval: fs_write"  # still undecided in this record
     w.close()

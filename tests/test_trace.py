@@ -59,19 +59,19 @@ def test_lines_are_canonical_and_chained(tmp_path: Path) -> None:
     raw = path.read_bytes()
     assert raw.endswith(b"\n")
     lines = raw.splitlines()
-    assert len(lines) == len(hashes) == 30
+    assert len(lines) == len(hashes) == 23
 
     prev = ZERO_HASH
     for seq, line in enumerate(lines):
         data = orjson.loads(line)
         assert line == orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
-        assert (data["seq"], data["prev"], data["run_id"], data["v"]) == (seq, prev, "run-0001", 1)
+        assert (data["seq"], data["prev"], data["run_id"], data["v"]) == (seq, prev, "run-0001", 2)
         claimed = data.pop("hash")
         assert claimed == sha256_hex(canonical(data)) == hashes[seq]
         prev = claimed
     last = orjson.loads(lines[-1])
     assert last["type"] == "run_finished"
-    assert (last["event_count"], last["head"]) == (30, last["prev"])
+    assert (last["event_count"], last["head"]) == (23, last["prev"])
 
 
 def test_writer_stamps_envelope_and_notifies_observers(tmp_path: Path) -> None:
@@ -420,13 +420,13 @@ def test_damaged_middle_line_raises_with_file_and_line(tmp_path: Path, junk: byt
 def test_newer_major_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "run.jsonl"
     write_run(path)
-    events = [{**orjson.loads(line), "v": 2} for line in read_lines(path)]
+    events = [{**orjson.loads(line), "v": 3} for line in read_lines(path)]
     path.write_bytes(rechain(events))
 
     for read in (lambda: read_trace(path), lambda: verify_trace(path)):
         with pytest.raises(TraceError) as info:
             read()
-        assert "v2" in str(info.value) and "Upgrade govrun" in str(info.value)
+        assert "v3" in str(info.value) and "Upgrade govrun" in str(info.value)
     with TraceIndex(path) as index, pytest.raises(TraceError, match="Upgrade govrun"):
         index.get(3)
 
@@ -435,7 +435,7 @@ def test_newer_major_version_in_a_torn_final_line_is_refused(tmp_path: Path) -> 
     path = tmp_path / "run.jsonl"
     write_run(path)
     events = [orjson.loads(line) for line in read_lines(path)]
-    events[-1]["v"] = 2
+    events[-1]["v"] = 3
     path.write_bytes(rechain(events)[:-1])
     with pytest.raises(TraceError, match="Upgrade govrun"):
         read_trace(path)
@@ -448,13 +448,13 @@ def test_index_random_access(tmp_path: Path) -> None:
     path = tmp_path / "run.jsonl"
     hashes = write_run(path, steps=4)
     with TraceIndex(path) as index:
-        assert len(index) == len(hashes) == 39
+        assert len(index) == len(hashes) == 30
         assert index.get(0).type == "run_started"
-        assert index.get(38).type == index.get(-1).type == "run_finished"
-        assert index.get(-39).hash == hashes[0]
+        assert index.get(29).type == index.get(-1).type == "run_finished"
+        assert index.get(-30).hash == hashes[0]
         assert [index.get(n).hash for n in range(len(index))] == hashes
         assert index.raw(7) == read_lines(path)[7]
-        for n in (39, 1000, -40):
+        for n in (30, 1000, -31):
             with pytest.raises(IndexError, match="out of range"):
                 index.get(n)
 

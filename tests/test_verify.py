@@ -109,7 +109,7 @@ class Base:
 
     def check_or_refusal(self, mutant: bytes, first_line: bool) -> VerifyReport | None:
         """Verify, or None when verify refuses: that is allowed only for a first line that
-        now claims a newer schema (``"v":1`` edited to ``"v":2``), and is no pass either."""
+        now claims a newer schema (``"v":2`` edited to ``"v":3``), and is no pass either."""
         try:
             return self.check(mutant)
         except TraceError as exc:
@@ -125,7 +125,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
     work = tmp_path_factory.mktemp("verify")
     hashes = write_run(work / "base.jsonl", steps=3)
     raw = (work / "base.jsonl").read_bytes()
-    assert len(hashes) == 30 and verify_trace(work / "base.jsonl").ok
+    assert len(hashes) == 23 and verify_trace(work / "base.jsonl").ok
     return Base(raw, raw.splitlines(), hashes[-1], work)
 
 
@@ -248,7 +248,7 @@ def test_deleted_run_of_lines_is_deleted(base: Base) -> None:
     assert "seq 5..8 missing" in problem.message
 
 
-@pytest.mark.parametrize(("copy", "at"), [(7, 8), (7, 20), (20, 3), (29, 30)])
+@pytest.mark.parametrize(("copy", "at"), [(7, 8), (7, 20), (20, 3), (22, 23)])
 def test_duplicated_line_is_inserted(base: Base, copy: int, at: int) -> None:
     problem = base.check(base.join([*base.lines[:at], base.lines[copy], *base.lines[at:]])).problem
     assert problem is not None and problem.kind == "inserted"
@@ -297,7 +297,7 @@ def test_an_empty_file_is_refused(base: Base) -> None:
 def test_two_concatenated_traces_are_multiple_runs(base: Base, tmp_path: Path) -> None:
     write_run(tmp_path / "other.jsonl", steps=3, run_id="run-0002")
     other = (tmp_path / "other.jsonl").read_bytes()
-    for first, mutant in ((30, base.raw + other), (12, base.join(base.lines[:12]) + other)):
+    for first, mutant in ((23, base.raw + other), (12, base.join(base.lines[:12]) + other)):
         report = base.check(mutant)
         assert report.problem is not None
         assert (report.problem.kind, report.problem.line) == ("multiple_runs", first + 1)
@@ -306,10 +306,10 @@ def test_two_concatenated_traces_are_multiple_runs(base: Base, tmp_path: Path) -
 
 def test_events_appended_after_run_finished_are_inserted(base: Base) -> None:
     events = _events(base)
-    extra = {**events[1], "step": 9}  # a well-formed, correctly chained step_started
+    extra = {**events[1], "step": 9}  # a well-formed, correctly chained model_request
     report = base.check(rechain([*events, extra]))
     assert report.problem is not None
-    assert (report.problem.kind, report.problem.line, report.problem.seq) == ("inserted", 31, 30)
+    assert (report.problem.kind, report.problem.line, report.problem.seq) == ("inserted", 24, 23)
 
 
 def test_rechained_trace_fails_only_against_the_kept_head(base: Base) -> None:
@@ -340,7 +340,7 @@ def test_missing_trace_is_an_error(tmp_path: Path) -> None:
 
 def test_line_claiming_a_newer_schema_amid_the_trace_is_damage(base: Base) -> None:
     """Only a trace that is newer from its first line is refused with 'upgrade'."""
-    junk = b'{"seq":5,"type":"step_started","v":2}'
+    junk = b'{"seq":5,"type":"step_finished","v":3}'
     report = base.check(base.join([*base.lines[:5], junk, *base.lines[5:]]))
     assert report.problem is not None
     assert (report.problem.kind, report.problem.line) == ("edited", 6)

@@ -94,7 +94,7 @@ def test_policy_folders_name_the_copy(tmp_path: Path) -> None:
     manifest = scripted_manifest(policy=policy, **WITH_WORKSPACE)
     result, events = run_in(tmp_path, manifest, script=SCRIPT, files={"notes.md": "a\n"})
     assert result.status == "completed", result.reason
-    assert {d.rule for d in of_type(events, ev.PolicyDecision)} == {"in-ws"}
+    assert {c.decision.rule for c in of_type(events, ev.ToolCall)} == {"in-ws"}
 
 
 def test_a_missing_template_is_a_manifest_problem(tmp_path: Path) -> None:

@@ -367,9 +367,10 @@ def resume(
 def _in_flight_decider(
     ui: Frontend, flag: InFlight | None
 ) -> Callable[[dict[str, Any]], tuple[InFlightChoice, str]]:
-    def decide(started: dict[str, Any]) -> tuple[InFlightChoice, str]:
+    def decide(call: dict[str, Any]) -> tuple[InFlightChoice, str]:
         if flag is not None:
             return flag.value, f"{ui.who} (--in-flight {flag.value})"
+        from rich.markup import escape
         from rich.prompt import Prompt
 
         from govrun.cli.console import live_paused
@@ -378,7 +379,7 @@ def _in_flight_decider(
         # Ctrl-C here stops the run at once (the loop records it), never arms a pause.
         with live_paused(ui.live), prompt_mode(sys.stdin.fileno()):
             out.print(
-                f"[bold yellow]{started.get('tool')}[/] (step {started.get('step')}) was "
+                f"[bold yellow]{escape(str(call.get('tool')))}[/] (step {call.get('step')}) was "
                 "running when the run crashed: whether it took effect is unknown."
             )
             choice = Prompt.ask(

@@ -41,6 +41,7 @@ HOME_TAB: dict[str, str] = {
     "compaction": "prompt",
     "model_response": "reply",
     "route": "reply",
+    "tool_call": "tools",
     "tool_call_proposed": "tools",
     "tool_started": "tools",
     "tool_finished": "tools",
@@ -326,10 +327,15 @@ def _reply(step: Step, p: Palette, _: Signatures | None) -> list[Section]:
 
 def _tools(step: Step, p: Palette, _: Signatures | None) -> list[Section]:
     sections: list[Section] = []
-    kinds = (ev.ToolCallProposed, ev.ToolStarted, ev.ToolFinished, ev.Rollback)
+    kinds = (ev.ToolCall, ev.ToolCallProposed, ev.ToolStarted, ev.ToolFinished, ev.Rollback)
+    tools: dict[str, str] = {}
     for seq, e in _events(step, *kinds):
-        if isinstance(e, ev.ToolCallProposed):
-            head = title(seq, "proposed", p, (e.tool, "accent"), (e.call_id, "muted"))
+        if isinstance(e, ev.ToolCall | ev.ToolCallProposed):
+            tools[e.call_id] = e.tool
+            label, verdict = "proposed", []  # schema 1: the decision is its own event
+            if isinstance(e, ev.ToolCall):
+                label, verdict = "call", [(e.decision.effect, _EFFECT_INK[e.decision.effect])]
+            head = title(seq, label, p, (e.tool, "accent"), *verdict, (e.call_id, "muted"))
             if e.arguments is not None and e.canonical is not None:
                 body: RenderableType = grid(
                     p,
@@ -343,7 +349,8 @@ def _tools(step: Step, p: Palette, _: Signatures | None) -> list[Section]:
             sections.append(Section(seq, head, body))
         elif isinstance(e, ev.ToolStarted):
             note = ("on disk before the call ran (write-ahead)", "muted")
-            sections.append(Section(seq, title(seq, "started", p, (e.tool, "accent"), note)))
+            tool = e.tool or tools.get(e.call_id, e.call_id)
+            sections.append(Section(seq, title(seq, "started", p, (tool, "accent"), note)))
         elif isinstance(e, ev.ToolFinished):
             verdict = ("✓ ok", "ok") if e.ok else (f"✗ failed ({e.failure_class})", "error")
             head = title(
@@ -371,24 +378,25 @@ _EFFECT_INK = {"allow": "ok", "deny": "error", "ask": "warning"}
 
 def _policy(step: Step, p: Palette, _: Signatures | None) -> list[Section]:
     sections: list[Section] = []
-    for seq, e in _events(step, ev.RunStarted, ev.PolicyDecision, ev.Interrupt):
+    for seq, e in _events(step, ev.RunStarted, ev.ToolCall, ev.PolicyDecision, ev.Interrupt):
         if isinstance(e, ev.RunStarted):
             sections.append(_policy_in_force(seq, e, p))
-        elif isinstance(e, ev.PolicyDecision):
-            rule = f"rule {e.rule}" if e.rule else "default"
+        elif isinstance(e, ev.ToolCall | ev.PolicyDecision):
+            d = e.decision if isinstance(e, ev.ToolCall) else e
+            rule = f"rule {d.rule}" if d.rule else "default"
             head = title(
                 seq,
                 "policy",
                 p,
                 (e.tool, "accent"),
-                (e.effect, _EFFECT_INK[e.effect]),
+                (d.effect, _EFFECT_INK[d.effect]),
                 (rule, "base"),
             )
             body = grid(
                 p,
-                ("reason", e.reason),
-                ("risk", e.risk or ""),
-                ("failure", Text(e.failure_class, p.error) if e.failure_class else None),
+                ("reason", d.reason),
+                ("risk", d.risk or ""),
+                ("failure", Text(d.failure_class, p.error) if d.failure_class else None),
                 ("call", Text(e.call_id, p.muted)),
             )
             sections.append(Section(seq, head, body))
@@ -548,7 +556,11 @@ def _gist(e: ev.Event) -> str:
                 or ", ".join(str(c.get("name")) for c in e.tool_calls)
                 or (e.content or "")[:80]
             )
-        case ev.ToolCallProposed() | ev.ToolStarted() | ev.ApprovalRequested():
+        case ev.ToolCall():
+            return f"{e.tool} {e.decision.effect}"
+        case ev.ToolStarted():
+            return e.tool or e.call_id
+        case ev.ToolCallProposed() | ev.ApprovalRequested():
             return e.tool
         case ev.PolicyDecision():
             return f"{e.tool} {e.effect}"

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from govrun.cli.console import out
 from govrun.runtime.replayer.report import Change
-from govrun.runtime.replayer.session import Divergence, ReplayOutcome, contrast
+from govrun.runtime.replayer.session import Divergence, ReplayOutcome, contrast, field_of
 from govrun.runtime.trace.canonical import canonical
 
 SHOWN = 70
@@ -89,7 +89,7 @@ def _divergence_panel(d: Divergence) -> Panel:
             table.add_row("event", _describe(d.recorded), _describe(d.replayed))
         else:
             label, a, b = contrast(
-                field, (d.recorded or {}).get(field), (d.replayed or {}).get(field), SHOWN
+                field, field_of(d.recorded or {}, field), field_of(d.replayed, field), SHOWN
             )
             table.add_row(escape(label), escape(a), f"[yellow]{escape(b)}[/]")
     title = f"first divergence: step {d.step}, event {d.seq} ({d.event})"

@@ -12,11 +12,12 @@ Decisions:
   ``ctl`` learns its request was acted on.
 - **How.** Only the run writes its entry, whole, to a temporary name then ``os.replace``:
   a reader never sees half an entry. Files are 0600 (they name the user and paths).
-- **When.** At start; on ``step_started`` unless :data:`WRITES_PER_S` writes happened in
-  the last second (a trace tap: one dict lookup per event, no typed event built; a step
-  held back is written at the next stage boundary once allowed); at once on every
-  ``interrupt`` (a state change), every handled request and ``run_finished``. A write that fails is
-  dropped: the registry is a convenience and never stops a run; the trace is the record.
+- **When.** At start; on a step's first ``model_request`` unless :data:`WRITES_PER_S`
+  writes happened in the last second (a trace tap: one dict lookup per event, no typed
+  event built; a step held back is written at the next stage boundary once allowed); at
+  once on every ``interrupt`` (a state change), every handled request and
+  ``run_finished``. A write that fails is dropped: the registry is a convenience and never
+  stops a run; the trace is the record.
 - **Finished runs** keep their entry, state ``finished`` with the run's status, for
   :data:`FINISHED_KEEP_S`: a ``ctl stop`` sees how the run ended and ``status --all``
   lists recent runs. The next run to register sweeps older ones; ``status --prune``
@@ -277,7 +278,7 @@ class Registration:
     @property
     def taps(self) -> dict[type[ev.Event], Callable[[dict[str, Any]], None]]:
         return {
-            ev.StepStarted: self._on_step,
+            ev.ModelRequest: self._on_step,  # schema 2: a step begins with its request
             ev.Interrupt: self._on_interrupt,
             ev.RunFinished: self._on_finished,
         }

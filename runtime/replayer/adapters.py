@@ -173,7 +173,10 @@ class ReplaySummarizer:
     def summarize(self, model: Model, instructions: str, transcript: str) -> ModelReply:
         s = self.s
         if not s.live:
-            waiting = s.unused(s.record.compactions.get(s.step, ()))
+            # asked before the step's first event is written: the step is the last one
+            # written or the next
+            compactions = s.record.compactions
+            waiting = s.unused([*compactions.get(s.step, ()), *compactions.get(s.step + 1, ())])
             if waiting:
                 e = s.take(waiting[0])
                 assert e is not None
@@ -266,16 +269,16 @@ class ReplayTools:
                 )
         assert s.live_ports is not None
         if s.resume and same and key not in s.record.finished:
-            return self._in_flight(call, started or {})
+            return self._in_flight(call, s.record.events[s.record.calls[key]])
         return s.live_ports.tools.execute(call)
 
-    def _in_flight(self, call: PreparedCall, started: dict[str, Any]) -> ToolResult:
+    def _in_flight(self, call: PreparedCall, recorded: dict[str, Any]) -> ToolResult:
         """A call that started but never finished before the crash: its effect may or may
         not have happened. The operator decides, and the decision is recorded."""
         s = self.s
         assert s.live_ports is not None and s.trace is not None
         ask = s.live_ports.in_flight
-        choice, who = ask(started) if ask is not None else ("skip", "govrun (no operator)")
+        choice, who = ask(recorded) if ask is not None else ("skip", "govrun (no operator)")
         s.trace.write(
             ev.Interrupt,
             s.step,
@@ -323,12 +326,13 @@ def _result(record: Record, e: dict[str, Any]) -> ToolResult:
 
 def fate(record: Record, key: tuple[int, str]) -> str:
     """What happened to a call in the recorded run, in words."""
-    seq = record.policy.get(key)
+    seq = record.calls.get(key)
     if seq is None:
         return "never proposed it"
-    policy = record.events[seq]
-    if policy["effect"] == "deny":
-        return f"denied it ({policy.get('rule') or policy.get('failure_class') or 'default'})"
+    decision = record.events[seq].get("decision") or {}
+    if decision.get("effect") == "deny":
+        why = decision.get("rule") or decision.get("failure_class") or "default"
+        return f"denied it ({why})"
     approval = record.approvals.get(key)
     if approval is not None and record.events[approval]["decision"] != "approve":
         return f"{record.events[approval]['decision']}ed it at the approval gate"
@@ -625,22 +629,23 @@ class RecordPreparer:
     def prepare(self, step: int, request: ToolCallRequest) -> PreparedCall | RejectedCall:
         s = self.s
         recorded = None
-        if not s.live and s.mode == "strict" and s.same_manifest and s.revision.minor >= 2:
+        if not s.live and s.mode == "strict" and s.same_manifest and not s.revision.hashed_as_sent:
             recorded = self._recorded(step, request)
         return recorded if recorded is not None else self.toolbox.prepare(step, request)
 
     def _recorded(self, step: int, request: ToolCallRequest) -> PreparedCall | RejectedCall | None:
         record = self.s.record
         key = (step, request.id)
-        at, decided = record.proposed.get(key), record.policy.get(key)
-        if at is None or decided is None:
+        at = record.calls.get(key)
+        if at is None:
             return None
-        proposed, decision = record.resolved(record.events[at]), record.events[decided]
+        proposed = record.resolved(record.events[at])
+        decision = proposed.get("decision") or {}
         sent = proposed.get("arguments")
         if proposed.get("tool") != request.name or not _same_arguments(request.arguments, proposed):
             return None
         failure = decision.get("failure_class")
-        reason = str(record.resolved(decision.get("reason") or ""))
+        reason = str(decision.get("reason") or "")
         digest = str(proposed.get("call_hash") or "")
         if failure in ("unknown_tool", "invalid_arguments") and decision.get("rule") != SCOPE_RULE:
             raw = proposed.get("raw_arguments")

@@ -139,7 +139,15 @@ def fold(events: Iterable[dict[str, Any]]) -> Trajectory:
         last_step = max(last_step, step)
         cid = e.get("call_id")
         fate = calls.setdefault((step, cid), {"step": step, "call_id": cid}) if cid else None
-        if kind == "tool_call_proposed" and fate is not None:
+        if kind == "tool_call" and fate is not None:
+            decision = e.get("decision") or {}
+            fate.update(
+                tool=e.get("tool", ""),
+                effect=decision.get("effect"),
+                rule=decision.get("rule"),
+                failure_class=decision.get("failure_class"),
+            )
+        elif kind == "tool_call_proposed" and fate is not None:
             fate["tool"] = e.get("tool", "")
         elif kind == "policy_decision" and fate is not None:
             fate.update(

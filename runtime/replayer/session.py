@@ -91,6 +91,7 @@ IGNORED = frozenset(
         "user",
         "host",
         "govrun_version",
+        "schema_minor",
         "parent",
         "workspace",
     }
@@ -110,6 +111,8 @@ class Divergence:
     """Where a replay first differs from its record, like a Temporal non-determinism error."""
 
     seq: int
+    """Where, as the recorded file numbers its events (an older schema's file numbers them
+    its own way)."""
     step: int
     event: str
     """The event type the loop wrote there (or the record held, if the loop wrote none)."""
@@ -191,10 +194,14 @@ class ReplaySession:
         self._used: set[int] = set()
         self.trace: ReplayTrace | None = None
         self.clock = ReplayClock(self)
-        self.revision = Revision(record_revision(record.run_started))
+        self.revision = Revision(record_revision(record.run_started, record.major))
+        """The record's schema revision: what the loop writes is compared in it."""
+        self._last_step = 0
+        """The highest step the loop has written an event of (a higher one begins a step)."""
+        self.called: dict[tuple[int, str], str] = {}
+        """(step, call_id) -> tool, of each call the loop has decided (to name it later)."""
         self.preparer: Preparer | None = None
         """Where the loop gets each call's canonical form (set up with the toolbox)."""
-        """The record's minor schema revision: what the loop writes is compared in it."""
 
     # --- answers from the record --------------------------------------------------------
 
@@ -249,10 +256,12 @@ class ReplaySession:
     def before_write(self, cls: type[ev.Event], step: int, seq: int) -> None:
         if self.live:
             return
-        if cls is ev.StepStarted and self.until_step is not None and step > self.until_step:
+        begins = step > self._last_step  # a step begins with its first event (schema 2)
+        self._last_step = max(self._last_step, step)
+        if begins and self.until_step is not None and step > self.until_step:
             self.stopped_early = True  # what the loop writes while stopping is not compared
             raise RunEnded("stopped", None, f"replayed up to step {self.until_step}, as asked")
-        forking = cls is ev.StepStarted and self.live_from is not None and step >= self.live_from
+        forking = begins and self.live_from is not None and step >= self.live_from
         if forking or (self.resume and seq >= len(self.record.events)):
             self.go_live(step)
 
@@ -278,14 +287,16 @@ class ReplaySession:
         ) == self.revision.recorded_hash(step, payload["call_id"], payload.get("call_hash", ""))
         if (same and finished is not None) or self.can_go_live or self.live_tools:
             return
+        tool = self.called.get(key, payload["call_id"])
         raise self.not_in_record(
-            f"step {step} {payload.get('tool')} would run now, but the recorded run "
-            f"{fate(self.record, key)}, so the record has no outcome for it (run it for real "
-            "with --live-tools)"
+            f"step {step} {tool} would run now, but the recorded run {fate(self.record, key)}, "
+            "so the record has no outcome for it (run it for real with --live-tools)"
         )
 
     def after_write(self, cls: type[ev.Event], stored: dict[str, Any]) -> None:
         self.step = stored["step"]
+        if cls is ev.ToolCall:
+            self.called[(stored["step"], stored["call_id"])] = stored["tool"]
         if cls is ev.ModelRequest:
             self.request = (stored["step"], stored.get("attempt", 1))
         if self.live or self.mode != "strict" or self.divergence is not None or self.stopped_early:
@@ -305,7 +316,7 @@ class ReplaySession:
 
     def _why(self, cls: type[ev.Event]) -> str:
         """What explains a divergence at an event of this kind, beyond the values."""
-        return self.revision.changed_decision_hint() if cls is ev.PolicyDecision else ""
+        return self.revision.changed_decision_hint() if cls is ev.ToolCall else ""
 
     def pending_divergence(self) -> None:
         """A divergence found on a step's closing event ends the run at the next event."""
@@ -392,14 +403,29 @@ def differing(recorded: dict[str, Any] | None, replayed: dict[str, Any]) -> tupl
         return ()
     out = []
     for key in recorded.keys() | replayed.keys():
-        if key in IGNORED or recorded.get(key) == replayed.get(key):
+        a, b = recorded.get(key), replayed.get(key)
+        if key in IGNORED or a == b:
             continue
         if key == "totals":
-            a, b = recorded.get(key) or {}, replayed.get(key) or {}
+            a, b = a or {}, b or {}
             if all(a.get(k) == b.get(k) for k in a.keys() | b.keys() if k != "duration_ms"):
                 continue
+        if key in _NAMED_PARTS and isinstance(a, dict) and isinstance(b, dict):
+            out.extend(f"{key}.{k}" for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+            continue
         out.append(key)
     return tuple(sorted(out))
+
+
+_NAMED_PARTS = frozenset({"decision"})
+"""Object fields whose differing parts are named (``decision.effect``), not the whole."""
+
+
+def field_of(event: dict[str, Any], name: str) -> Any:
+    """A field by the name :func:`differing` gives it (``decision.rule`` reaches in)."""
+    head, _, part = name.partition(".")
+    value = event.get(head)
+    return value.get(part) if part and isinstance(value, dict) else value
 
 
 def describe_divergence(
@@ -414,20 +440,22 @@ def describe_divergence(
     step = replayed["step"]
     kind = replayed["type"]
     detail = ""
+    at, recorded_kind = record.in_file(seq, fields)  # the file's own seq (an older schema)
     if recorded is None:
         headline = (
             f"step {step}: the loop wrote {kind} (event {seq}), but the record ends at event "
-            f"{len(record.events) - 1}"
-            + (" (its last line is torn: the run crashed)" if record.torn else "")
+            f"{at}" + (" (its last line is torn: the run crashed)" if record.torn else "")
         )
+        at = seq if record.origins is None else at + 1
     elif "type" in fields:
         headline = (
-            f"step {step}, event {seq}: the record holds {_what(recorded)}, but the loop wrote "
-            f"{_what(replayed)}"
+            f"step {step}, event {at}: the record holds {_what(recorded, recorded_kind)}, but "
+            f"the loop wrote {_what(replayed)}"
         )
     else:
-        headline = f"step {step}, event {seq} ({_what(recorded)}) differs in {', '.join(fields)}"
-        shown = [contrast(f, recorded.get(f), replayed.get(f)) for f in fields[:4]]
+        what = _what(recorded, recorded_kind)
+        headline = f"step {step}, event {at} ({what}) differs in {', '.join(fields)}"
+        shown = [contrast(f, field_of(recorded, f), field_of(replayed, f)) for f in fields[:4]]
         detail = " — " + "; ".join(
             f"{label}: recorded {a!r}, replayed {b!r}" for label, a, b in shown
         )
@@ -443,11 +471,11 @@ def describe_divergence(
         )
     hint = hint.strip()
     message = headline + detail + (f" ({hint})" if hint else "")
-    return Divergence(seq, step, kind, recorded, replayed, fields, message, headline, hint)
+    return Divergence(at, step, kind, recorded, replayed, fields, message, headline, hint)
 
 
-def _what(e: dict[str, Any]) -> str:
-    kind = e["type"]
+def _what(e: dict[str, Any], kind: str | None = None) -> str:
+    kind = kind or e["type"]
     name = e.get("tool") or (e.get("rule") if kind == "interrupt" else None)
     return f"{kind} {name}" if name else kind
 

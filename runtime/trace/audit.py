@@ -36,6 +36,7 @@ from govrun.runtime.trace.events import (
     Event,
     PolicyDecision,
     RunFinished,
+    ToolCall,
     ToolStarted,
 )
 from govrun.runtime.trace.signing import (
@@ -156,11 +157,11 @@ class AuditFeed:
         if isinstance(event, ToolStarted):
             if (event.step, event.call_id) in self.gated:
                 self.events.append(event)
-        elif isinstance(event, PolicyDecision):
+        elif isinstance(event, ToolCall | PolicyDecision):
             key = (event.step, event.call_id)
-            if event.effect != "allow":
+            if _effect(event) != "allow":
                 self.gated.add(key)
-                self.needed = self.needed or event.effect == "ask"
+                self.needed = self.needed or _effect(event) == "ask"
             elif key not in self.gated:
                 return  # an allowed call: nothing to audit
             self.events.append(event)  # an allow after a gated call of the same id resets it
@@ -180,9 +181,10 @@ class AuditFeed:
         ``step`` (it takes the default) is not ignored."""
         if kind == "tool_started":
             return "step" in stored and (stored["step"], stored["call_id"]) not in self.gated
-        if kind == "policy_decision":
+        if kind in ("tool_call", "policy_decision"):
+            decided = stored["decision"] if kind == "tool_call" else stored
             return (
-                stored["effect"] == "allow"
+                decided["effect"] == "allow"
                 and "step" in stored
                 and (stored["step"], stored["call_id"]) not in self.gated
             )
@@ -198,11 +200,16 @@ def audit_approvals(events: Iterable[Event], *, trusted: Mapping[str, str] | Non
     return _Audit(trusted).run(events)
 
 
+def _effect(event: ToolCall | PolicyDecision) -> str:
+    """Policy's effect on a call, in either schema (2: ``tool_call.decision``)."""
+    return event.decision.effect if isinstance(event, ToolCall) else event.effect
+
+
 @dataclass(slots=True)
 class _Call:
     """The gate's state for one call, keyed by (step, call_id)."""
 
-    policy: PolicyDecision | None = None
+    policy: ToolCall | PolicyDecision | None = None
     approval: ApprovalDecided | None = None
     check: ApprovalCheck | None = None
     ran_at: int | None = None
@@ -219,7 +226,7 @@ class _Audit:
     def run(self, events: Iterable[Event]) -> ApprovalAudit:
         finished: RunFinished | None = None
         for event in events:
-            if isinstance(event, PolicyDecision):
+            if isinstance(event, ToolCall | PolicyDecision):
                 self.calls[event.step, event.call_id] = _Call(policy=event)
             elif isinstance(event, ApprovalDecided):
                 self._approval(event)
@@ -327,7 +334,7 @@ class _Audit:
                 f"{_past(a.decision)} it.",
             )
             return
-        if policy is not None and policy.effect == "deny":
+        if policy is not None and _effect(policy) == "deny":
             self._flag(
                 t.seq,
                 "executed_after_no",
@@ -335,8 +342,8 @@ class _Audit:
             )
             return
         ran_before, state.ran_at = state.ran_at, t.seq
-        covered = a is not None and ran_before is None and self._covers(a, t)
-        if policy is None or policy.effect != "ask":
+        covered = a is not None and ran_before is None and self._covers(a, t, policy)
+        if policy is None or _effect(policy) != "ask":
             return
         if a is None or check is None:
             why = "policy asked for approval and none was recorded"
@@ -355,7 +362,9 @@ class _Audit:
             f"step {t.step}): {why}.",
         )
 
-    def _covers(self, a: ApprovalDecided, t: ToolStarted) -> bool:
+    def _covers(
+        self, a: ApprovalDecided, t: ToolStarted, policy: ToolCall | PolicyDecision | None
+    ) -> bool:
         """Whether approval ``a`` is for exactly the call ``t`` ran, flagging it if not."""
         name = f"approval seq {a.seq} ({a.call_id}, step {a.step})"
         if a.call_hash != t.call_hash:
@@ -366,7 +375,7 @@ class _Audit:
                 f"{t.call_hash[:12]}… (seq {t.seq}): the approval is for another call.",
             )
             return False
-        recomputed = _recompute(t)
+        recomputed = _recompute(t, policy)
         if recomputed is not None and recomputed != t.call_hash:
             self._flag(
                 a.seq,
@@ -462,15 +471,24 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _recompute(t: ToolStarted) -> str | None:
-    """The hash of the call ``t`` ran, or None when the writer redacted a secret from its
-    arguments: the hash of the exact call then cannot be recomputed from the trace (its
-    ``call_hash`` is still covered by the approval's signature and by the seal)."""
+def _recompute(t: ToolStarted, policy: ToolCall | PolicyDecision | None) -> str | None:
+    """The hash of the call ``t`` ran — from its own arguments (schema 1) or from the
+    ``tool_call`` it names (schema 2: the canonical call) — or None when the writer
+    redacted a secret from them, or nothing holds them: the exact call then cannot be
+    recomputed from the trace (its ``call_hash`` is still covered by the approval's
+    signature and by the seal)."""
     from govrun.runtime.trace.canonical import call_hash
 
-    if _mentions(t.arguments, REDACTED):
+    if t.arguments is not None and t.tool is not None:
+        tool, arguments = t.tool, t.arguments
+    elif isinstance(policy, ToolCall):
+        tool = policy.tool
+        arguments = policy.canonical if policy.canonical is not None else policy.arguments
+    else:
         return None
-    return call_hash(t.tool, t.arguments, t.step)
+    if arguments is None or _mentions(arguments, REDACTED):
+        return None
+    return call_hash(tool, arguments, t.step)
 
 
 def _mentions(value: Any, needle: str) -> bool:

@@ -14,13 +14,23 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-SCHEMA_MAJOR = 1
-"""Major schema version written into ``v``. Readers refuse a larger one."""
+SCHEMA_MAJOR = 2
+"""Major schema version written into ``v``. Readers refuse a larger one and read every
+smaller one (see :data:`SCHEMA_1_TYPES`)."""
 
-SCHEMA_MINOR = 2
-"""Minor revision of the schema, recorded in ``run_started``: 2 since calls are decided on
-their canonical form. A trace without it is revision 1. A minor revision only adds fields;
-replay does not count a field a record's revision did not have as a divergence."""
+SCHEMA_MINOR = 0
+"""Minor revision within the major, recorded in ``run_started.schema_minor``. A minor
+revision only adds fields; replay does not count a field a record's revision did not have
+as a divergence. Schema 1's revisions: 1 (absent), 2 (calls decided on their canonical
+form, tool definitions recorded)."""
+
+SCHEMA_1_TYPES = frozenset({"step_started", "tool_call_proposed", "policy_decision"})
+"""Event types only schema 1 wrote. Schema 2 writes one ``tool_call`` per decided call in
+place of ``tool_call_proposed`` + ``policy_decision``, and no ``step_started`` (a step
+begins with its first event). Readers still read them: records are forever."""
+
+SCHEMA_2_TYPES = frozenset({"tool_call"})
+"""Event types schema 1 never wrote."""
 
 ZERO_HASH = "0" * 64
 """``prev`` of the first event of every trace."""
@@ -112,7 +122,8 @@ class RunStarted(_Event):
 
 
 class StepStarted(_Event):
-    """A governed step begins."""
+    """Schema 1: a governed step begins. (Schema 2 writes none: a step begins with its
+    first event.)"""
 
     type: Literal["step_started"] = "step_started"
 
@@ -198,7 +209,8 @@ class ModelResponse(_Event):
 
 
 class ToolCallProposed(_Event):
-    """A tool call the model asked for: as sent, and as its tool would execute it."""
+    """Schema 1: a tool call the model asked for, as sent and as its tool would execute it
+    (schema 2: :class:`ToolCall`)."""
 
     type: Literal["tool_call_proposed"] = "tool_call_proposed"
     call_id: str = Field(description="The model's id for the call.")
@@ -222,7 +234,7 @@ class ToolCallProposed(_Event):
 
 
 class PolicyDecision(_Event):
-    """Policy's verdict on one proposed call."""
+    """Schema 1: policy's verdict on one proposed call (schema 2: ``ToolCall.decision``)."""
 
     type: Literal["policy_decision"] = "policy_decision"
     call_id: str = Field(description="Which call.")
@@ -234,6 +246,52 @@ class PolicyDecision(_Event):
     failure_class: FailureClass | None = Field(
         None, description="policy_denied, unknown_tool or invalid_arguments when denied."
     )
+
+
+class CallDecision(BaseModel):
+    """What decided a call before anything ran: policy's effect and the rule behind it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    effect: Effect = Field(description="allow, deny or ask.")
+    rule: str | None = Field(
+        None,
+        description="Id of the rule that decided; `scope` for the tool's own scope; "
+        "None for the default or a rejection before policy.",
+    )
+    reason: str = Field("", description="Why, in words (what the model is told on a denial).")
+    risk: Risk | None = Field(None, description="Risk level of the call.")
+    failure_class: FailureClass | None = Field(
+        None, description="policy_denied, unknown_tool or invalid_arguments when denied."
+    )
+
+
+class ToolCall(_Event):
+    """One call the model proposed, as sent and as its tool would execute it, with the
+    decision made on it (schema 2: one event per decided call)."""
+
+    type: Literal["tool_call"] = "tool_call"
+    call_id: str = Field(description="The model's id for the call.")
+    tool: str = Field(description="Tool name as the model gave it.")
+    arguments: dict[str, Any] | None = Field(
+        None, description="The arguments as the model sent them, parsed (if they parsed)."
+    )
+    raw_arguments: str | None = Field(
+        None, exclude_if=_absent, description="The arguments as sent, when they did not parse."
+    )
+    canonical: dict[str, Any] | None = Field(
+        None,
+        exclude_if=_absent,
+        description="The canonical call policy judged and the tool runs (resolved "
+        "root-relative paths, the argv, typed values), when it differs from `arguments`; "
+        "absent when they are the same or the call never got one.",
+    )
+    call_hash: str = Field(
+        "",
+        description="SHA-256 of tool + canonical arguments + step (the arguments as sent "
+        "for a call that never got a canonical form).",
+    )
+    decision: CallDecision = Field(description="allow, deny or ask, and why.")
 
 
 class ApprovalRequested(_Event):
@@ -275,15 +333,18 @@ class ApprovalDecided(_Event):
 
 
 class ToolStarted(_Event):
-    """Write-ahead record: durable on disk before the side effect begins."""
+    """Write-ahead record: durable on disk before the side effect begins. It names the call
+    (its ``tool_call`` holds what it is)."""
 
     type: Literal["tool_started"] = "tool_started"
     call_id: str = Field(description="Which call.")
-    tool: str = Field(description="Tool name.")
-    arguments: dict[str, Any] = Field(
-        description="The canonical call that runs (before schema 1.2: the validated arguments)."
-    )
     call_hash: str = Field(description="SHA-256 of the exact call.")
+    tool: str | None = Field(None, exclude_if=_absent, description="Schema 1: the tool name.")
+    arguments: dict[str, Any] | None = Field(
+        None,
+        exclude_if=_absent,
+        description="Schema 1: the call that ran (before 1.2: the validated arguments).",
+    )
 
 
 class ToolFinished(_Event):
@@ -393,6 +454,7 @@ AnyEvent = Annotated[
     | StepStarted
     | ModelRequest
     | ModelResponse
+    | ToolCall
     | ToolCallProposed
     | PolicyDecision
     | ApprovalRequested
@@ -445,9 +507,25 @@ def events_json_schema() -> dict[str, Any]:
         for name, prop in definition.get("properties", {}).items():
             if name not in ENVELOPE_FIELDS:
                 definition["properties"][name] = _or_blob(prop)
-    schema.setdefault("$defs", {})["BlobRef"] = BLOB_REF_SCHEMA
+    defs = schema.setdefault("$defs", {})
+    defs["BlobRef"] = BLOB_REF_SCHEMA
+    for cls in EVENT_TYPES.values():  # which major holds which types, in the schema itself
+        props = defs.get(cls.__name__, {}).get("properties", {})
+        if "v" not in props:
+            continue
+        kind = cls.model_fields["type"].default
+        if kind in SCHEMA_1_TYPES:
+            v = {k: x for k, x in props["v"].items() if k != "default"}
+            props["v"] = {**v, "const": 1, "description": "Schema 1 only."}
+        elif kind in SCHEMA_2_TYPES:
+            props["v"] = {**props["v"], "minimum": 2, "description": "Schema 2 on."}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = f"govrun trace event (schema v{SCHEMA_MAJOR})"
+    schema["description"] = (
+        f"One line of a govrun trace. This version writes schema {SCHEMA_MAJOR} and reads "
+        "schema 1 too: step_started, tool_call_proposed and policy_decision are schema-1 "
+        "events (v 1), tool_call is schema 2's."
+    )
     return schema
 
 

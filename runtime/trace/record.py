@@ -1,4 +1,5 @@
-"""A recorded run, indexed for replay: where each port's answer is in the trace.
+"""A recorded run, indexed for replay: where each port's answer is in the trace. A record
+written with an older schema is read as the current one (what happened, not its shapes).
 
 Events stay the dicts the trace stores (blob references left in), read without building a
 pydantic object per event: replay compares stored forms, and reading a 10,000-step trace
@@ -16,7 +17,9 @@ from typing import Any
 
 from govrun.runtime.errors import TraceError
 from govrun.runtime.trace.canonical import blob_dir
+from govrun.runtime.trace.events import SCHEMA_MAJOR
 from govrun.runtime.trace.reader import TornTail, gc_paused, read_stored, resolve_blobs
+from govrun.runtime.trace.upgrade import Origin, as_schema_2, major_of
 
 Key = tuple[int, str]
 """(step, call_id): how a call's events are found."""
@@ -31,8 +34,8 @@ class Record:
     torn: TornTail | None
     model: dict[tuple[int, int], int] = field(default_factory=dict)
     """(step, attempt) -> seq of its model_response."""
-    proposed: dict[Key, int] = field(default_factory=dict)
-    policy: dict[Key, int] = field(default_factory=dict)
+    calls: dict[Key, int] = field(default_factory=dict)
+    """(step, call_id) -> seq of its ``tool_call`` (the call as sent and as decided)."""
     approvals: dict[Key, int] = field(default_factory=dict)
     started: dict[Key, int] = field(default_factory=dict)
     finished: dict[Key, int] = field(default_factory=dict)
@@ -49,6 +52,11 @@ class Record:
     compactions: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
     """step -> seqs of its compaction events (a summary replay reuses)."""
     _blobs: bool | None = None
+    major: int = SCHEMA_MAJOR
+    """The schema major the file was written with; the events are read as the current one
+    (:mod:`govrun.runtime.trace.upgrade`)."""
+    origins: list[Origin] | None = None
+    """For an older schema's file: where each event came from in it (None: it is itself)."""
 
     @classmethod
     def load(cls, path: str | Path) -> Record:
@@ -58,15 +66,18 @@ class Record:
             if events[0]["type"] != "run_started":
                 first = events[0]["type"]
                 raise TraceError(f"{path}: the first event is {first}, not run_started.")
-            record = cls(Path(path), events, torn)
+            major = major_of(events)
+            origins = None
+            if major < SCHEMA_MAJOR:
+                events, origins = as_schema_2(events)
+            record = cls(Path(path), events, torn, major=major, origins=origins)
             record._index()
         return record
 
     def _index(self) -> None:
         # One dict lookup per event: most events are none of the kinds indexed by call.
         by_call = {
-            "tool_call_proposed": self.proposed,
-            "policy_decision": self.policy,
+            "tool_call": self.calls,
             "approval_decided": self.approvals,
             "tool_started": self.started,
             "tool_finished": self.finished,
@@ -134,12 +145,29 @@ class Record:
         return 1  # no step completed: start again after run_started
 
     def in_flight(self) -> list[dict[str, Any]]:
-        """``tool_started`` events with no ``tool_finished``: calls running at the crash,
-        whose effect may or may not have happened."""
-        return [self.events[seq] for key, seq in self.started.items() if key not in self.finished]
+        """The ``tool_call`` of each call that started with no ``tool_finished``: calls
+        running at the crash, whose effect may or may not have happened."""
+        return [
+            self.events[self.calls[key]]
+            for key in self.started
+            if key not in self.finished and key in self.calls
+        ]
+
+    def in_file(self, seq: int, fields: tuple[str, ...] = ()) -> tuple[int, str]:
+        """(seq, type) in the file of event ``seq`` as read here: itself, or for an older
+        schema's ``tool_call`` its decision when only ``decision.*`` differ, else its
+        proposal. Past the end: the file's last event."""
+        if seq >= len(self.events):
+            seq = len(self.events) - 1
+        if self.origins is None:
+            return seq, self.events[seq]["type"]
+        origin = self.origins[seq]
+        decided = bool(fields) and all(f.startswith("decision.") for f in fields)
+        return origin[-1] if decided else origin[0]
 
     def truncated(self, count: int) -> Record:
         """The first ``count`` events, re-indexed: what a resume replays."""
-        record = Record(self.path, self.events[:count], None)
+        origins = self.origins[:count] if self.origins is not None else None
+        record = Record(self.path, self.events[:count], None, major=self.major, origins=origins)
         record._index()
         return record

@@ -82,7 +82,14 @@ ProblemKind = Literal[
 ]
 
 _CHECKED_TYPES = frozenset(
-    {"run_finished", "policy_decision", "approval_requested", "approval_decided", "tool_started"}
+    {
+        "run_finished",
+        "tool_call",
+        "policy_decision",
+        "approval_requested",
+        "approval_decided",
+        "tool_started",
+    }
 )
 """Events verify reads as typed events (the finish check and the approval audit). Others
 are integrity-checked as bytes and need only a known type: verify proves what was written
@@ -796,7 +803,7 @@ def _plain_checks() -> dict[str, Callable[[dict[str, Any]], bool]]:
     by policy, and its execution), for those that the union validates as their class."""
     union = typing.get_args(typing.get_args(AnyEvent)[0])
     checks = {}
-    for kind in ("policy_decision", "tool_started"):
+    for kind in ("tool_call", "policy_decision", "tool_started"):
         cls = EVENT_TYPES.get(kind)
         check = _plain_check(cls) if cls in union else None
         if check is not None:

@@ -13,15 +13,18 @@ from typing import Any
 
 from govrun.runtime.trace.events import (
     ApprovalDecided,
+    CallDecision,
     Compaction,
     Event,
     Interrupt,
+    ModelRequest,
     ModelResponse,
     PolicyDecision,
     Route,
     RunFinished,
     RunStarted,
     StepStarted,
+    ToolCall,
     ToolFinished,
     Verification,
 )
@@ -105,6 +108,8 @@ def _fold(s: RunSummary, e: Event) -> None:
             s.agent, s.input, s.workspace = e.agent, e.input, e.workspace
         case StepStarted():
             s.steps = max(s.steps, e.step)
+        case ModelRequest():  # schema 2 has no step_started: a step begins with its request
+            s.steps = max(s.steps, e.step)
         case ModelResponse():
             s.model_calls += 1
             if e.error:
@@ -114,6 +119,8 @@ def _fold(s: RunSummary, e: Event) -> None:
             s.cost_usd += e.cost_usd
         case PolicyDecision(effect="deny"):
             s.denials.append(Denial(e.step, e.tool, e.rule, e.reason))
+        case ToolCall(decision=CallDecision(effect="deny") as d):
+            s.denials.append(Denial(e.step, e.tool, d.rule, d.reason))
         case ApprovalDecided():
             s.approvals[f"{e.decision} ({e.via})"] += 1
         case ToolFinished():

@@ -97,7 +97,11 @@ class Timeline:
         check_trace(self.path)
         self.index = TraceIndex(self.path)
         self._types = bytearray()
-        self._starts = array("Q")  # seq of each step_started
+        self._starts = array("Q")  # seq of each step's first event
+        self._after: int | None = 0
+        """Schema 2: where to look for the next step's first event (None: nowhere yet)."""
+        self._last_step = 0
+        self._in_step = False
         self._step_ends = array("Q")  # seq of each step_finished
         self._summed = 0  # step_finished events already added to the running totals
         self._tokens = 0
@@ -138,13 +142,41 @@ class Timeline:
         codes = bytearray(map(_BYTE_CODE.get, tails, repeat(_UNKNOWN)))
         self._types.extend(codes)
         step_started, step_finished = _CODE["step_started"], _CODE["step_finished"]
-        for n in _positions(codes, step_started):
+        for n in _positions(codes, step_started):  # schema 1 marks each step's start
             self._starts.append(start + n)
+            self._after = None
         for n in _positions(codes, step_finished):
             self._step_ends.append(start + n)
         if codes and codes[-1] == _CODE["run_finished"]:
             self._finished = self.raw_event(end - 1)
         self._map = None
+        if self._after is not None:
+            self._find_starts(end)
+
+    def _find_starts(self, end: int) -> None:
+        """Schema 2: a step begins with its first event, the first whose step is higher
+        than the step before. Only the lines after a ``step_finished`` (and after
+        ``run_started``) are decoded, until one starts a step — usually one per step."""
+        finished, last = _CODE["step_finished"], _CODE["run_finished"]
+        n = self._after or 0
+        while n < end:
+            if self._in_step:  # the step's lines: skip to its step_finished
+                found = self._types.find(finished, n, end)
+                if found < 0:
+                    n = end
+                    break
+                n, self._in_step = found + 1, False
+                continue
+            code = self._types[n]
+            if code == last:
+                break
+            if code != _CODE["run_started"]:
+                step = self.raw_event(n).get("step")
+                if isinstance(step, int) and step > self._last_step:
+                    self._starts.append(n)
+                    self._last_step, self._in_step = step, True
+            n += 1
+        self._after = n
 
     def refresh(self) -> int:
         """Pick up events appended since; returns how many. The last row is re-read."""
@@ -443,10 +475,13 @@ def _status(events: list[dict[str, Any]], *, live: bool) -> tuple[Status, str | 
     started: set[str] = set()
     for e in events:
         kind = e["type"]
-        failure = failure or e.get("failure_class")
+        decided = e.get("decision") if kind == "tool_call" else None
+        failure = failure or e.get("failure_class") or (decided or {}).get("failure_class")
         if kind == "interrupt" and e.get("action") in ("pause", "stop"):
             seen.add("interrupt")
-        elif kind == "policy_decision" and e.get("effect") == "deny":
+        elif (kind == "policy_decision" and e.get("effect") == "deny") or (
+            isinstance(decided, dict) and decided.get("effect") == "deny"
+        ):
             seen.add("denied")
         elif kind == "approval_requested":
             asked.add(e.get("call_id", ""))

@@ -383,6 +383,7 @@ class _Builder:
         self._handlers = {
             "step_started": self._step,
             "model_response": self._model_response,
+            "tool_call": self._tool_call,
             "tool_call_proposed": self._proposed,
             "policy_decision": self._policy,
             "approval_decided": self._approval,
@@ -516,6 +517,13 @@ class _Builder:
             arguments = e.get("arguments")
             raw = _text(arguments if arguments is not None else e.get("raw_arguments"))
             acc.calls.append(_CallAcc(call_id, str(e["tool"]), raw))
+
+    def _tool_call(self, e: dict[str, Any]) -> None:
+        """Schema 2: the call and its decision in one event (schema 1's proposal and
+        policy decision)."""
+        self._proposed(e)
+        decision = e.get("decision") or {}
+        self._policy({**decision, "step": e["step"], "call_id": e["call_id"], "tool": e["tool"]})
 
     def _policy(self, e: dict[str, Any]) -> None:
         key = (e["effect"], e.get("rule"), e.get("reason") or "", e.get("risk"))

@@ -225,9 +225,13 @@ def checked_events(trace: str | Path, *, secrets: Iterable[str] = ()) -> list[ev
     assert [e.seq for e in events] == list(range(len(events)))
     assert isinstance(events[-1], ev.RunFinished)
     assert sum(isinstance(e, ev.RunFinished) for e in events) == 1
-    started = [e.step for e in events if isinstance(e, ev.StepStarted)]
+    begun, last = [], 0  # a step begins with its first event (schema 2)
+    for e in events:
+        if e.step > last and not isinstance(e, ev.RunFinished):
+            begun.append(e.step)
+            last = e.step
     finished = [e.step for e in events if isinstance(e, ev.StepFinished)]
-    assert started == finished, "every step_started needs exactly one step_finished"
+    assert begun == finished, "every step that begins needs exactly one step_finished"
     for secret in secrets:
         assert secret.encode() not in trace_bytes(trace), "a secret reached the trace"
     return events
@@ -286,6 +290,11 @@ def told(events: Iterable[ev.Event], call_id: str) -> str:
     found = [m["content"] for m in tool_messages(events) if m["tool_call_id"] == call_id]
     assert len(found) == 1, f"expected one tool message for {call_id}; got {found}"
     return found[0]
+
+
+def decided(events: Iterable[ev.Event], call_id: str) -> ev.CallDecision:
+    """The decision on ``call_id`` (from its one ``tool_call`` event)."""
+    return one(events, ev.ToolCall, call_id=call_id).decision
 
 
 def executed(events: Iterable[ev.Event]) -> list[str]:

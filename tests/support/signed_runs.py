@@ -2,10 +2,12 @@
 (but not the key) would.
 
 :func:`write_signed_run` drives a real :class:`~govrun.runtime.trace.writer.TraceWriter` through the
-events the governed loop emits for a sequence of calls, one call per step: policy_decision
+events the governed loop emits for a sequence of calls, one call per step: tool_call decided
 ``ask`` -> approval_requested -> approval_decided (signed with ``govrun.runtime.trace.signing``,
 over ``approval_message`` of its fields and its envelope's run id and step) -> tool_started ->
-tool_finished, and a ``run_finished`` sealed over its run id, event count and head.
+tool_finished, and a ``run_finished`` sealed over its run id, event count and head — in
+schema 2, or in schema 1 (``step_started``; tool_call_proposed and policy_decision; the
+arguments again in tool_started).
 
 The forging helpers edit decoded events (:func:`events_of`), re-sign an approval or the seal
 with some key (:func:`sign_approval`, :func:`seal`), and write a valid chain again
@@ -27,12 +29,14 @@ from govrun.runtime.trace.canonical import call_hash, canonical, sha256_hex
 from govrun.runtime.trace.events import (
     ApprovalDecided,
     ApprovalRequested,
+    CallDecision,
     ModelResponse,
     PolicyDecision,
     RunFinished,
     RunStarted,
     StepFinished,
     StepStarted,
+    ToolCall,
     ToolCallProposed,
     ToolFinished,
     ToolStarted,
@@ -104,11 +108,13 @@ def write_signed_run(
     run_id: str = "run-signed-1",
     finish: bool = True,
     secrets: Sequence[str] = (),
+    schema: Literal[1, 2] = 2,
 ) -> Path:
     """Write one run, one call per step, then a final answer step. Approvals are signed by
     ``signer`` (unsigned when None, as traces before signing were); ``run_finished`` is
     sealed by ``sealer`` (default: ``signer``). A ``stop`` decision ends the run there.
-    ``secrets`` are redacted by the writer wherever they appear."""
+    ``secrets`` are redacted by the writer wherever they appear. ``schema=1`` writes the
+    events schema 1 had, marked ``v: 1`` (and sealed over that chain)."""
     path = Path(path)
     sealer = sealer or signer
     clock = FixedClock(tick=0.25)
@@ -126,12 +132,13 @@ def write_signed_run(
         )
         step = 0
         for step, call in enumerate(calls, start=1):
-            if not _step(writer, clock, step, call, signer):
+            if not _step(writer, clock, step, call, signer, schema):
                 status = "stopped"
                 break
         else:
             step += 1
-            writer.append(StepStarted(step=step))
+            if schema == 1:
+                writer.append(StepStarted(step=step))
             writer.append(ModelResponse(step=step, model="scripted", content="Done."))
             writer.append(StepFinished(step=step, outcome="final"))
         if finish:
@@ -147,16 +154,25 @@ def write_signed_run(
                 seal = seal_of(sealer, {**fields, "run_id": run_id})
                 finished = finished.model_copy(update={"seal": seal})
             writer.append(finished)
+    if schema == 1:  # this version writes v 2: mark the lines as the schema they hold
+        events = [{**e, "v": 1} for e in events_of(path)]
+        write_events(path, events, reseal=sealer if finish else None)
     return path
 
 
 def _step(
-    writer: TraceWriter, clock: FixedClock, step: int, call: Call, signer: Signer | None
+    writer: TraceWriter,
+    clock: FixedClock,
+    step: int,
+    call: Call,
+    signer: Signer | None,
+    schema: Literal[1, 2],
 ) -> bool:
     """One governed step with one call; False when the approver stopped the run."""
     call_id = call.call_id or f"call_{step}"
     hashed = call_hash(call.tool, call.arguments, step)
-    writer.append(StepStarted(step=step))
+    if schema == 1:
+        writer.append(StepStarted(step=step))
     writer.append(
         ModelResponse(
             step=step,
@@ -171,22 +187,28 @@ def _step(
         )
     )
     common = {"step": step, "call_id": call_id, "tool": call.tool}
-    writer.append(ToolCallProposed(**common, arguments=call.arguments, call_hash=hashed))
-    writer.append(PolicyDecision(**common, effect=call.effect, rule=f"rule-{call.effect}"))
+    decision = CallDecision(effect=call.effect, rule=f"rule-{call.effect}")
+    if schema == 2:
+        writer.append(
+            ToolCall(**common, arguments=call.arguments, call_hash=hashed, decision=decision)
+        )
+    else:
+        writer.append(ToolCallProposed(**common, arguments=call.arguments, call_hash=hashed))
+        writer.append(PolicyDecision(**common, **decision.model_dump()))
     if call.effect == "deny":
         writer.append(StepFinished(step=step, outcome="continue"))
         return True
     if call.effect == "ask":
-        decision = call.decision or "approve"
+        answer = call.decision or "approve"
         writer.append(ApprovalRequested(**common, call_hash=hashed, rule="ask-writes"))
         fields: dict[str, Any] = {
             **common,
             "call_hash": hashed,
             "policy_hash": POLICY_HASH,
-            "decision": decision,
+            "decision": answer,
             "via": "prompt",
             "approver": APPROVER,
-            "reason": f"{decision} at step {step}",
+            "reason": f"{answer} at step {step}",
             "decided_at": clock.now(),
         }
         fields = writer.redact(fields)  # sign the values as stored, as the loop does
@@ -194,12 +216,15 @@ def _step(
             {} if signer is None else signature_of(signer, {**fields, "run_id": writer.run_id})
         )
         writer.append(ApprovalDecided(**fields, **signature))
-        if decision == "stop":
+        if answer == "stop":
             return False
-        if decision == "reject":
+        if answer == "reject":
             writer.append(StepFinished(step=step, outcome="continue"))
             return True
-    writer.append(ToolStarted(**common, arguments=call.arguments, call_hash=hashed))
+    if schema == 2:
+        writer.append(ToolStarted(step=step, call_id=call_id, call_hash=hashed))
+    else:
+        writer.append(ToolStarted(**common, arguments=call.arguments, call_hash=hashed))
     writer.append(ToolFinished(**common, ok=True, output="ok"))
     writer.append(StepFinished(step=step, outcome="continue"))
     return True

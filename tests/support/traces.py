@@ -2,22 +2,25 @@
 
 :func:`write_run` drives a real :class:`~govrun.runtime.trace.writer.TraceWriter` through the
 events a governed loop emits: tool steps (one of them denied by policy), a final answer step, and
-``run_finished`` with its count, head and totals. :func:`rechain` rebuilds the hash chain
-of edited events, as a forger with the format spec would.
+``run_finished`` with its count, head and totals — in schema 2 (what this version writes) or
+schema 1 (the golden verify fixtures are schema-1 records, kept as written).
+:func:`rechain` rebuilds the hash chain of edited events, as a forger with the format spec would.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
 from govrun.runtime.ports import Clock, FixedClock
 from govrun.runtime.trace.canonical import canonical, sha256_hex
 from govrun.runtime.trace.events import (
+    SCHEMA_MINOR,
     ZERO_HASH,
+    CallDecision,
     ModelRequest,
     ModelResponse,
     PolicyDecision,
@@ -25,6 +28,7 @@ from govrun.runtime.trace.events import (
     RunStarted,
     StepFinished,
     StepStarted,
+    ToolCall,
     ToolCallProposed,
     ToolFinished,
     ToolStarted,
@@ -71,6 +75,7 @@ def write_run(
     deny_at: int | None = 2,
     run_id: str = "run-0001",
     durability: Durability = "flush",
+    schema: Literal[1, 2] = 2,
 ) -> list[str]:
     """Write one run of ``steps`` tool steps plus a final answer step to a new trace at
     ``path`` and return the event hashes in order.
@@ -79,6 +84,8 @@ def write_run(
     reads, then echoes into its next call), so the trace exercises redaction. The call at
     step ``deny_at`` is denied by policy; the tool output at step ``big_output_at`` is larger
     than the blob threshold. ``finish=False`` stops before ``run_finished``, as a crash would.
+    ``schema=1`` writes the events schema 1 had (``step_started``, ``tool_call_proposed`` and
+    ``policy_decision``, arguments again in ``tool_started``) and marks them ``v: 1``.
     """
     writer = TraceWriter(
         path,
@@ -104,13 +111,15 @@ def write_run(
                 input=TASK,
                 govrun_version="0.1.0",
                 policy_hash=sha256_hex(canonical(MANIFEST["policy"])),
+                schema_minor=SCHEMA_MINOR if schema == 2 else None,
             )
         )
         prompt: list[dict[str, Any]] = []
         added = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": TASK}]
         for step in range(1, steps + 2):
             final = step == steps + 1
-            emit(StepStarted(step=step))
+            if schema == 1:
+                emit(StepStarted(step=step))
             prompt.extend(added)
             emit(
                 ModelRequest(
@@ -162,26 +171,19 @@ def write_run(
                 )
             )
             call_hash = sha256_hex(canonical({"tool": tool, "arguments": args, "step": step}))
-            emit(
-                ToolCallProposed(
-                    step=step, call_id=call_id, tool=tool, arguments=args, call_hash=call_hash
-                )
-            )
             assistant = {"role": "assistant", "tool_calls": [{"id": call_id, "name": tool}]}
+            proposed = {"step": step, "call_id": call_id, "tool": tool, "arguments": args}
+            proposed["call_hash"] = call_hash
             if step == deny_at:
                 reason = "Network access from shell.run is denied by rule no-network."
-                emit(
-                    PolicyDecision(
-                        step=step,
-                        call_id=call_id,
-                        tool=tool,
-                        effect="deny",
-                        rule="no-network",
-                        reason=reason,
-                        risk="high",
-                        failure_class="policy_denied",
-                    )
+                denied = CallDecision(
+                    effect="deny",
+                    rule="no-network",
+                    reason=reason,
+                    risk="high",
+                    failure_class="policy_denied",
                 )
+                _decided_call(emit, schema, proposed, denied)
                 totals["denials"] += 1
                 added = [assistant, {"role": "tool", "tool_call_id": call_id, "content": reason}]
                 emit(
@@ -190,21 +192,13 @@ def write_run(
                     )
                 )
                 continue
-            emit(
-                PolicyDecision(
-                    step=step,
-                    call_id=call_id,
-                    tool=tool,
-                    effect="allow",
-                    rule="allow-tests" if tool == "shell.run" else "allow-workspace",
-                    risk="low",
-                )
-            )
-            emit(
-                ToolStarted(
-                    step=step, call_id=call_id, tool=tool, arguments=args, call_hash=call_hash
-                )
-            )
+            rule = "allow-tests" if tool == "shell.run" else "allow-workspace"
+            allowed = CallDecision(effect="allow", rule=rule, risk="low")
+            _decided_call(emit, schema, proposed, allowed)
+            if schema == 1:
+                emit(ToolStarted(**proposed))
+            else:
+                emit(ToolStarted(step=step, call_id=call_id, call_hash=call_hash))
             totals["tool_calls"] += 1
             emit(
                 ToolFinished(
@@ -249,7 +243,28 @@ def write_run(
                     totals=totals,
                 )
             )
+    if schema == 1:  # this version writes v 2: mark the lines as the schema they hold
+        events = [{**orjson.loads(line), "v": 1} for line in read_lines(path)]
+        Path(path).write_bytes(rechain(events))
+        hashes = [orjson.loads(line)["hash"] for line in read_lines(path)]
     return hashes
+
+
+def _decided_call(emit: Any, schema: int, proposed: dict[str, Any], decision: CallDecision) -> None:
+    """One decided call: a ``tool_call`` (schema 2), or ``tool_call_proposed`` and
+    ``policy_decision`` (schema 1)."""
+    if schema == 2:
+        emit(ToolCall(**proposed, decision=decision))
+        return
+    emit(ToolCallProposed(**proposed))
+    emit(
+        PolicyDecision(
+            step=proposed["step"],
+            call_id=proposed["call_id"],
+            tool=proposed["tool"],
+            **decision.model_dump(),
+        )
+    )
 
 
 def _tool_call(
