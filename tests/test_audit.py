@@ -683,9 +683,7 @@ def t_run_refused(events: Events, data: st.DataObject) -> bool | None:
     i = _pick(
         events,
         data,
-        lambda e: (
-            (_approval(e) and e["decision"] != "approve") or _effect(e) == "deny"
-        ),
+        lambda e: (_approval(e) and e["decision"] != "approve") or _effect(e) == "deny",
     )
     proposed = {(e["step"], e["call_id"]) for e in events if _proposal(e)}
     if i is None or (events[i]["step"], events[i]["call_id"]) not in proposed:
