@@ -111,7 +111,8 @@ def run_agent(
     path = Path(trace_path) if trace_path else default_trace_path(manifest.name)
     manifest = manifest.with_workspace(workspace_folder(path))
     workspace = manifest.workspace_copy
-    toolbox = check_runnable(manifest)  # before the trace exists: a refused run leaves none
+    # before the trace exists: a refused run leaves none (its models are built: see above)
+    toolbox = check_runnable(manifest, scripts=False)
     policy = PolicyEngine(manifest)
     signer = signer or load_default_signer()
     clock = clock or SystemClock()

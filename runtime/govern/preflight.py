@@ -51,16 +51,19 @@ _KIND_WORDS: dict[str, str] = {
 }
 
 
-def check_runnable(manifest: Manifest) -> Toolbox:
+def check_runnable(manifest: Manifest, *, scripts: bool = True) -> Toolbox:
     """Build the manifest's tools and check its policy against them; raise a
-    :class:`~govrun.runtime.errors.ManifestError` listing every problem at its file:line."""
+    :class:`~govrun.runtime.errors.ManifestError` listing every problem at its file:line.
+    ``scripts=False`` when the caller has its models already (a run builds them first, or is
+    given them): a scripted model's script is then not read a second time."""
     tools, problems = _build_tools(manifest)
     kinds = {name: tool.argument_kinds() for name, tool in tools.items()}
     problems.update(policy_problems(manifest, kinds))
     problems.update(root_problems(manifest))
     if problems:
         raise invalid(manifest, problems)
-    _check_scripts(manifest)
+    if scripts:
+        _check_scripts(manifest)
     return Toolbox(manifest, tools=tools)
 
 
