@@ -203,3 +203,44 @@ def test_ctrl_c_stops_a_parallel_replay_and_leaves_no_worker(
     while any(map(running, workers)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [p for p in workers if running(p)]
+
+
+# --- verify ----------------------------------------------------------------------------------
+
+
+def test_verify_several_traces_in_parallel_tables_them(tmp_path: Path) -> None:
+    names = ["complete", "tampered", "torn", "with_blob"]
+    ran = govrun("verify", *(TRACES / f"{n}.jsonl" for n in names), "--jobs", "2")
+    assert ran.code == 1
+    for name, verdict in zip(names, ["intact", "altered", "incomplete", "intact"], strict=True):
+        assert f"{name}.jsonl" in ran.out and verdict in ran.out
+    assert ran.out.rstrip().endswith("4 traces: 2 intact, 1 incomplete, 1 altered")
+
+    one = govrun("verify", *(TRACES / f"{n}.jsonl" for n in names), "--jobs", "1")
+    assert (one.code, one.out) == (ran.code, ran.out)
+
+
+def test_verify_several_intact_traces_exits_0_and_lists_json() -> None:
+    traces = [TRACES / "complete.jsonl", TRACES / "with_blob.jsonl"]
+    ran = govrun("verify", *traces, "--jobs", "2")
+    assert ran.code == 0 and "2 traces: 2 intact" in ran.out
+    ran = govrun("verify", *traces, "--json")
+    assert ran.code == 0
+    assert [d["path"] for d in orjson.loads(ran.out)] == [str(t) for t in traces]
+    assert all(d["ok"] for d in orjson.loads(ran.out))
+
+
+def test_verify_several_with_one_unreadable_exits_2(tmp_path: Path) -> None:
+    ran = govrun("verify", TRACES / "complete.jsonl", tmp_path / "missing.jsonl")
+    assert ran.code == 2
+    assert "unreadable" in ran.out and "missing.jsonl: no such trace" in ran.flat
+    (doc, missing) = orjson.loads(
+        govrun("verify", TRACES / "complete.jsonl", tmp_path / "missing.jsonl", "--json").out
+    )
+    assert doc["ok"] and missing["error"].endswith("no such trace")
+
+
+def test_verify_refuses_head_with_several_traces() -> None:
+    ran = govrun("verify", TRACES / "complete.jsonl", TRACES / "torn.jsonl", "--head", "ab" * 32)
+    assert ran.code == 2
+    assert "--head is the head kept for one trace, and 2 traces were given" in ran.flat
