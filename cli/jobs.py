@@ -211,7 +211,11 @@ def _death(code: int | None) -> str:
 @contextlib.contextmanager
 def _sigint_blocked() -> Iterator[None]:
     """Hold Ctrl-C while processes and threads start, so they begin with it blocked; it is
-    delivered here once the block lifts."""
+    delivered here once the block lifts. (Without signal masks, as on Windows, workers
+    ignore it from their first line of Python on.)"""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
