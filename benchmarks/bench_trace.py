@@ -56,7 +56,7 @@ SIGNER = Signer.ephemeral()
 """Approvals in the synthetic run are signed and the run sealed, as the loop does."""
 RESULTS = Path(__file__).resolve().parent / "results" / "trace.json"
 TARGET_WRITER_RATIO = 3.0
-TARGET_VERIFY_EPS = 100_000
+TARGET_VERIFY_EPS = 300_000
 TARGET_GET_MS = 10.0
 
 _WORDS = [
@@ -336,7 +336,12 @@ def main() -> None:
         ("floor: orjson(dict)+write+flush", f"{n / t_dicts:,.0f} ev/s", "", ""),
         ("writer / floor(model_dump)", f"{ratio_models:.2f}x", "<= 3x", mark("writer_vs_floor")),
         ("writer / floor(dict)", f"{ratio_dicts:.2f}x", "(info)", ""),
-        ("verify_trace", f"{verify_eps:,.0f} ev/s", ">= 100,000 ev/s", mark("verify")),
+        (
+            "verify_trace (one core)",
+            f"{verify_eps:,.0f} ev/s",
+            f">= {TARGET_VERIFY_EPS:,} ev/s",
+            mark("verify"),
+        ),
         ("TraceIndex build", f"{t_index * 1e3:.1f} ms", "", ""),
         (f"TraceIndex.get({last:,})", f"{t_last * 1e3:.3f} ms", "< 10 ms", mark("get_last")),
         (

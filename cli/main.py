@@ -25,6 +25,7 @@ from govrun.cli.commands.replay import replay as replay_command
 from govrun.cli.commands.replay import resume as resume_command
 from govrun.cli.commands.rollback import rollback as rollback_command
 from govrun.cli.commands.run import run as run_command
+from govrun.cli.commands.verify import verify as verify_command
 from govrun.cli.console import err, handle_errors, out
 from govrun.cli.help import HelpGroup
 from govrun.runtime import __version__
@@ -63,6 +64,7 @@ app.command(name="resume")(resume_command)
 app.command(name="diff")(diff_command)
 app.command(name="rollback")(rollback_command)
 app.command(name="inspect")(inspect_command)
+app.command(name="verify")(verify_command)
 app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
 app.command(name="status")(status_command)
@@ -121,44 +123,6 @@ def schema(
         doc = events_json_schema()
     sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
     sys.stdout.write("\n")
-
-
-@app.command()
-@handle_errors
-def verify(
-    trace: TracePath,
-    head: Annotated[
-        str | None,
-        typer.Option(
-            metavar="HASH",
-            help="Head hash kept elsewhere (printed by `govrun run`); detects a trace "
-            "cut short or re-chained.",
-        ),
-    ] = None,
-    trusted_keys: Annotated[
-        Path | None,
-        typer.Option(
-            "--trusted-keys",
-            metavar="FILE",
-            help="Public keys allowed to sign approvals and the seal, one per line (base64 "
-            "key or sha256: fingerprint, then the owner's name). Without it, valid "
-            "signatures prove integrity, not identity.",
-        ),
-    ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
-) -> None:
-    """Prove a trace was not altered and its approvals were signed. Exit 0 only for an
-    intact, complete trace whose approvals hold."""
-    from govrun.cli.render.verify import render_verify
-    from govrun.runtime.trace.signing import load_trusted_keys
-    from govrun.runtime.trace.verify import verify_trace
-
-    trusted = load_trusted_keys(trusted_keys) if trusted_keys is not None else None
-    report = verify_trace(trace, head=head, trusted_keys=trusted)
-    render_verify(report, as_json=json_output)
-    if report.problem is not None and report.problem.kind == "not_a_trace":
-        raise typer.Exit(2)  # bad input, not a failed check
-    raise typer.Exit(0 if report.ok else 1)
 
 
 @app.command()

@@ -12,7 +12,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from pathlib import Path
 
 from govrun.runtime import __version__
@@ -44,11 +44,15 @@ def new_run_id(agent: str) -> str:
     return f"{agent}-{stamp}-{secrets.token_hex(3)}"
 
 
-def default_trace_path(agent: str, runs_dir: str | Path = "runs") -> Path:
+def default_trace_path(
+    agent: str, runs_dir: str | Path = "runs", *, taken: Container[Path] = ()
+) -> Path:
+    """A new trace's path in ``runs_dir``, named after the agent and the time: one that no
+    file holds yet and that is not in ``taken`` (paths promised to runs not started yet)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     path = Path(runs_dir) / f"{agent}-{stamp}.jsonl"
     n = 1
-    while any(p.exists() for p in (path, blob_dir(path), workspace_folder(path))):
+    while path in taken or any(p.exists() for p in (path, blob_dir(path), workspace_folder(path))):
         n += 1
         path = Path(runs_dir) / f"{agent}-{stamp}-{n}.jsonl"
     return path

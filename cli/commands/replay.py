@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from govrun.cli.commands.replay_many import replay_target
 from govrun.cli.commands.run import ApproveMode, Frontend, _summary, frontend, told
 from govrun.cli.console import err, handle_errors, out
+from govrun.cli.jobs import default_jobs
 from govrun.cli.render.integrity import check_integrity
 
 if TYPE_CHECKING:
-    from govrun.runtime.govern.approval_rules import ApprovalRules
     from govrun.runtime.manifest.schema import Manifest
     from govrun.runtime.ports import Model
     from govrun.runtime.replayer.session import InFlightChoice, LivePorts, ReplayOutcome
-    from govrun.runtime.trace.record import Record
     from govrun.runtime.trace.signing import Signer
 
 TracesArg = Annotated[
@@ -77,6 +77,18 @@ KeyOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
+JobsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--jobs",
+        "-j",
+        metavar="N",
+        min=1,
+        help="Replay this many traces at once, each in a worker process (default: one per "
+        "core; 1: one after the other, in this process). The report is the same.",
+        show_default=False,
+    ),
+]
 
 
 @handle_errors
@@ -115,6 +127,7 @@ def replay(
     approver: ApproverOpt = None,
     key: KeyOpt = None,
     json_output: JsonOpt = False,
+    jobs: JobsOpt = None,
 ) -> None:
     """Re-run recorded runs deterministically from their traces: no model is called and no
     tool runs. Exit 0 when every replay reproduces its record (counterfactual: no decision
@@ -139,82 +152,17 @@ def replay(
     if live_from is not None:
         _fork(traces[0], output, new, live_from, approve, approvals, approver, key, json_output)
         return
-    outcomes = _replay_all(traces, output, new, strict=strict, live_tools=live_tools, rules=rules)
+    from govrun.cli.commands.replay_many import Replays, replay_all
     from govrun.cli.render.replay import render_replays
+    from govrun.runtime.replayer.summary import ReplaySummary
 
+    replays = Replays(output, new, strict, live_tools, rules, several=len(traces) > 1)
+    outcomes = replay_all(replays, traces, jobs=jobs or default_jobs())
     render_replays(outcomes, as_json=json_output)
     if any(isinstance(o, str) for o in outcomes):
         raise typer.Exit(2)
-    ok = all(_unchanged(o) for o in outcomes if not isinstance(o, str))
+    ok = all(isinstance(o, ReplaySummary) and o.unchanged for o in outcomes)
     raise typer.Exit(0 if ok else 1)
-
-
-def _unchanged(o: ReplayOutcome) -> bool:
-    if o.mode == "strict":
-        return o.identical
-    return o.session.ended_for is None and not o.changes()
-
-
-def _replay_all(
-    traces: list[Path],
-    output: Path | None,
-    manifest: Manifest | None,
-    *,
-    strict: bool,
-    live_tools: bool,
-    rules: ApprovalRules | None,
-) -> list[ReplayOutcome | str]:
-    """One replay per trace; a trace that cannot be read becomes its error message when
-    there are several (one bad file must not hide the others' results)."""
-    from govrun.runtime.errors import GovrunError
-    from govrun.runtime.replayer.session import replay as run_replay
-    from govrun.runtime.trace.record import Record
-
-    several = len(traces) > 1
-    outcomes: list[ReplayOutcome | str] = []
-    for n, trace in enumerate(traces, 1):
-        try:
-            check_integrity(trace, doing="replay", refuse_altered=True)
-            record = Record.load(trace)
-            target = _target(output, record, several=several, n=n, label="replay")
-            outcomes.append(
-                run_replay(
-                    record,
-                    target,
-                    manifest=manifest,
-                    strict=strict,
-                    live_tools=live_tools,
-                    rules=rules,
-                    secrets=_secrets(manifest, record),
-                )
-            )
-        except GovrunError as exc:
-            if not several:
-                raise
-            named = exc.message.startswith(str(trace))  # trace errors name their file
-            outcomes.append(exc.message if named else f"{trace}: {exc.message}")
-    return outcomes
-
-
-def _target(output: Path | None, record: Record, *, several: bool, n: int, label: str) -> Path:
-    from govrun.runtime.run import default_trace_path
-
-    agent = str(record.run_started.get("agent") or "agent")
-    if output is None:
-        return default_trace_path(f"{agent}-{label}")
-    if several:
-        output.mkdir(parents=True, exist_ok=True)
-        return default_trace_path(f"{n:03d}-{record.path.stem}-{label}", runs_dir=output)
-    return output
-
-
-def _secrets(manifest: Manifest | None, record: Record) -> set[str]:
-    """Values of the secret env vars named by the manifest in force, as a live run would
-    redact them."""
-    from govrun.runtime.replayer.session import recorded_manifest
-
-    m = manifest or recorded_manifest(record)
-    return m.secret_values(os.environ)
 
 
 def _live_ports(m: Manifest, ui: Frontend, in_flight: InFlight | None = None) -> LivePorts:
@@ -265,7 +213,7 @@ def _fork(
     ui = frontend(
         m, approve=approve, approvals=approvals, approver=approver, json_events=json_output
     )
-    target = _target(output, record, several=False, n=1, label="fork")
+    target = replay_target(output, record, several=False, n=1, label="fork")
     with told(m, err if json_output else out), ui.running():
         outcome = run_replay(
             record,
@@ -344,7 +292,7 @@ def resume(
             "nobody is at a terminal to decide whether to run it again.",
             hint="Pass --in-flight rerun or --in-flight skip.",
         )
-    target = _target(output, record, several=False, n=1, label="resume")
+    target = replay_target(output, record, several=False, n=1, label="resume")
     with told(m, err if json_output else out), ui.running():
         outcome = run_replay(
             record,
@@ -398,8 +346,9 @@ def _signer(key: Path | None) -> Signer:
 
 def _report_live(outcome: ReplayOutcome, m: Manifest, verb: str, json_output: bool) -> None:
     from govrun.cli.render.replay import render_live_continuation
+    from govrun.runtime.replayer.summary import summarize
 
-    render_live_continuation(outcome, verb, as_json=json_output)
+    render_live_continuation(summarize(outcome), verb, as_json=json_output)
     console = err if json_output else out
     if not json_output:
         _summary(outcome.result, m, console)

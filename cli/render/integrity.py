@@ -28,22 +28,31 @@ def damage_note(report: VerifyReport) -> str | None:
 def check_integrity(path: Path, *, doing: str, refuse_altered: bool) -> VerifyReport:
     """Verify ``path``; print its damage, if any, to stderr; raise when it is altered and
     ``doing`` must not proceed on an altered record (``doing``: "replay", "show", ...)."""
+    report, note = integrity_note(path, doing=doing, refuse_altered=refuse_altered)
+    if note is not None:
+        err.print(note, soft_wrap=True)
+    return report
+
+
+def integrity_note(
+    path: Path, *, doing: str, refuse_altered: bool
+) -> tuple[VerifyReport, str | None]:
+    """:func:`check_integrity`'s verdict and what it would print (rich markup), for a
+    worker process that sends it to the one terminal rather than printing it."""
     report = verify_trace(path)
     if report.ok:
-        return report
+        return report, None
     problem = report.problem
     assert problem is not None
     if problem.kind == "not_a_trace":
-        return report  # the command's reader says what it is, worded as every reader says it
+        return report, None  # the command's reader says what it is, as every reader says it
     name = escape(str(path))
     if problem.is_crash:
         still = " (or is still being written)" if problem.kind == "unfinished" else ""
-        err.print(
+        return report, (
             f"[yellow]⚠ {name} is {problem.kind}{still}:[/] {escape(problem.message)} "
-            f"The {report.events} events before that are intact; {doing} uses them.",
-            soft_wrap=True,
+            f"The {report.events} events before that are intact; {doing} uses them."
         )
-        return report
     if refuse_altered:
         what = "roll it back" if doing == "roll back" else f"{doing} it"
         raise GovrunError(
@@ -51,9 +60,7 @@ def check_integrity(path: Path, *, doing: str, refuse_altered: bool) -> VerifyRe
             f"{problem.message}",
             hint=f"`govrun verify {path}` says where and how.",
         )
-    err.print(
+    return report, (
         f"[bold red]✗ {name} was altered:[/] {escape(problem.message)} What follows "
-        "shows the file as it is now, not as the run recorded it.",
-        soft_wrap=True,
+        "shows the file as it is now, not as the run recorded it."
     )
-    return report

@@ -13,49 +13,62 @@ from rich.table import Table
 from rich.text import Text
 
 from govrun.cli.console import out
+from govrun.cli.jobs import WorkerDied
 from govrun.runtime.replayer.report import Change
-from govrun.runtime.replayer.session import Divergence, ReplayOutcome, contrast, field_of
+from govrun.runtime.replayer.session import Divergence, contrast, field_of
+from govrun.runtime.replayer.summary import ReplaySummary
 from govrun.runtime.trace.canonical import canonical
 
 SHOWN = 70
 
+Replayed = ReplaySummary | str | WorkerDied
+"""A replay's summary; a trace that could not be read (the message); a replay whose worker
+process died (the message names the trace)."""
 
-def render_replays(outcomes: list[ReplayOutcome | str], *, as_json: bool) -> None:
+
+def render_replays(outcomes: list[Replayed], *, as_json: bool) -> None:
     if as_json:
-        doc = [({"error": o} if isinstance(o, str) else _as_dict(o)) for o in outcomes]
+        doc = [_json_item(o) for o in outcomes]
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
-    if len(outcomes) == 1 and not isinstance(outcomes[0], str):
+    if len(outcomes) == 1 and isinstance(outcomes[0], ReplaySummary):
         _render_one(outcomes[0])
         return
     _render_table(outcomes)
 
 
+def _json_item(o: Replayed) -> dict[str, Any]:
+    if isinstance(o, str):
+        return {"error": o}
+    if isinstance(o, WorkerDied):
+        return {"error": o.message, "crashed": True}
+    return _as_dict(o)
+
+
 # --- one trace ----------------------------------------------------------------------------
 
 
-def _render_one(o: ReplayOutcome) -> None:
-    source, target = escape(str(o.record.path)), escape(o.result.trace_path)
+def _render_one(o: ReplaySummary) -> None:
+    source, target = escape(str(o.trace)), escape(o.output)
     if o.mode == "strict":
         if o.identical:
             out.print(
-                f"[bold green]✓ identical[/] {source}: {o.result.steps} steps, "
-                f"{o.result.events} events reproduced event for event (timestamps, durations "
-                "and signatures aside)."
+                f"[bold green]✓ identical[/] {source}: {o.replayed.steps} steps, "
+                f"{o.replayed.events} events reproduced event for event (timestamps, "
+                "durations and signatures aside)."
             )
         else:
             out.print(f"[bold red]✗ diverged[/] {source}")
             if o.divergence is not None:
                 out.print(_divergence_panel(o.divergence))
             else:
-                out.print(f"  the replay ended {o.result.status}: {escape(o.result.reason)}")
+                out.print(f"  the replay ended {o.replayed.status}: {escape(o.replayed.reason)}")
         out.print(f"[dim]replayed trace: {target}[/]", soft_wrap=True)
         return
-    changes = o.changes()
-    manifest = o.session.m.name
+    changes = o.changes
     out.print(
-        f"[bold]counterfactual replay[/] of {source} under manifest [bold]{escape(manifest)}[/] "
-        f"(policy {_short_hash(o)})"
+        f"[bold]counterfactual replay[/] of {source} under manifest "
+        f"[bold]{escape(o.manifest)}[/] (policy {o.policy_hash[:12]})"
     )
     if changes:
         out.print(_changes_table(changes))
@@ -65,17 +78,10 @@ def _render_one(o: ReplayOutcome) -> None:
     out.print(f"[dim]replayed trace: {target}[/]", soft_wrap=True)
 
 
-def _short_hash(o: ReplayOutcome) -> str:
-    from govrun.runtime.govern.policy import PolicyEngine
-
-    return PolicyEngine(o.session.m).policy_hash[:12]
-
-
-def _render_endings(o: ReplayOutcome) -> None:
-    s = o.session
-    if s.ended_for is not None:
-        out.print(f"[bold yellow]replay stopped:[/] {escape(s.ended_for)}")
-    for call in s.live_calls:
+def _render_endings(o: ReplaySummary) -> None:
+    if o.ended_for is not None:
+        out.print(f"[bold yellow]replay stopped:[/] {escape(o.ended_for)}")
+    for call in o.live_calls:
         out.print(f"[yellow]ran live:[/] {escape(call)}")
 
 
@@ -108,7 +114,7 @@ def _show(value: Any) -> str:
     return escape(text if len(text) <= SHOWN else text[: SHOWN - 1] + "…")
 
 
-def _changes_table(changes: list[Change]) -> Table:
+def _changes_table(changes: tuple[Change, ...]) -> Table:
     table = Table(title=f"{len(changes)} decision(s) changed", title_justify="left")
     table.add_column("step", justify="right", style="bold")
     table.add_column("call", style="cyan")
@@ -122,7 +128,7 @@ def _changes_table(changes: list[Change]) -> Table:
 # --- several traces -----------------------------------------------------------------------
 
 
-def _render_table(outcomes: list[ReplayOutcome | str]) -> None:
+def _render_table(outcomes: list[Replayed]) -> None:
     table = Table(title="replay", title_justify="left")
     table.add_column("trace", style="cyan", overflow="fold")
     table.add_column("steps", justify="right")
@@ -130,27 +136,30 @@ def _render_table(outcomes: list[ReplayOutcome | str]) -> None:
     table.add_column("replayed")
     table.add_column("verdict")
     table.add_column("first change", overflow="fold")
-    counts = {"same": 0, "changed": 0, "unreadable": 0}
-    details: list[tuple[str, list[Change]]] = []
+    counts = {"same": 0, "changed": 0, "unreadable": 0, "crashed": 0}
+    details: list[tuple[str, tuple[Change, ...]]] = []
     for o in outcomes:
         if isinstance(o, str):
             counts["unreadable"] += 1
             table.add_row(escape(o), "", "", "", "[bold red]unreadable[/]", "")
             continue
-        finished = o.record.run_finished or {}
-        recorded = f"{finished.get('status', 'unfinished')}"
-        replayed = o.result.status
-        if o.result.failure_class:
-            replayed += f" ({o.result.failure_class})"
+        if isinstance(o, WorkerDied):
+            counts["crashed"] += 1
+            table.add_row(escape(o.message), "", "", "", "[bold red]crashed[/]", "")
+            continue
+        recorded = o.recorded.status or "unfinished"
+        replayed = o.replayed.status or ""
+        if o.replayed.failure_class:
+            replayed += f" ({o.replayed.failure_class})"
         if o.mode == "strict":
             same = o.identical
-            first = "" if same else (o.divergence.message if o.divergence else o.result.reason)
+            first = "" if same else (o.divergence.message if o.divergence else o.replayed.reason)
         else:
-            changes = o.changes()
-            same = not changes and o.session.ended_for is None
-            first = changes[0].describe() if changes else (o.session.ended_for or "")
+            changes = o.changes
+            same = o.unchanged
+            first = changes[0].describe() if changes else (o.ended_for or "")
             if changes:
-                details.append((str(o.record.path), changes))
+                details.append((str(o.trace), changes))
         counts["same" if same else "changed"] += 1
         verdict = (
             "[green]same[/]"
@@ -160,8 +169,8 @@ def _render_table(outcomes: list[ReplayOutcome | str]) -> None:
             else "[red]diverged[/]"
         )
         table.add_row(
-            escape(o.record.path.name),
-            str(o.result.steps),
+            escape(o.trace.name),
+            str(o.replayed.steps),
             escape(recorded),
             escape(replayed),
             verdict,
@@ -175,53 +184,52 @@ def _render_table(outcomes: list[ReplayOutcome | str]) -> None:
     out.print(
         f"{len(outcomes)} traces: {counts['same']} unchanged, {counts['changed']} changed"
         + (f", {counts['unreadable']} unreadable" if counts["unreadable"] else "")
+        + (f", {counts['crashed']} crashed" if counts["crashed"] else "")
     )
 
 
 # --- fork and resume ----------------------------------------------------------------------
 
 
-def render_live_continuation(o: ReplayOutcome, verb: str, *, as_json: bool) -> None:
+def render_live_continuation(o: ReplaySummary, verb: str, *, as_json: bool) -> None:
     if as_json:
         sys.stderr.write(orjson.dumps(_as_dict(o)).decode() + "\n")
         return
-    s = o.session
-    if s.divergence is not None:
-        out.print(_divergence_panel(s.divergence))
-    if s.went_live is None:
+    if o.divergence is not None:
+        out.print(_divergence_panel(o.divergence))
+    if o.went_live is None:
         out.print(
             f"[yellow]{verb} run never went live:[/] the replayed part ended first "
-            f"({escape(o.result.reason)})"
+            f"({escape(o.replayed.reason)})"
         )
         return
-    seq, step = s.went_live
+    seq, step = o.went_live
     out.print(
-        f"[bold]{verb}[/] {escape(str(o.record.path))} (run {escape(o.record.run_id)}): "
+        f"[bold]{verb}[/] {escape(str(o.trace))} (run {escape(o.recorded.run_id)}): "
         f"replayed {seq} events from the record, live from step {step or 1}."
     )
 
 
-def _as_dict(o: ReplayOutcome) -> dict[str, Any]:
-    s = o.session
-    d = s.divergence
+def _as_dict(o: ReplaySummary) -> dict[str, Any]:
+    d = o.divergence
     doc: dict[str, Any] = {
-        "trace": str(o.record.path),
-        "output": o.result.trace_path,
+        "trace": str(o.trace),
+        "output": o.output,
         "mode": o.mode,
         "identical": o.identical,
         "recorded": {
-            "run_id": o.record.run_id,
-            "status": (o.record.run_finished or {}).get("status"),
-            "steps": o.record.steps(),
-            "events": len(o.record.events),
+            "run_id": o.recorded.run_id,
+            "status": o.recorded.status,
+            "steps": o.recorded.steps,
+            "events": o.recorded.events,
         },
         "replayed": {
-            "run_id": o.result.run_id,
-            "status": o.result.status,
-            "failure_class": o.result.failure_class,
-            "reason": o.result.reason,
-            "steps": o.result.steps,
-            "events": o.result.events,
+            "run_id": o.replayed.run_id,
+            "status": o.replayed.status,
+            "failure_class": o.replayed.failure_class,
+            "reason": o.replayed.reason,
+            "steps": o.replayed.steps,
+            "events": o.replayed.events,
         },
         "divergence": None
         if d is None
@@ -234,11 +242,11 @@ def _as_dict(o: ReplayOutcome) -> dict[str, Any]:
             "replayed": d.replayed,
             "message": d.message,
         },
-        "ended_for": s.ended_for,
-        "live_calls": s.live_calls,
+        "ended_for": o.ended_for,
+        "live_calls": list(o.live_calls),
         "went_live": None
-        if s.went_live is None
-        else {"seq": s.went_live[0], "step": s.went_live[1]},
+        if o.went_live is None
+        else {"seq": o.went_live[0], "step": o.went_live[1]},
     }
     if o.mode == "counterfactual":
         doc["changes"] = [
@@ -250,6 +258,6 @@ def _as_dict(o: ReplayOutcome) -> dict[str, Any]:
                 "after": c.after,
                 "text": c.describe(),
             }
-            for c in o.changes()
+            for c in o.changes
         ]
     return doc

@@ -8,8 +8,10 @@ from typing import Any
 
 import orjson
 from rich.markup import escape
+from rich.table import Table
 
 from govrun.cli.console import out
+from govrun.cli.jobs import WorkerDied
 from govrun.runtime.trace.audit import ApprovalAudit
 from govrun.runtime.trace.verify import VerifyReport
 
@@ -62,6 +64,63 @@ def render_verify(report: VerifyReport, *, as_json: bool) -> None:
             "after that."
         )
     _approvals(report)
+
+
+def render_verify_many(results: list[VerifyReport | str | WorkerDied], *, as_json: bool) -> None:
+    """Several traces: a table, a line each, and the count of each verdict; or, as JSON, a
+    list of what one trace's ``--json`` prints (``{"path", "error"}`` for an unreadable
+    trace, with ``"crashed": true`` when its worker died)."""
+    if as_json:
+        docs = [_many_doc(r) for r in results]
+        out.print_json(orjson.dumps(docs).decode(), highlight=False)
+        return
+    table = Table(title="verify", title_justify="left")
+    table.add_column("trace", style="cyan", overflow="fold")
+    table.add_column("events", justify="right")
+    table.add_column("verdict")
+    table.add_column("finding", overflow="fold")
+    counts: Counter[str] = Counter()
+    for r in results:
+        if isinstance(r, str | WorkerDied):
+            crashed = isinstance(r, WorkerDied)
+            counts["crashed" if crashed else "unreadable"] += 1
+            message = r.message if isinstance(r, WorkerDied) else r
+            verdict = "crashed" if crashed else "unreadable"
+            table.add_row(escape(message), "", f"[bold red]{verdict}[/]", "")
+            continue
+        verdict, finding = _verdict(r)
+        counts[verdict] += 1
+        style = "green" if r.ok else "yellow" if r.intact else "bold red"
+        table.add_row(escape(str(r.path)), str(r.events), f"[{style}]{verdict}[/]", finding)
+    out.print(table)
+    order = ("intact", "incomplete", "altered", "approval not proven", "not a govrun trace")
+    tally = [f"{counts.pop(k)} {k}" for k in order if counts.get(k)]
+    tally += [f"{n} {k}" for k, n in counts.items()]
+    out.print(f"{len(results)} traces: " + ", ".join(tally))
+
+
+def _verdict(report: VerifyReport) -> tuple[str, str]:
+    """(the verdict word, the finding in one line) of one trace's report."""
+    problem = report.problem
+    if problem is None:
+        audit = report.approvals
+        signed = ""
+        if audit is not None and audit.approvals:
+            signed = f", {len(audit.approvals)} approvals signed"
+        return "intact", f"run finished, head {report.head[:16]}…{signed}"
+    if problem.is_crash:
+        return "incomplete", escape(problem.message)
+    if problem.kind in LABELS:
+        return LABELS[problem.kind], escape(problem.message)
+    return "altered", escape(problem.message)
+
+
+def _many_doc(result: VerifyReport | str | WorkerDied) -> dict[str, Any]:
+    if isinstance(result, WorkerDied):
+        return {"error": result.message, "crashed": True}
+    if isinstance(result, str):
+        return {"error": result}
+    return _doc(result)
 
 
 def _approvals(report: VerifyReport) -> None:

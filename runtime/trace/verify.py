@@ -8,10 +8,14 @@ line or no ``run_finished``) is a crash, not tampering, and is reported as such.
 alone cannot show that trailing events were cut off; ``head=`` checks against a head hash
 kept elsewhere (``govrun run`` prints it).
 
-Speed: lines are checked in batches with C-level iteration (parse, serialize, hash), with the
-cycle collector paused; the first batch that is not intact in every respect goes line by
-line from its first line, which finds and names the problem. The batches make exactly the
-checks the line-by-line walk makes, so they only decide faster what it would decide.
+Speed: the lines of each chunk read are checked at once with C-level iteration, with the
+cycle collector paused: one parse of them all as a JSON array, each event serialized back
+and the lines compared with them joined (canonical, and one event per line), then each
+event's hash and body, its seq, prev and run. Only events the audit reads, a call result
+naming a pre-image and lines holding blobs are looked at one by one. The first chunk that
+is not intact in every respect goes line by line from its first line, which finds and
+names the problem. The chunks make exactly the checks the line-by-line walk makes, so they
+only decide faster what it would decide.
 
 Once the chain holds (or ends as a crash), the approval audit (:mod:`govrun.runtime.trace.audit`)
 checks the typed events the walk verified, kept as it goes (only those it reads) rather than read
@@ -29,13 +33,13 @@ import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from hashlib import sha256
-from itertools import chain, repeat
+from itertools import chain, compress, count, repeat
 from operator import itemgetter, methodcaller
 from pathlib import Path
 from typing import IO, Any, Literal
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from govrun.runtime.errors import TraceError
 from govrun.runtime.trace.audit import ApprovalAudit, AuditFeed, audit_approvals
@@ -99,17 +103,20 @@ audit would drop (:meth:`AuditFeed.ignores`): most policy decisions and tool sta
 
 CRASH_KINDS = frozenset({"torn", "unfinished"})
 
-_CHUNK = 1 << 18
-"""Bytes read at a time."""
-_BATCH = 64
-"""Lines checked at a time by the fast path: enough for C-level iteration to pay, few
-enough that what they parse to stays in the CPU cache (larger batches are slower)."""
+_CHUNK = 1 << 15
+"""Bytes read at a time, and checked at once by the fast path: enough lines (about 45 of
+a typical run) for C-level iteration to pay, few enough that what they parse to stays in
+the CPU cache (larger chunks are slower)."""
 _SORT_KEYS = orjson.OPT_SORT_KEYS
 _PRE_IMAGE_MARK = b'"pre_image":"'
 """A line whose evidence names a pre-image blob (a file's content before the call)."""
 _POP_HASH = methodcaller("pop", "hash")
 _HEXDIGEST = methodcaller("hexdigest")
 _ENVELOPE_OF = itemgetter("prev", "run_id", "seq", "type")
+_KNOWN_TYPES = frozenset(EVENT_TYPES)
+_ACCEPTED_TYPES = _CHECKED_TYPES | {"tool_finished"}
+"""Types the fast path looks at one by one: those read as typed, and call results, the
+only events whose line may name a pre-image blob."""
 
 
 @dataclass(frozen=True)
@@ -237,8 +244,8 @@ class _Verifier:
         )
 
     def _walk_file(self) -> None:
-        """Walk the trace in batches of complete lines, each checked by :meth:`_fast`; from
-        the first line it does not take, the rest of the file goes line by line through
+        """Walk the trace a chunk of complete lines at a time, each checked by :meth:`_fast`;
+        from the first line it does not take, the rest of the file goes line by line through
         :meth:`_walk`, which names the problem."""
         line_no = 0
         offset = 0
@@ -246,116 +253,111 @@ class _Verifier:
         carried = 0  # their size
         with open_trace(self.path) as f:
             while chunk := f.read(_CHUNK):
-                lines = chunk.split(b"\n")
-                if len(lines) == 1:  # no line ends in this chunk
+                cut = chunk.rfind(b"\n")
+                if cut < 0:  # no line ends in this chunk
                     pieces.append(chunk)
                     carried += len(chunk)
                     if carried > MAX_LINE_BYTES:  # never joined: no event is this long
                         raise _Found(self._too_long(line_no + 1))
                     continue
                 if pieces:
-                    pieces.append(lines[0])
-                    lines[0] = b"".join(pieces)
-                pending = lines.pop()
-                size = carried + len(chunk) - len(pending)  # of the complete lines
-                pieces, carried = [pending], len(pending)
-                # memchr first (much faster); a mark across chunks is in the first line
-                blobs = (
-                    (b"$" in chunk and _BLOB_MARK in chunk)
-                    or _BLOB_MARK in lines[0]
-                    or _PRE_IMAGE_MARK in chunk
-                    or _PRE_IMAGE_MARK in lines[0]
-                )
-                for start in range(0, len(lines), _BATCH):
-                    batch = lines[start : start + _BATCH]
-                    done = self._fast(batch, line_no, blobs)
-                    if done < len(batch):
-                        at = offset + sum(len(raw) + 1 for raw in lines[: start + done])
-                        self._walk(
-                            chain(
-                                _numbered(lines[start + done :], line_no + done, at),
-                                _more_lines(
-                                    f, pending, line_no + len(lines) - start, offset + size
-                                ),
-                            )
+                    pieces.append(chunk[:cut])
+                    lines = b"".join(pieces)
+                else:
+                    lines = chunk[:cut]
+                rest = chunk[cut + 1 :]
+                # a first line longer than any event goes to the walk, which says so
+                too_long = carried + cut > MAX_LINE_BYTES
+                done, size = (0, -1) if too_long else self._fast(lines, line_no)
+                pieces, carried = ([rest], len(rest)) if rest else ([], 0)
+                if done != size:
+                    split = lines.split(b"\n")
+                    at = offset + sum(len(raw) + 1 for raw in split[:done])
+                    self._walk(
+                        chain(
+                            _numbered(split[done:], line_no + done, at),
+                            _more_lines(f, rest, line_no + len(split), offset + len(lines) + 1),
                         )
-                        return
-                    line_no += done
-                offset += size
+                    )
+                    return
+                line_no += done
+                offset += len(lines) + 1
             pending = b"".join(pieces)
             if pending:
                 self._walk(iter([(line_no + 1, offset, pending, False)]))
 
-    def _fast(self, lines: list[bytes], line_no: int, blobs: bool) -> int:
-        """Check complete ``lines`` (the first is line ``line_no + 1``) as a batch and return
-        how many of them are done: either all pass every check :meth:`_check_line` makes
-        before :meth:`_accept`, computed the same way but with C-level iteration, and are
-        then accepted in order as it would (events it reads as typed and lines with blobs
-        go through :meth:`_accept`); or none is taken (0), and :meth:`_walk` goes line by
-        line from the first. So this only decides faster what the walk would decide."""
+    def _fast(self, lines: bytes, line_no: int) -> tuple[int, int]:
+        """Check complete ``lines`` (joined by line ends; the first is line ``line_no + 1``)
+        at once; return how many are done, and how many there are. Either all pass every
+        check :meth:`_check_line` makes before :meth:`_accept`, computed the same way but
+        with C-level iteration, and are then accepted in order as it would (events it
+        reads as typed, and lines with blobs or a pre-image, go through :meth:`_accept`);
+        or none is taken (0), and :meth:`_walk` goes line by line from the first. So this
+        only decides faster what the walk would decide."""
         if self.finished_line is not None:
-            return 0
-        count = len(lines)
+            return 0, -1  # lines after run_finished: the walk names them
         first = self.expected
         try:
-            parsed = list(map(orjson.loads, lines))
-            # canonical: the line is exactly its event serialized (hash included) ...
-            if list(map(orjson.dumps, parsed, repeat(None), repeat(_SORT_KEYS))) != lines:
-                return 0
-            # ... and its hash is the SHA-256 of the event serialized without it
-            hashes = tuple(map(_POP_HASH, parsed))
+            # one parse for them all (as a JSON array); each line is exactly its event
+            # serialized (hash included) ...
+            parsed = orjson.loads(b"[%b]" % lines.replace(b"\n", b","))
+            events = list(map(orjson.dumps, parsed, repeat(None), repeat(_SORT_KEYS)))
+            if b"\n".join(events) != lines:
+                return 0, -1
+            # ... and its hash the SHA-256 of the event serialized without it
+            size = len(parsed)
+            hashes = list(map(_POP_HASH, parsed))
             bodies = map(orjson.dumps, parsed, repeat(None), repeat(_SORT_KEYS))
-            if tuple(map(_HEXDIGEST, map(sha256, bodies))) != hashes:
-                return 0
+            if list(map(_HEXDIGEST, map(sha256, bodies))) != hashes:
+                return 0, size
             prevs, run_ids, seqs, kinds = zip(*map(_ENVELOPE_OF, parsed), strict=True)
             if (
-                prevs != (self.prev, *hashes[:-1])
-                or seqs != tuple(range(first, first + count))
-                or not set(kinds) <= EVENT_TYPES.keys()
+                prevs[0] != self.prev
+                or list(prevs[1:]) != hashes[:-1]
+                or seqs != tuple(range(first, first + size))
+                or not _KNOWN_TYPES.issuperset(kinds)
             ):
-                return 0
+                return 0, size
             run_id = run_ids[0] if self.run_id is None else self.run_id
-            if type(run_id) is not str or run_ids.count(run_id) != count:
-                return 0
+            if type(run_id) is not str or run_ids.count(run_id) != size:
+                return 0, size
             if first == 0:
                 v = parsed[0].get("v")
                 if isinstance(v, int) and v > SCHEMA_MAJOR:
-                    return 0  # the walk refuses the trace
+                    return 0, size  # the walk refuses the trace
         except Exception:  # anything unexpected: the walk decides, line by line
-            return 0
-        done = kinds.index("run_finished") + 1 if "run_finished" in kinds else count
+            return 0, -1
+        done = kinds.index("run_finished") + 1 if "run_finished" in kinds else size
         self.run_id = run_id
-        special = [i for i, kind in enumerate(kinds[:done]) if kind in _CHECKED_TYPES]
-        if blobs:
-            special = sorted(
-                {
-                    *special,
-                    *(
-                        i
-                        for i, raw in enumerate(lines[:done])
-                        if _BLOB_MARK in raw or _PRE_IMAGE_MARK in raw
-                    ),
-                }
-            )
         prev = self.prev
-        ignores = self.feed.ignores
-        for i in special:
-            data = parsed[i]
-            kind = kinds[i]
-            plain = _PLAIN.get(kind)
-            if (
-                plain is not None
-                and not (blobs and (_BLOB_MARK in lines[i] or _PRE_IMAGE_MARK in lines[i]))
-                and plain(data)
-                and ignores(kind, data)
-            ):
-                continue  # valid, and the audit does not read it: no typed event to build
+        for i in self._to_accept(parsed, kinds[:done], lines):
             self.expected = first + i
             self.prev = hashes[i - 1] if i else prev
-            self._accept(data, lines[i], seqs[i], line_no + i + 1)
+            self._accept(parsed[i], events[i], seqs[i], line_no + i + 1)
         self.expected = first + done
         self.prev = hashes[done - 1]
-        return done
+        return done, size
+
+    def _to_accept(
+        self, parsed: list[dict[str, Any]], kinds: tuple[str, ...], lines: bytes
+    ) -> Iterator[int]:
+        """Which of the events the fast path checked must go through :meth:`_accept`, in
+        order: those it reads as typed, unless certainly valid and of no interest to the
+        audit; a call result naming a pre-image; every event of lines holding blobs."""
+        if b"$" in lines and _BLOB_MARK in lines:  # memchr first: much faster
+            yield from range(len(kinds))
+            return
+        ignores = self.feed.ignores
+        for i in compress(count(), map(_ACCEPTED_TYPES.__contains__, kinds)):
+            kind = kinds[i]
+            data = parsed[i]
+            if kind == "tool_finished":
+                if _names_pre_image(data):
+                    yield i
+                continue
+            plain = _PLAIN.get(kind)
+            if plain is None or not plain(data) or not ignores(kind, data):
+                yield i
 
     def _walk(self, lines: Iterator[tuple[int, int, bytes, bool]]) -> None:
         for line_no, _offset, raw, complete in lines:
@@ -556,7 +558,8 @@ class _Verifier:
         """A file's content before a call changed it, kept for rollback: a blob named by its
         hash in ``evidence.undo.pre_image``. Restoring trusts it, so it is checked like a
         payload blob: present, and what its name says."""
-        undo = (data.get("evidence") or {}).get("undo")
+        evidence = data.get("evidence")
+        undo = evidence.get("undo") if isinstance(evidence, dict) else None
         ref = undo.get("pre_image") if isinstance(undo, dict) else None
         if isinstance(ref, str):
             self._check_blob(ref, seq, line_no, what="pre-image blob")
@@ -723,8 +726,15 @@ def _plain_check(cls: Any) -> Callable[[dict[str, Any]], bool] | None:
     required: set[str] = set()
     typed: list[tuple[str, frozenset[type]]] = []
     literal: list[tuple[str, frozenset[Any]]] = []
+    nested: list[tuple[str, Callable[[dict[str, Any]], bool]]] = []
     for name, field in cls.model_fields.items():
         kinds = _plain_types(field.annotation)
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            inner = _plain_check(field.annotation)  # an object of its own (a decision)
+            if inner is None:
+                return None
+            nested.append((name, inner))
+            kinds = {dict}, None
         if (
             kinds is None
             or field.metadata
@@ -761,14 +771,15 @@ def _plain_check(cls: Any) -> Callable[[dict[str, Any]], bool] | None:
     def plain(data: dict[str, Any]) -> bool:
         shape = (*data, *map(type, data.values()), *map(data.get, literal_names, absent))
         try:
-            return verdicts[shape]
+            verdict = verdicts[shape]
         except KeyError:
             verdict = check(data)
             if len(verdicts) < _SHAPES:
                 verdicts[shape] = verdict
-            return verdict
         except TypeError:  # an unhashable value where a literal goes: not plain
             return False
+        # an object field is checked on its own (its shape is not in this one's)
+        return verdict and all(inner(data[name]) for name, inner in nested if name in data)
 
     return plain
 
@@ -812,6 +823,15 @@ def _plain_checks() -> dict[str, Callable[[dict[str, Any]], bool]]:
 
 
 _PLAIN = _plain_checks()
+
+
+def _names_pre_image(data: dict[str, Any]) -> bool:
+    """Whether a call result names a pre-image blob, as :meth:`_Verifier._check_pre_image`
+    reads it (the walk looks for one only in a line holding its mark, which any such line
+    does)."""
+    evidence = data.get("evidence")
+    undo = evidence.get("undo") if type(evidence) is dict else None
+    return type(undo) is dict and type(undo.get("pre_image")) is str
 
 
 def _numbered(

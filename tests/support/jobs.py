@@ -1,0 +1,13 @@
+"""Functions for worker-pool tests: importable by spawned worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+
+def die_on_three(item: int) -> int:
+    """Ten times ``item``; item 3 kills its own process, as the kernel's OOM killer would."""
+    if item == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return item * 10
