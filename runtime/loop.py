@@ -335,23 +335,25 @@ class GovernedLoop:
             if usage is not None:
                 usage.tokens += spent.prompt_tokens + spent.completion_tokens
                 usage.cost_usd += cost
-            self._emit(
-                ev.ModelResponse,
-                model=reply.model,
-                attempt=attempt,
-                content=reply.content,
-                finish_reason=reply.finish_reason,
-                tool_calls=[
+            response: dict[str, Any] = {
+                "model": reply.model,
+                "attempt": attempt,
+                "tool_calls": [
                     {"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.tool_calls
                 ],
-                usage={
+                "usage": {
                     "prompt_tokens": spent.prompt_tokens,
                     "completion_tokens": spent.completion_tokens,
                     "total_tokens": spent.total_tokens,
                 },
-                cost_usd=round(cost, 8),
-                duration_ms=_ms(self.clock.monotonic() - started),
-            )
+                "cost_usd": round(cost, 8),
+                "duration_ms": _ms(self.clock.monotonic() - started),
+            }
+            if reply.content is not None:  # absent is null: a reply of calls has no text
+                response["content"] = reply.content
+            if reply.finish_reason is not None:
+                response["finish_reason"] = reply.finish_reason
+            self.trace.write(ev.ModelResponse, self.step, response)
             return reply
         raise AssertionError("unreachable")
 
@@ -459,18 +461,19 @@ class GovernedLoop:
         prepared = v.call if isinstance(v.call, PreparedCall) else None
         sent = prepared.raw if prepared is not None else v.call.arguments
         decided = prepared.canonical.arguments if prepared and prepared.canonical else None
+        decision: dict[str, Any] = {"effect": v.effect, "reason": v.reason}
+        if v.rule is not None:  # absent is null (the default rule, a rejection)
+            decision["rule"] = v.rule
+        if v.risk is not None:
+            decision["risk"] = v.risk
+        if v.failure_class is not None:
+            decision["failure_class"] = v.failure_class
         payload: dict[str, Any] = {
             "call_id": call.id,
             "tool": call.name,
             "arguments": sent,
             "call_hash": v.call.call_hash,
-            "decision": {
-                "effect": v.effect,
-                "rule": v.rule,
-                "reason": v.reason,
-                "risk": v.risk,
-                "failure_class": v.failure_class,
-            },
+            "decision": decision,
         }
         raw = getattr(v.call, "raw_arguments", None)
         if raw is not None:
@@ -582,18 +585,19 @@ class GovernedLoop:
         evidence = result.evidence
         if result.undo is not None:  # pre-image bytes reach the sidecar before the record
             evidence = {**evidence, "undo": undo_record(result.undo, self.trace.store_blob)}
-        self._emit(
-            ev.ToolFinished,
-            call_id=call.call_id,
-            tool=call.name,
-            ok=result.ok,
-            output=result.output,
-            data=result.data,
-            evidence=evidence,
-            error=result.error,
-            failure_class=result.failure_class,
-            duration_ms=_ms(self.clock.monotonic() - started),
-        )
+        finished: dict[str, Any] = {
+            "call_id": call.call_id,
+            "tool": call.name,
+            "ok": result.ok,
+            "output": result.output,
+            "data": result.data,
+            "evidence": evidence,
+            "duration_ms": _ms(self.clock.monotonic() - started),
+        }
+        if not result.ok:  # absent is null: a call that succeeded has neither
+            finished["error"] = result.error
+            finished["failure_class"] = result.failure_class
+        self.trace.write(ev.ToolFinished, self.step, finished)
         if isinstance(evidence.get("undo"), dict):  # replayed results carry the recorded one
             self.trace.flush()  # how to undo a change is on disk as soon as it is made
             self._effects.append(Effect(self.step, call.call_id, call.name, evidence["undo"]))

@@ -76,7 +76,11 @@ class _Event(BaseModel):
 
     v: int = Field(SCHEMA_MAJOR, description="Schema major version.")
     seq: int = Field(-1, description="Position in the trace: 0, 1, 2, ... with no gaps.")
-    ts: str = Field("", description="UTC write time (ISO 8601), from the clock port.")
+    ts: str = Field(
+        "",
+        description="UTC write time (ISO 8601), from the clock port; events written together "
+        "(held until the loop's next flush) share the first one's.",
+    )
     run_id: str = Field("", description="The run this event belongs to; one run per trace.")
     step: int = Field(0, description="Governed step number; 0 for run-level events.")
     prev: str = Field("", description="Hash of the previous event (zeros for the first).")

@@ -105,6 +105,8 @@ class TraceWriter:
         nothing outside the process before it flushes, and so writes a step in two calls
         instead of eight; by default nothing is held."""
         self._pending: list[bytes] = []
+        self._ts = ""
+        """The timestamp of the held batch's first event."""
         self._flushed = (0, ZERO_HASH)  # (seq, head) of the lines on disk
         self._size = 0  # bytes on disk
         # The placeholder hash: random per writer and never written, so no value can
@@ -161,7 +163,8 @@ class TraceWriter:
         payload["type"] = _TAGS.get(cls) or _tag(cls)
         payload["v"] = SCHEMA_MAJOR
         payload["seq"] = self.seq
-        payload["ts"] = self._clock.now()
+        # one timestamp per batch: events held for the same write share the first one's
+        payload["ts"] = self._ts if self._pending else self._stamp()
         payload["run_id"] = self.run_id
         payload["step"] = step
         payload["prev"] = self.head
@@ -199,6 +202,10 @@ class TraceWriter:
             for observer in self._observers:
                 observer(event)
         return digest
+
+    def _stamp(self) -> str:
+        self._ts = ts = self._clock.now()
+        return ts
 
     def _prepare_slowly(
         self, payload: dict[str, Any]
