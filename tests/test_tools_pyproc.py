@@ -311,7 +311,8 @@ def test_govrun_run_records_the_timeout_and_leaves_no_worker(tmp_path: Path) -> 
     assert all(orjson.loads(line) for line in ran.out.splitlines())  # JSON lines only
     events = [orjson.loads(line) for line in trace.read_bytes().splitlines()]
     finished = [e for e in events if e["type"] == "tool_finished"]
-    assert [(e["ok"], e.get("failure_class")) for e in finished] == [(True, None), (False, "timeout")]
+    outcomes = [(e["ok"], e.get("failure_class")) for e in finished]
+    assert outcomes == [(True, None), (False, "timeout")]
     assert finished[1]["evidence"]["printed"]["stdout"] == "not stopping\n"
     for pidfile in ("warm.pid", "stubborn.pid"):
         assert not running(int((tmp_path / pidfile).read_text())), pidfile
