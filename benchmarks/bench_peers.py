@@ -1,4 +1,4 @@
-"""Step overhead, side by side with the peers (not a test): issue #8's step table.
+"""Step overhead, side by side with the peers (not a test): issues #8 and #18's step table.
 
     python -m pip install -r benchmarks/requirements-peers.txt   # the peers; not govrun's deps
     python -m benchmarks.bench_peers [--steps 200 1000] [--reps 5] [--only NAME ...]
@@ -57,9 +57,15 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "peers.json"
 TARGET_US = 50.0
 TARGET_RSS_MB = 100.0
-TARGET_TIMES_BELOW = {"langgraph": 50.0, "langgraph-memory": 350.0}
-"""The issue's ratios: govrun's step that many times cheaper than LangGraph's prebuilt agent
-without and with the in-memory checkpointer, at the same N in the same run."""
+TARGET_TIMES_BELOW = {"langgraph": 75.0, "langgraph-memory": 500.0, "agents": 1000.0}
+"""Issue #18's ratios: govrun's step that many times cheaper than LangGraph's prebuilt agent
+without and with the in-memory checkpointer, and than the Agents SDK's Runner, at the same N
+in the same run."""
+TARGET_FLOOR_RATIO = 3.0
+"""Issue #18: govrun's step at most this many times the orjson floor writing its events."""
+SCHEMA_1_BYTES_PER_STEP = 3382.0
+TARGET_BYTES_PER_STEP = SCHEMA_1_BYTES_PER_STEP * 0.7
+"""Issue #18: trace bytes per step at least 30% below schema 1's (measured here at N=1,000)."""
 FLAT = 0.20
 TIMEOUT_S = 1800.0
 PEER_PACKAGES = (
@@ -203,36 +209,37 @@ class Contender:
     label: str
     prepare: Callable[[int, Path], Prepared]
     issue_us: float | None
-    """The issue's reference median µs per step at N = 1,000 (measured elsewhere)."""
+    """Issue #18's reference median µs per step at N = 1,000 (measured elsewhere, before
+    trace schema 2)."""
 
 
 CONTENDERS: dict[str, Contender] = {
     "govrun": Contender(
         "govrun (default run: every event on disk before the next side effect)",
         prepare_govrun,
-        None,
+        200.2,
     ),
     "govrun-per-event": Contender(
         "govrun, one write per event (no group commit)",
         lambda n, f: prepare_govrun(n, f, write_per_event=True),
         None,
     ),
-    "floor-bare": Contender("floor: bare Python loop", prepare_floor_bare, 0.9),
-    "floor-orjson": Contender("floor: bare loop + orjson JSONL flush", prepare_floor_orjson, 4.2),
+    "floor-bare": Contender("floor: bare Python loop", prepare_floor_bare, None),
+    "floor-orjson": Contender("floor: bare loop + orjson JSONL flush", prepare_floor_orjson, 27.0),
     "langgraph": Contender(
         "LangGraph create_react_agent",
         lambda n, f: prepare_langgraph(n, f, checkpointer=False),
-        2709.0,
+        6318.0,
     ),
     "langgraph-memory": Contender(
         "LangGraph create_react_agent + InMemorySaver",
         lambda n, f: prepare_langgraph(n, f, checkpointer=True),
-        18420.0,
+        43035.0,
     ),
     "agents": Contender(
         "OpenAI Agents SDK Runner, tracing off",
         lambda n, f: prepare_agents(n, f, tracing=False),
-        38325.0,
+        94513.0,
     ),
     "agents-tracing": Contender(
         "OpenAI Agents SDK Runner, tracing on (in-memory)",
@@ -398,6 +405,29 @@ def analyse(rows: list[dict[str, Any]], steps: list[int]) -> dict[str, Any]:
                 "met": g_high["peak_rss_mb"] < TARGET_RSS_MB,
             },
         ]
+    floor = ok.get(("floor-orjson", high))
+    if g_high and floor:
+        ratio = g_high["us_median"] / floor["us_median"]
+        targets.append(
+            {
+                "target": f"govrun ≤ {TARGET_FLOOR_RATIO:.0f}x the orjson floor writing its "
+                f"events at N={high:,}",
+                "measured": f"{ratio:.2f}x ({g_high['us_median']:.1f} vs "
+                f"{floor['us_median']:.1f} µs)",
+                "met": ratio <= TARGET_FLOOR_RATIO,
+            }
+        )
+    if g_high:
+        per_step = g_high["trace_bytes"] / (g_high["n"] + 1)
+        targets.append(
+            {
+                "target": f"trace bytes per step ≤ {TARGET_BYTES_PER_STEP:,.0f} (30% below "
+                f"schema 1's {SCHEMA_1_BYTES_PER_STEP:,.0f}) at N={high:,}",
+                "measured": f"{per_step:,.0f} B/step "
+                f"({per_step / SCHEMA_1_BYTES_PER_STEP - 1:+.0%})",
+                "met": per_step <= TARGET_BYTES_PER_STEP,
+            }
+        )
     for peer, times in TARGET_TIMES_BELOW.items():
         p = ok.get((peer, high))
         if g_high and p:

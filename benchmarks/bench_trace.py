@@ -30,17 +30,16 @@ from govrun.runtime.trace.events import (
     ENVELOPE_FIELDS,
     ApprovalDecided,
     ApprovalRequested,
+    CallDecision,
     Compaction,
     Event,
     ModelRequest,
     ModelResponse,
-    PolicyDecision,
     Route,
     RunFinished,
     RunStarted,
     StepFinished,
-    StepStarted,
-    ToolCallProposed,
+    ToolCall,
     ToolFinished,
     ToolStarted,
     Verification,
@@ -122,7 +121,7 @@ def build_events(n: int) -> list[Event]:
         output = outputs[step % 300]
         usage = {"prompt_tokens": 900 + step % 500, "completion_tokens": 40 + step % 60}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        batch: list[Event] = [StepStarted(step=step)]
+        batch: list[Event] = []
         if step % 40 == 0:
             batch.append(Route(step=step, model="large", previous="small", reason="rule: hard"))
         if step % 75 == 0:
@@ -150,24 +149,24 @@ def build_events(n: int) -> list[Event]:
                 cost_usd=usage["total_tokens"] * 6e-7,
                 duration_ms=300.0 + step % 200,
             ),
-            ToolCallProposed(step=step, call_id=call, tool=tool, arguments=args, call_hash=h),
         ]
-        if step % 10 == 0:
-            batch.append(
-                PolicyDecision(
-                    step=step,
-                    call_id=call,
-                    tool=tool,
-                    effect="deny",
-                    rule="no-network",
-                    reason="network access is denied",
-                    failure_class="policy_denied",
-                )
+        denied = step % 10 == 0
+        decision = (
+            CallDecision(
+                effect="deny",
+                rule="no-network",
+                reason="network access is denied",
+                failure_class="policy_denied",
             )
-        else:
-            batch.append(
-                PolicyDecision(step=step, call_id=call, tool=tool, effect="allow", rule="ws")
+            if denied
+            else CallDecision(effect="allow", rule="ws", reason="rule 'ws' allows")
+        )
+        batch.append(
+            ToolCall(
+                step=step, call_id=call, tool=tool, arguments=args, call_hash=h, decision=decision
             )
+        )
+        if not denied:
             if step % 25 == 0:
                 exact = call_hash(tool, args, step)  # approvals must cover the exact call
                 decided = {
@@ -196,7 +195,7 @@ def build_events(n: int) -> list[Event]:
                 h = exact
             evidence = {"path": args["path"], "sha256": h}
             batch += [
-                ToolStarted(step=step, call_id=call, tool=tool, arguments=args, call_hash=h),
+                ToolStarted(step=step, call_id=call, call_hash=h),
                 ToolFinished(
                     step=step,
                     call_id=call,
