@@ -20,6 +20,7 @@ from govrun.cli.commands.diff import diff as diff_command
 from govrun.cli.commands.init import init as init_command
 from govrun.cli.commands.inspect import inspect as inspect_command
 from govrun.cli.commands.keys import keys_app
+from govrun.cli.commands.mcp import mcp_app
 from govrun.cli.commands.policy import policy_app
 from govrun.cli.commands.replay import replay as replay_command
 from govrun.cli.commands.replay import resume as resume_command
@@ -67,6 +68,7 @@ app.command(name="inspect")(inspect_command)
 app.command(name="verify")(verify_command)
 app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
+app.add_typer(mcp_app, name="mcp")
 app.command(name="status")(status_command)
 app.add_typer(ctl_app, name="ctl")
 
@@ -80,19 +82,23 @@ TracePath = Annotated[Path, typer.Argument(help="A govrun trace (JSONL).", metav
 @handle_errors
 def validate(manifest: ManifestPath) -> None:
     """Check a manifest as `run` does before its first step: its fields, its tools (Python
-    tools import), its policy's predicates and a scripted model's script. Exit 0 when valid,
-    2 with every problem (file:line:col field) when not."""
-    from govrun.runtime.govern.preflight import check_runnable
+    tools import; MCP servers start and offer the tools named), its policy's predicates and
+    a scripted model's script. Exit 0 when valid, 2 with every problem (file:line:col
+    field) when not."""
+    from govrun.runtime.govern.preflight import check_runnable, servers_started
     from govrun.runtime.manifest.schema import load_manifest
     from govrun.runtime.models import build_model
+    from govrun.runtime.tools.mcp.pins import lock_path
 
     m = load_manifest(manifest)
-    check_runnable(m)  # what `run` checks before its first step
+    with servers_started(m, lock_path(manifest)) as mcp:  # its MCP servers list their tools
+        check_runnable(mcp.manifest, mcp_tools=mcp.tools)  # what `run` checks before step 1
+        exposed = [t.name for t in mcp.manifest.tools]
     configs = m.models or {"model": m.model}
     for config in configs.values():
         if config.provider == "scripted":  # and the model script it reads
             build_model(config, base_dir=m.base_dir, env={})
-    tools = ", ".join(t.name for t in m.tools) or "no tools"
+    tools = ", ".join(exposed) or "no tools"
     models = ", ".join(f"{name} {c.provider}:{c.name or '-'}" for name, c in configs.items())
     out.print(
         f"[green]✓[/] {manifest} is a valid govrun manifest: agent [bold]{m.name}[/], "

@@ -9,7 +9,7 @@ finished in ``finally`` so even a crash leaves a verifiable record.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,6 +154,7 @@ class GovernedLoop:
         summarizer: Summarizer | None = None,
         rollbacker: Rollbacker | None = None,
         policy: PolicyEngine | None = None,
+        mcp_servers: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         self.m = manifest
         self.task = task
@@ -195,6 +196,7 @@ class GovernedLoop:
         self._prompt_basis = hashlib.sha256(canonical(basis))
         self._prompt = self._prompt_basis.copy()
         self._run_started = run_started or {}
+        self._mcp_servers = mcp_servers
         self._t0 = clock.monotonic()
         # Rollback (`on_failure: rollback`): the effects the run recorded, in order, and the
         # first failed check's class (a run that completes after one still rolls back).
@@ -242,6 +244,10 @@ class GovernedLoop:
 
     def _start(self) -> None:
         self._emit(ev.RunStarted, **self._run_started)
+        for server in self._mcp_servers:  # as the run found its MCP servers
+            self._emit(ev.McpServer, **server)
+            if server.get("error"):
+                raise RunEnded("failed", "tool_error", str(server["error"]))
         if self.m.system:
             self.messages.append({"role": "system", "content": self.m.system})
         self.messages.append({"role": "user", "content": self.task})

@@ -20,7 +20,7 @@ from govrun.runtime.errors import GovrunError, TraceError
 from govrun.runtime.govern.approvers import DenyApprover, StopOperator
 from govrun.runtime.govern.policy import PolicyEngine
 from govrun.runtime.govern.preflight import check_runnable
-from govrun.runtime.govern.toolbox import LiveTools
+from govrun.runtime.govern.toolbox import LiveTools, Toolbox
 from govrun.runtime.loop import GovernedLoop, RunResult
 from govrun.runtime.manifest.schema import Manifest
 from govrun.runtime.manifest.workspace import (
@@ -32,6 +32,8 @@ from govrun.runtime.manifest.workspace import (
 from govrun.runtime.ops.control import ControlledOperator, FileControl, control_folder
 from govrun.runtime.ops.registry import Registry
 from govrun.runtime.ports import Approver, Clock, Control, Model, Operator, SystemClock, Tools
+from govrun.runtime.tools.mcp.pins import lock_path
+from govrun.runtime.tools.mcp.sources import open_sources
 from govrun.runtime.trace.canonical import blob_dir, canonical, sha256_hex
 from govrun.runtime.trace.events import SCHEMA_MINOR
 from govrun.runtime.trace.signing import Signer, load_default_signer
@@ -115,94 +117,118 @@ def run_agent(
     path = Path(trace_path) if trace_path else default_trace_path(manifest.name)
     manifest = manifest.with_workspace(workspace_folder(path))
     workspace = manifest.workspace_copy
-    # before the trace exists: a refused run leaves none (its models are built: see above)
-    toolbox = check_runnable(manifest, scripts=False)
-    policy = PolicyEngine(manifest)
-    signer = signer or load_default_signer()
-    clock = clock or SystemClock()
-    run_id = run_id or new_run_id(manifest.name)
-    snapshot = manifest.canonical_dict()
-    registration = (
-        registry.register(
-            run_id=run_id, agent=manifest.name, trace=path, control=control_folder(path)
-        )
-        if registry is not None
-        else None
-    )
-    made: WorkspaceCopy | None = None
+    # MCP servers start first: their tools are part of what the preflight checks. One that
+    # cannot be used ends the run, recorded (mcp_server with its error), after run_started.
+    declared = manifest
+    mcp = open_sources(manifest, lock_file=_lock_file(manifest, manifest_path), env=env)
     try:
-        if workspace is not None:
-            if path.exists():  # said as the writer would, before a copy is made for nothing
-                raise TraceError(
-                    f"{path} already exists; govrun never overwrites a trace.",
-                    hint="Choose another path with -o, or move the old trace away.",
-                )
-            make_workspace(workspace, path)
-            made = workspace
-        writer = TraceWriter(
-            path,
-            run_id=run_id,
-            clock=clock,
-            durability=durability or manifest.durability,
-            secrets=manifest.secret_values(env),
-            observers=observers,
-            taps=registration.taps if registration is not None else None,
-        )
+        manifest = mcp.manifest
+        if mcp.error is None:  # before the trace exists: a refused run leaves none
+            toolbox = check_runnable(manifest, scripts=False, mcp_tools=mcp.tools)
+        else:
+            manifest = manifest.model_copy(
+                update={"tools": [t for t in manifest.tools if not t.mcp]}
+            )
+            toolbox = Toolbox(manifest)
     except BaseException:
-        if registration is not None:
-            registration.discard()
-        if made is not None:
-            remove_workspace(made)  # the copy this call made, never another run's
+        mcp.close()
         raise
-    operator = operator or StopOperator()
-    steering: FileControl | None = None
-    if registration is not None:
-        steering = FileControl(control_folder(path), inner=control, registration=registration)
-        control, operator = steering, ControlledOperator(operator, steering)
+    toolbox.closing(mcp)  # the servers stop with the tools, whatever happens from here
     try:
-        loop = GovernedLoop(
-            manifest=manifest,
-            task=task,
-            trace=writer,
-            model=model,
-            toolbox=toolbox,
-            tools=tools or LiveTools(),
-            approver=approver or DenyApprover(),
-            operator=operator,
-            clock=clock,
-            control=control,
-            signer=signer,
-            models=models,
-            policy=policy,
-            run_started={
-                "agent": manifest.name,
-                "manifest": snapshot,
-                "manifest_hash": sha256_hex(canonical(snapshot)),
-                "manifest_path": str(manifest_path) if manifest_path else None,
-                "input": task,
-                "govrun_version": __version__,
-                "schema_minor": SCHEMA_MINOR,
-                "tools": toolbox.definitions,
-                "policy_hash": policy.policy_hash,
-                "user": _user(),
-                "host": socket.gethostname(),
-                # a field only runs with `workspace:` have: others are written as before
-                **({"workspace": str(workspace.folder)} if workspace is not None else {}),
-            },
+        policy = PolicyEngine(manifest)
+        signer = signer or load_default_signer()
+        clock = clock or SystemClock()
+        run_id = run_id or new_run_id(manifest.name)
+        snapshot = declared.canonical_dict()  # as written: replay expands it as this run did
+        registration = (
+            registry.register(
+                run_id=run_id, agent=manifest.name, trace=path, control=control_folder(path)
+            )
+            if registry is not None
+            else None
         )
-        result = loop.run()
-        if workspace is None:
-            return result
-        return dataclasses.replace(result, workspace=str(workspace.folder))
-    finally:
+        made: WorkspaceCopy | None = None
         try:
-            writer.close()
-        finally:
-            toolbox.close()
-            if steering is not None:
-                steering.close()
+            if workspace is not None:
+                if path.exists():  # said as the writer would, before a copy is made for nothing
+                    raise TraceError(
+                        f"{path} already exists; govrun never overwrites a trace.",
+                        hint="Choose another path with -o, or move the old trace away.",
+                    )
+                make_workspace(workspace, path)
+                made = workspace
+            writer = TraceWriter(
+                path,
+                run_id=run_id,
+                clock=clock,
+                durability=durability or manifest.durability,
+                secrets=manifest.secret_values(env),
+                observers=observers,
+                taps=registration.taps if registration is not None else None,
+            )
+        except BaseException:
             if registration is not None:
-                registration.close()
+                registration.discard()
+            if made is not None:
+                remove_workspace(made)  # the copy this call made, never another run's
+            raise
+        operator = operator or StopOperator()
+        steering: FileControl | None = None
+        if registration is not None:
+            steering = FileControl(control_folder(path), inner=control, registration=registration)
+            control, operator = steering, ControlledOperator(operator, steering)
+        try:
+            loop = GovernedLoop(
+                manifest=manifest,
+                task=task,
+                trace=writer,
+                model=model,
+                toolbox=toolbox,
+                tools=tools or LiveTools(),
+                approver=approver or DenyApprover(),
+                operator=operator,
+                clock=clock,
+                control=control,
+                signer=signer,
+                models=models,
+                policy=policy,
+                mcp_servers=mcp.events,
+                run_started={
+                    "agent": manifest.name,
+                    "manifest": snapshot,
+                    "manifest_hash": sha256_hex(canonical(snapshot)),
+                    "manifest_path": str(manifest_path) if manifest_path else None,
+                    "input": task,
+                    "govrun_version": __version__,
+                    "schema_minor": SCHEMA_MINOR,
+                    "tools": toolbox.definitions,
+                    "policy_hash": policy.policy_hash,
+                    "user": _user(),
+                    "host": socket.gethostname(),
+                    # a field only runs with `workspace:` have: others are written as before
+                    **({"workspace": str(workspace.folder)} if workspace is not None else {}),
+                },
+            )
+            result = loop.run()
+            if workspace is None:
+                return result
+            return dataclasses.replace(result, workspace=str(workspace.folder))
+        finally:
+            try:
+                writer.close()
+            finally:
+                if steering is not None:
+                    steering.close()
+                if registration is not None:
+                    registration.close()
+    finally:
+        toolbox.close()
+
+
+def _lock_file(manifest: Manifest, manifest_path: str | Path | None) -> Path | None:
+    """Where the MCP pins of this manifest live: beside the file it was read from."""
+    source = Path(manifest_path) if manifest_path else manifest.source_file
+    return lock_path(source) if source is not None else None
 
 
 def _user() -> str:

@@ -143,6 +143,20 @@ PAYLOADS: dict[str, dict[str, Any]] = {
         "summary": "Earlier: read .env.",
     },
     "rollback": {"call_id": "call_1", "target": "notes/a.md", "ok": True},
+    "mcp_server": {
+        "server": "time",
+        "transport": "stdio",
+        "tools": [
+            {
+                "name": "now",
+                "tool": "get_current_time",
+                "sha256": "ab" * 32,
+                "definition": {"name": "get_current_time", "inputSchema": {"type": "object"}},
+            }
+        ],
+        "offered": {"get_current_time": "ab" * 32},
+        "lock": "unpinned",
+    },
     "step_finished": {"outcome": "continue", "tokens": 15, "cost_usd": 0.0001},
     "run_finished": {
         "status": "failed",
@@ -164,7 +178,7 @@ def _line(type_: str) -> dict[str, Any]:
 
 def test_every_event_type_has_a_sample() -> None:
     assert set(PAYLOADS) == set(EVENT_TYPES)
-    assert len(EVENT_TYPES) == 18  # schema 2's 15 and the 3 only schema-1 traces hold
+    assert len(EVENT_TYPES) == 19  # schema 2's 16 and the 3 only schema-1 traces hold
 
 
 @pytest.mark.parametrize("type_", sorted(EVENT_TYPES))

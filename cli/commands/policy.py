@@ -40,16 +40,23 @@ def explain(
     its tool would execute it (resolved path, argv, typed values), the deciding rule and
     every rule's outcome on that call. Exit 0 whatever the decision; 2 on a bad manifest,
     tool or arguments."""
+    from govrun.runtime.govern.preflight import servers_started
+    from govrun.runtime.manifest.schema import load_manifest
+    from govrun.runtime.tools.mcp.pins import lock_path
+
+    args = _parse_arguments(arguments)
+    with servers_started(load_manifest(manifest), lock_path(manifest)) as mcp:
+        _explain(mcp.manifest, tool, args, mcp.tools)
+
+
+def _explain(m: Any, tool: str, args: dict[str, Any], mcp_tools: Any) -> None:
     from govrun.runtime.govern.decide import SCOPE_RULE, decide_call
     from govrun.runtime.govern.policy import PolicyEngine
     from govrun.runtime.govern.preflight import check_runnable
     from govrun.runtime.govern.toolbox import PreparedCall
     from govrun.runtime.manifest.problems import did_you_mean
-    from govrun.runtime.manifest.schema import load_manifest
     from govrun.runtime.ports import ToolCallRequest
 
-    args = _parse_arguments(arguments)
-    m = load_manifest(manifest)
     spec = m.tool(tool)
     if spec is None:
         names = [t.name for t in m.tools]
@@ -58,7 +65,7 @@ def explain(
             f"unknown tool {tool!r}; declared tools: {', '.join(names) or 'none'}",
             hint=f"Did you mean {suggestion!r}?" if suggestion else None,
         )
-    toolbox = check_runnable(m)
+    toolbox = check_runnable(m, mcp_tools=mcp_tools)
     engine = PolicyEngine(m)
     verdict = decide_call(
         toolbox,
@@ -69,7 +76,7 @@ def explain(
     decided = verdict.call.arguments if verdict.call.arguments is not None else args
     traces = engine.explain(tool, decided)
 
-    kind = f" ({spec.uses})" if spec.uses else " (python)"
+    kind = f" ({spec.uses})" if spec.uses else f" (mcp {spec.mcp})" if spec.mcp else " (python)"
     risk = verdict.risk or engine.decide(tool, decided).risk
     out.print(f"{_effect(verdict.effect, upper=True)}  {escape(tool)}{kind}, risk {risk}")
     if isinstance(verdict.call, PreparedCall) and verdict.call.canonical is not None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
@@ -228,7 +228,7 @@ def frontend(
     if mode is ApproveMode.prompt and not interactive:
         _refuse_prompt(json_events)
     rules = load_approval_rules(approvals, manifest=m) if approvals else None
-    observers: list[Observer] = []
+    observers: list[Observer] = [_warn_unpinned]
     live: Live | None = None
     json_lines = JsonLines() if json_events else None
     if json_lines is not None:
@@ -252,6 +252,16 @@ def frontend(
     return Frontend(
         decider, operator, control, observers, live, interactive, who, ctrl_c, json_lines
     )
+
+
+def _warn_unpinned(event: Any) -> None:
+    """Once per server, on standard error: its tools are used without a pin."""
+    if getattr(event, "type", None) == "mcp_server" and getattr(event, "lock", None) == "unpinned":
+        err.print(
+            f"[yellow]warning:[/] MCP server {escape(event.server)!r}: its tools are not pinned, "
+            "so a changed description or schema would go unnoticed; pin them with "
+            "`govrun mcp pin AGENT.yaml`"
+        )
 
 
 def _refuse_prompt(json_events: bool) -> None:

@@ -5,7 +5,9 @@ One function for the loop, ``govrun policy explain`` and counterfactual replay, 
 user tests is exactly what a run does. Scope comes before the rules: a call outside its
 tool's scope is never allowed, whatever the rules say. A tool declared ``approval: always``
 sends every call the policy allows to the approval gate (``ask``, rule ``tool-approval``);
-it never turns a denial into a question.
+it never turns a denial into a question. An MCP tool whose definition differs from its pin
+(rule ``mcp-pin``) is denied before policy, or — with ``on_change: ask`` — asked about
+unless policy denies it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from govrun.runtime.ports import ToolCallRequest
 
 SCOPE_RULE = "scope"
 """Rule id recorded when a tool's own scope denied the call."""
+
+PIN_RULE = "mcp-pin"
+"""Rule id recorded when an MCP tool's definition differs from its pin (`on_change`)."""
 
 TOOL_APPROVAL_RULE = "tool-approval"
 """Rule id recorded when an allowed call goes to the gate because its tool says
@@ -54,7 +59,14 @@ def decide_call(
     if call.scope_error is not None:
         denial = call.scope_error
         return Verdict(call, "deny", SCOPE_RULE, denial.message, denial.failure_class, call.risk)
+    changed: str | None = getattr(call.tool, "pin_change", None)
+    if changed is not None and getattr(call.tool, "on_change", "deny") == "deny":
+        reason = f"{changed}; its calls are denied until it is reviewed and pinned again"
+        return Verdict(call, "deny", PIN_RULE, reason, "policy_denied", call.risk)
     d = policy.decide(call.name, call.arguments)
+    if changed is not None and d.effect != "deny":
+        reason = f"{changed}; a person decides whether to call it anyway"
+        return Verdict(call, "ask", PIN_RULE, reason, None, call.risk)
     if d.effect == "allow" and call.spec.approval == "always":
         reason = f"tool {call.name} requires approval (approval: always)"
         return Verdict(call, "ask", TOOL_APPROVAL_RULE, reason, None, call.risk)

@@ -11,7 +11,9 @@ never match (or always, failing closed); it is a problem at its line instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from govrun.runtime.errors import GovrunError
@@ -20,6 +22,7 @@ from govrun.runtime.manifest.problems import did_you_mean
 from govrun.runtime.manifest.reader import FieldPath, show
 from govrun.runtime.manifest.schema import Manifest, PolicyRule, ToolSpec, invalid
 from govrun.runtime.tools.base import ArgKind, Kinds, Tool
+from govrun.runtime.tools.mcp.sources import McpSources, open_sources
 
 TEXT: frozenset[ArgKind] = frozenset({"path", "paths", "argv", "url", "string"})
 FITS: dict[str, frozenset[ArgKind]] = {
@@ -51,12 +54,16 @@ _KIND_WORDS: dict[str, str] = {
 }
 
 
-def check_runnable(manifest: Manifest, *, scripts: bool = True) -> Toolbox:
+def check_runnable(
+    manifest: Manifest, *, scripts: bool = True, mcp_tools: Mapping[str, Tool] | None = None
+) -> Toolbox:
     """Build the manifest's tools and check its policy against them; raise a
     :class:`~govrun.runtime.errors.ManifestError` listing every problem at its file:line.
     ``scripts=False`` when the caller has its models already (a run builds them first, or is
-    given them): a scripted model's script is then not read a second time."""
-    tools, problems = _build_tools(manifest)
+    given them): a scripted model's script is then not read a second time. ``mcp_tools``:
+    the MCP tools, from the servers the caller started (the manifest's `SERVER/*` entries
+    expanded into them)."""
+    tools, problems = _build_tools(manifest, mcp_tools or {})
     kinds = {name: tool.argument_kinds() for name, tool in tools.items()}
     problems.update(policy_problems(manifest, kinds))
     problems.update(root_problems(manifest))
@@ -67,10 +74,26 @@ def check_runnable(manifest: Manifest, *, scripts: bool = True) -> Toolbox:
     return Toolbox(manifest, tools=tools)
 
 
-def tool_kinds_of(manifest: Manifest) -> dict[str, Kinds]:
+@contextlib.contextmanager
+def servers_started(manifest: Manifest, lock_file: Path | None = None) -> Iterator[McpSources]:
+    """The manifest's MCP servers, started and listed for a check (`validate`, `policy
+    explain`) and stopped after it; one that cannot be used is a problem at its line."""
+    sources = open_sources(manifest, lock_file=lock_file)
+    try:
+        if sources.error is not None:
+            raise invalid(manifest, {sources.error_at: sources.error})
+        yield sources
+    finally:
+        sources.close()
+
+
+def tool_kinds_of(
+    manifest: Manifest, mcp_tools: Mapping[str, Tool] | None = None
+) -> dict[str, Kinds]:
     """Every declared tool's canonical argument kinds (building the tools: a Python tool's
-    come from its signature). A tool that does not build has none."""
-    tools, _ = _build_tools(manifest)
+    come from its signature). A tool that does not build has none (an MCP tool without
+    its server)."""
+    tools, _ = _build_tools(manifest, mcp_tools or {})
     return {name: tool.argument_kinds() for name, tool in tools.items()}
 
 
@@ -103,11 +126,17 @@ def _check_scripts(manifest: Manifest) -> None:
             ScriptedModel.from_file(manifest.resolve_path(config.script))
 
 
-def _build_tools(manifest: Manifest) -> tuple[dict[str, Tool], dict[FieldPath, str]]:
+def _build_tools(
+    manifest: Manifest, mcp_tools: Mapping[str, Tool]
+) -> tuple[dict[str, Tool], dict[FieldPath, str]]:
     importable_from_manifest_folder(manifest)
     tools: dict[str, Tool] = {}
     problems: dict[FieldPath, str] = {}
     for index, spec in enumerate(manifest.tools):
+        if spec.mcp is not None:
+            if spec.name in mcp_tools:
+                tools[spec.name] = mcp_tools[spec.name]
+            continue
         try:
             tools[spec.name] = build_tool(spec, manifest)
         except GovrunError as exc:

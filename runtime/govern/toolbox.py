@@ -85,6 +85,7 @@ class Toolbox:
         shown exactly those, and a Python tool whose module cannot be imported here stands
         in as its recorded definition (:class:`RecordedTool`): a trace replays anywhere."""
         self._specs = {spec.name: spec for spec in manifest.tools}
+        self._closing: list[Any] = []
         importable_from_manifest_folder(manifest)
         built = tools or {}
         known = {str((d.get("function") or {}).get("name")): d for d in recorded or ()}
@@ -124,12 +125,19 @@ class Toolbox:
         found = self._declared.get(name)
         return (found.tool, found.spec, found.risk) if found is not None else None
 
+    def closing(self, resource: Any) -> None:
+        """Close ``resource`` (e.g. the run's MCP servers) with the tools."""
+        self._closing.append(resource)
+
     def close(self) -> None:
-        """Stop what tools keep running between calls (a Python tool's worker process)."""
+        """Stop what tools keep running between calls (a Python tool's worker process, the
+        MCP servers)."""
         for tool in self._tools.values():
             close = getattr(tool, "close", None)
             if close is not None:
                 close()
+        while self._closing:
+            self._closing.pop().close()
 
     def prepare(self, step: int, call: ToolCallRequest) -> PreparedCall | RejectedCall:
         """Parse and validate a proposed call. Model-controlled text never picks a tool
@@ -245,6 +253,11 @@ def _build_or_recorded(
 
 
 def _build(spec: ToolSpec, manifest: Manifest) -> Tool:
+    if spec.mcp:
+        raise ToolConfigError(
+            f"tool {spec.name!r}: an MCP tool is built from what its server lists, when the "
+            "run starts the server"
+        )
     if spec.python:
         return load_python_tool(
             spec.python,

@@ -36,6 +36,9 @@ SUPPORTED_BUILTINS: tuple[str, ...] = get_args(Builtin)
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 TOOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+TOOL_NAME_OR_GLOB_PATTERN = r"^[A-Za-z0-9_*-]{1,64}$"
+MCP_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}/[A-Za-z0-9_.*?/-]{1,128}$"
+HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 CALLABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_.]*$"
 URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
@@ -48,6 +51,11 @@ PATTERN_WORDS: dict[str, str] = {
     "(at most 64 characters)",
     TOOL_NAME_PATTERN: "a tool name of letters, digits, '_' or '-' (1-64 characters; the model "
     "calls it as a function name)",
+    TOOL_NAME_OR_GLOB_PATTERN: "a tool name of letters, digits, '_' or '-' (1-64 characters), "
+    "with one '*' standing for each server tool's name when `mcp:` is a glob",
+    MCP_REF_PATTERN: "SERVER/TOOL (a server under `mcp_servers:` and one of its tools), or "
+    "SERVER/* for all of them",
+    HEADER_NAME_PATTERN: "an HTTP header name such as Authorization",
     ENV_NAME_PATTERN: "an environment variable NAME such as OPENAI_API_KEY",
     CALLABLE_PATTERN: "a Python callable as 'module.path:function'",
     URL_PATTERN: "an http(s) URL such as https://api.openai.com/v1",
@@ -132,6 +140,9 @@ Text = Annotated[str, StringConstraints(min_length=1)]
 Regex = Annotated[str, AfterValidator(_regex_compiles)]
 Identifier = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 ToolName = Annotated[str, StringConstraints(pattern=TOOL_NAME_PATTERN)]
+ToolNameOrGlob = Annotated[str, StringConstraints(pattern=TOOL_NAME_OR_GLOB_PATTERN)]
+McpRef = Annotated[str, StringConstraints(pattern=MCP_REF_PATTERN)]
+HeaderName = Annotated[str, StringConstraints(pattern=HEADER_NAME_PATTERN)]
 EnvVarName = Annotated[
     str, StringConstraints(pattern=ENV_NAME_PATTERN), BeforeValidator(_not_a_literal_key)
 ]

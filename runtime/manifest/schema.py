@@ -46,6 +46,7 @@ from govrun.runtime.manifest.fields import (
     Section,
 )
 from govrun.runtime.manifest.inputs import MANIFEST, read_text
+from govrun.runtime.manifest.mcp import McpServerSpec, split_ref
 from govrun.runtime.manifest.problems import did_you_mean, fail_if, translate
 from govrun.runtime.manifest.reader import (
     FieldPath,
@@ -122,6 +123,10 @@ class Manifest(Section):
         description="A folder each run gets a fresh copy of, so every run starts from the same "
         "files and the folder itself never changes.",
     )
+    mcp_servers: dict[Identifier, McpServerSpec] = Field(
+        default_factory=dict,
+        description="MCP servers whose tools `tools:` entries may expose (`mcp: SERVER/TOOL`).",
+    )
     tools: list[ToolSpec] = Field(default_factory=list, description="Tools the model may call.")
     policy: Policy = Field(default_factory=Policy, description="Allow, deny or ask per tool call.")
     approvals: Approvals = Field(
@@ -152,8 +157,17 @@ class Manifest(Section):
 
     @field_validator("tools")
     @classmethod
-    def _unique_tool_names(cls, tools: list[ToolSpec]) -> list[ToolSpec]:
+    def _unique_tool_names(cls, tools: list[ToolSpec], info: ValidationInfo) -> list[ToolSpec]:
         fail_if(duplicates([tool.name for tool in tools], "name", "tools"))
+        servers = info.data.get("mcp_servers")
+        if servers is not None:
+            fail_if(
+                {
+                    (i, "mcp"): _unknown_server(split_ref(tool.mcp)[0], list(servers))
+                    for i, tool in enumerate(tools)
+                    if tool.mcp is not None and split_ref(tool.mcp)[0] not in servers
+                }
+            )
         return tools
 
     @field_validator("policy")
@@ -176,12 +190,13 @@ class Manifest(Section):
     def _budgets_name_tools(cls, budgets: Budgets, info: ValidationInfo) -> Budgets:
         tools = info.data.get("tools")
         if tools is not None:
-            names = {tool.name for tool in tools}
+            names = {tool.name for tool in tools if not tool.is_pattern}
+            patterns = [tool for tool in tools if tool.is_pattern]
             fail_if(
                 {
                     ("max_tool_calls_per_tool", key): undeclared_tool(key, tools, globs=False)
                     for key in budgets.max_tool_calls_per_tool
-                    if key not in names
+                    if key not in names and not any(t.matches(key) for t in patterns)
                 }
             )
         return budgets
@@ -273,6 +288,11 @@ class Manifest(Section):
         return self.models[name] if name is not None else self.model
 
     @property
+    def source_file(self) -> Path | None:
+        """The file this manifest was read from (None for a recorded snapshot)."""
+        return Path(self._source[0]) if self._source is not None else None
+
+    @property
     def base_dir(self) -> Path:
         """The manifest's folder (absolute); relative paths in the manifest resolve against it."""
         return self._base_dir
@@ -320,10 +340,14 @@ class Manifest(Section):
         return [tool for tool in self.tools if tool.matches(pattern)]
 
     def secret_env_names(self) -> set[str]:
-        """Env var names whose values must never be written: `secrets` plus the API key var."""
+        """Env var names whose values must never be written: `secrets`, the API key var, and
+        every ${VAR} an MCP server's `env:` or `headers:` uses (tokens, as a rule)."""
         names = set(self.secrets)
         if self.model.api_key_env:
             names.add(self.model.api_key_env)
+        for path, template in self._templates.items():
+            if path[:1] == ("mcp_servers",) and len(path) > 2 and path[2] in ("env", "headers"):
+                names |= template.names
         return names
 
     def secret_values(self, env: Mapping[str, str] | None = None) -> set[str]:
@@ -338,9 +362,20 @@ class Manifest(Section):
         never holds the secret and its hash does not change when the secret rotates.
         """
         data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if not data.get("mcp_servers"):  # a section newer than most records: absent if unused
+            data.pop("mcp_servers", None)
         secret = self.secret_env_names()
         restore = {t.value: t.text for t in self._templates.values() if t.names & secret}
         return _replace_strings(data, restore) if restore else data
+
+
+def _unknown_server(name: str, names: list[str]) -> str:
+    close = did_you_mean(name, names)
+    hint = f" — did you mean {close!r}?" if close else ""
+    declared = ", ".join(names) or "none"
+    return (
+        f"expected SERVER/TOOL with a server under `mcp_servers:` ({declared}); got {name!r}{hint}"
+    )
 
 
 def _unknown_model(name: str, names: list[str]) -> str:

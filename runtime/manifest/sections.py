@@ -38,6 +38,7 @@ from govrun.runtime.manifest.fields import (
     Identifier,
     Integer,
     Isolation,
+    McpRef,
     NonNegativeInt,
     NonNegativeNumber,
     Number,
@@ -52,11 +53,12 @@ from govrun.runtime.manifest.fields import (
     Text,
     TextList,
     ToolApproval,
-    ToolName,
+    ToolNameOrGlob,
     Url,
     not_a_policy_effect,
 )
 from govrun.runtime.manifest.inputs import SCRIPT, open_file
+from govrun.runtime.manifest.mcp import is_glob, split_ref
 from govrun.runtime.manifest.problems import expected_one_of, fail_if, message
 from govrun.runtime.manifest.reader import FieldPath, show
 from govrun.runtime.manifest.routing import ModelBudget
@@ -262,16 +264,31 @@ class ToolScope(Section):
 
 
 class ToolSpec(Section):
-    """A tool the model may call: a builtin (`uses`) or a Python callable (`python`)."""
+    """A tool the model may call: a builtin (`uses`), a Python callable (`python`) or a tool
+    of an MCP server (`mcp`)."""
 
-    name: ToolName = Field(description="Name the model calls the tool by.")
+    name: ToolNameOrGlob = Field(
+        description="Name the model calls the tool by (with `mcp: SERVER/*`, a pattern whose "
+        "one '*' stands for each server tool's name, e.g. git_*)."
+    )
     uses: Builtin | None = Field(None, description="Builtin implementation.")
     python: CallableRef | None = Field(
         None, description="Python callable 'module.path:function' (instead of `uses`)."
     )
-    description: str | None = Field(None, description="What the tool does, shown to the model.")
+    mcp: McpRef | None = Field(
+        None,
+        description="SERVER/TOOL: a tool of a server under `mcp_servers:`; SERVER/* (or "
+        "another glob) exposes every tool of the server it matches.",
+    )
+    description: str | None = Field(
+        None,
+        description="What the tool does, shown to the model (an MCP tool's own description "
+        "when absent).",
+    )
     risk: Risk | None = Field(
-        None, description="Risk for policy rules; absent means the builtin's default."
+        None,
+        description="Risk for policy rules; absent means the builtin's default (medium for "
+        "Python tools; for MCP tools, medium, or from the annotations of a trusted server).",
     )
     approval: ToolApproval = Field(
         "policy",
@@ -326,12 +343,29 @@ class ToolSpec(Section):
         return self
 
     def _kind_problems(self) -> dict[FieldPath, str]:
-        if self.uses is not None and self.python is not None:
-            return {("python",): "expected exactly one of `uses` or `python`; got both"}
-        if self.uses is None and self.python is None:
+        given = [key for key in ("uses", "python", "mcp") if getattr(self, key) is not None]
+        if len(given) > 1:
             return {
-                (): f"expected exactly one of `uses` (a builtin: {', '.join(SUPPORTED_BUILTINS)}) "
-                "or `python` (module:function); got neither"
+                (given[1],): "expected exactly one of `uses`, `python` or `mcp`; got "
+                + " and ".join(f"`{key}`" for key in given)
+            }
+        if not given:
+            return {
+                (): f"expected exactly one of `uses` (a builtin: {', '.join(SUPPORTED_BUILTINS)}), "
+                "`python` (module:function) or `mcp` (SERVER/TOOL); got none"
+            }
+        stars = self.name.count("*")
+        if self.mcp is not None and is_glob(split_ref(self.mcp)[1]):
+            if stars != 1:
+                return {
+                    ("name",): "expected a name with exactly one '*' (it stands for each "
+                    f"server tool's name, e.g. {split_ref(self.mcp)[0]}_*) for `mcp: "
+                    f"{self.mcp}`; got {self.name!r}"
+                }
+        elif stars:
+            return {
+                ("name",): "expected a tool name without '*' ('*' is for `mcp: SERVER/*` "
+                f"entries); got {self.name!r}"
             }
         return {}
 
@@ -339,7 +373,9 @@ class ToolSpec(Section):
         given = [key for key in ToolScope.model_fields if getattr(self.scope, key) is not None]
         if self.uses is None:
             return {
-                ("scope", key): f"expected no scope for a python tool; got {key!r}" for key in given
+                ("scope", key): f"expected no scope for {self._kind()} (it acts where its "
+                f"code or server does; policy and approvals govern it); got {key!r}"
+                for key in given
             }
         allowed = SCOPE_KEYS[self.uses]
         problems: dict[FieldPath, str] = {
@@ -375,7 +411,7 @@ class ToolSpec(Section):
 
     @model_validator(mode="after")
     def _isolation_fits(self) -> Self:
-        if "isolation" in self.model_fields_set and self.uses is not None:
+        if "isolation" in self.model_fields_set and self.python is None:
             fail_if(
                 {
                     ("isolation",): "expected `isolation` only on python tools (builtins are "
@@ -394,10 +430,21 @@ class ToolSpec(Section):
         return data
 
     def _kind(self) -> str:
-        return f"a {self.uses} tool" if self.uses else "a python tool"
+        if self.uses:
+            return f"a {self.uses} tool"
+        return "an mcp tool" if self.mcp else "a python tool"
+
+    @property
+    def is_pattern(self) -> bool:
+        """An `mcp: SERVER/*` entry: its name is a pattern until the server lists its tools."""
+        return "*" in self.name
 
     def matches(self, pattern: str) -> bool:
-        """Whether a policy/interrupt glob names this tool, by its name or its builtin."""
+        """Whether a policy/interrupt glob names this tool, by its name or its builtin. An
+        `mcp: SERVER/*` entry matches a glob that could name one of its tools: ``git_*`` and
+        ``git_status`` both match ``name: git_*``."""
+        if self.is_pattern:
+            return fnmatchcase(pattern, self.name) or fnmatchcase(self.name, pattern)
         return fnmatchcase(self.name, pattern) or (
             self.uses is not None and fnmatchcase(self.uses, pattern)
         )

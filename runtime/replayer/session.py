@@ -57,6 +57,13 @@ from govrun.runtime.replayer.adapters import (
 )
 from govrun.runtime.replayer.report import Change, changes, fold
 from govrun.runtime.replayer.revisions import Revision, record_revision
+from govrun.runtime.tools.mcp.pins import lock_path
+from govrun.runtime.tools.mcp.sources import (
+    McpSources,
+    open_sources,
+    recorded_sources,
+    servers_used,
+)
 from govrun.runtime.trace import events as ev
 from govrun.runtime.trace.canonical import canonical, sha256_hex
 from govrun.runtime.trace.events import SCHEMA_MINOR
@@ -175,6 +182,8 @@ class ReplaySession:
         self.resume = resume
         self.live_ports = live
         self.live_tools = live_tools
+        self.mcp_live = False
+        """Whether the run's MCP servers were started and listed again (live tools)."""
         self.rules = rules
         self.live = False
         self.went_live: tuple[int, int] | None = None
@@ -299,6 +308,9 @@ class ReplaySession:
             self.called[(stored["step"], stored["call_id"])] = stored["tool"]
         if cls is ev.ModelRequest:
             self.request = (stored["step"], stored.get("attempt", 1))
+        if cls is ev.McpServer and self.mcp_live:
+            self._compare_listing(stored)
+            return
         if self.live or self.mode != "strict" or self.divergence is not None or self.stopped_early:
             return
         seq = stored["seq"]
@@ -313,6 +325,44 @@ class ReplaySession:
             )
             if cls not in (ev.StepFinished, ev.RunFinished):  # the run is ending anyway
                 raise RunEnded("failed", "divergence", self.divergence.message)
+
+    def _compare_listing(self, stored: dict[str, Any]) -> None:
+        """A server listed again for live tools: what it offers now must be what the
+        recorded run was shown — every tool both list, by definition hash."""
+        if self.divergence is not None:
+            return
+        name = stored.get("server")
+        seq = next(
+            (
+                i
+                for i, e in enumerate(self.record.events)
+                if e.get("type") == "mcp_server" and e.get("server") == name
+            ),
+            None,
+        )
+        if seq is None:
+            return  # the record never listed it: a what-if manifest's new server
+        recorded = self.record.resolved(self.record.events[seq])
+        before: dict[str, str] = recorded.get("offered") or {}
+        now: dict[str, str] = stored.get("offered") or {}
+        differ = [t for t in sorted(before) if now.get(t) != before[t]]
+        if not differ:
+            return
+        gone = [t for t in differ if t not in now]
+        what = "; ".join(
+            f"{t}: no longer offered" if t in gone else f"{t}: its definition changed"
+            for t in differ
+        )
+        self.divergence = describe_divergence(
+            self.record,
+            seq,
+            recorded,
+            stored,
+            ("offered",),
+            hint=f"MCP server {name!r} lists tools differently than when the run was "
+            f"recorded ({what}).",
+        )
+        raise RunEnded("failed", "divergence", self.divergence.message)
 
     def _why(self, cls: type[ev.Event]) -> str:
         """What explains a divergence at an event of this kind, beyond the values."""
@@ -651,8 +701,12 @@ def replay(
     recorded_tools = tools if isinstance(tools, list) else None
     task = str(record.resolved(started.get("input", "")))
     toolbox: Toolbox | None = None
+    mcp = _mcp_sources(m, record, live=live_from is not None or resume or live_tools)
+    session.mcp_live = bool(mcp.connections)
+    m = mcp.manifest  # `SERVER/*` entries expanded as the run (or a live listing) found them
     try:
-        toolbox = Toolbox(m, recorded=recorded_tools)
+        toolbox = Toolbox(m, recorded=recorded_tools, tools=mcp.tools)
+        toolbox.closing(mcp)
         policy = PolicyEngine(
             m, policy_hash=recorded_policy if isinstance(recorded_policy, str) else None
         )
@@ -664,6 +718,7 @@ def replay(
             toolbox=toolbox,
             preparer=session.preparer,
             policy=policy,
+            mcp_servers=mcp.events,
             signer=signer or Signer.ephemeral(),
             run_started={
                 "agent": m.name,
@@ -694,7 +749,29 @@ def replay(
         trace.close()
         if toolbox is not None:
             toolbox.close()  # live tools (a fork, --live-tools) may have started workers
+        else:
+            mcp.close()
     return ReplayOutcome(result, record, session, mode)
+
+
+def _mcp_sources(m: Manifest, record: Record, *, live: bool) -> McpSources:
+    """The run's MCP servers as the record found them — no server starts — or, when tools
+    may run for real (a fork, a resume, --live-tools), started and listed again: the loop
+    then records what they list now, and a definition that differs from the record's is a
+    divergence (see :meth:`ReplaySession.after_write`)."""
+    if live and servers_used(m):
+        return open_sources(m, lock_file=_lock_beside(m))
+    recorded = [
+        {k: v for k, v in record.resolved(e).items() if k not in ev.ENVELOPE_FIELDS}
+        for e in record.events
+        if e.get("type") == "mcp_server"
+    ]
+    return recorded_sources(m, recorded)
+
+
+def _lock_beside(m: Manifest) -> Path | None:
+    source = m.source_file
+    return lock_path(source) if source is not None else None
 
 
 def replay_many(

@@ -29,7 +29,7 @@ SCHEMA_1_TYPES = frozenset({"step_started", "tool_call_proposed", "policy_decisi
 place of ``tool_call_proposed`` + ``policy_decision``, and no ``step_started`` (a step
 begins with its first event). Readers still read them: records are forever."""
 
-SCHEMA_2_TYPES = frozenset({"tool_call"})
+SCHEMA_2_TYPES = frozenset({"tool_call", "mcp_server"})
 """Event types schema 1 never wrote."""
 
 ZERO_HASH = "0" * 64
@@ -425,6 +425,49 @@ class Compaction(_Event):
 RollbackAction = Literal["restored", "removed", "undone", "refused", "skipped", "failed"]
 
 
+class McpServer(_Event):
+    """An MCP server the run uses, as the run found it (step 0, after ``run_started``): the
+    tools it exposes under their manifest names with each definition and its SHA-256, what
+    else it offers, and how that compares with the pins in the lock file — the record replay
+    answers from, starting no server. With ``error``, the server could not be used and the
+    run ends."""
+
+    type: Literal["mcp_server"] = "mcp_server"
+    server: str = Field(description="Its name under `mcp_servers:`.")
+    transport: Literal["stdio", "http"] = Field(description="How govrun talks to it.")
+    server_info: dict[str, Any] | None = Field(
+        None, exclude_if=_absent, description="The name and version it gave at initialize."
+    )
+    tools: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Each exposed tool: its manifest `name`, the server's `tool` name, the "
+        "`definition` (name, description, inputSchema, annotations), its `sha256`, and "
+        "`changed` when it differs from its pin.",
+    )
+    offered: dict[str, str] = Field(
+        default_factory=dict, description="Every tool the server offers -> definition SHA-256."
+    )
+    lock: Literal["pinned", "changed", "unpinned"] | None = Field(
+        None,
+        exclude_if=_absent,
+        description="pinned: every tool matches the lock; changed: see `changes`; "
+        "unpinned: the lock holds nothing for this server (or there is no lock).",
+    )
+    lock_file: str | None = Field(None, exclude_if=_absent, description="The lock's file name.")
+    changes: list[dict[str, Any]] | None = Field(
+        None,
+        exclude_if=_absent,
+        description="What differs from the pins: tool, change (changed, added, removed), "
+        "fields and detail.",
+    )
+    error: str | None = Field(
+        None,
+        exclude_if=_absent,
+        description="Why the server cannot be used (did not start, offers no such tool), with "
+        "the tail of its stderr.",
+    )
+
+
 class Rollback(_Event):
     """One recorded effect was undone (or refused). Written by `govrun rollback` into a new
     trace, or by the run itself (`on_failure: rollback`) before `run_finished`; the envelope
@@ -470,6 +513,7 @@ AnyEvent = Annotated[
     | Route
     | Compaction
     | Rollback
+    | McpServer
     | StepFinished
     | RunFinished,
     Field(discriminator="type"),
@@ -528,7 +572,7 @@ def events_json_schema() -> dict[str, Any]:
     schema["description"] = (
         f"One line of a govrun trace. This version writes schema {SCHEMA_MAJOR} and reads "
         "schema 1 too: step_started, tool_call_proposed and policy_decision are schema-1 "
-        "events (v 1), tool_call is schema 2's."
+        "events (v 1); tool_call and mcp_server are schema 2's."
     )
     return schema
 
