@@ -125,10 +125,7 @@ def run_agent(
         manifest = mcp.manifest
         if mcp.error is None:  # before the trace exists: a refused run leaves none
             toolbox = check_runnable(manifest, scripts=False, mcp_tools=mcp.tools)
-        else:
-            manifest = manifest.model_copy(
-                update={"tools": [t for t in manifest.tools if not t.mcp]}
-            )
+        else:  # the run ends at the server's event (see GovernedLoop._start)
             toolbox = Toolbox(manifest)
     except BaseException:
         mcp.close()

@@ -138,3 +138,35 @@ def test_realistic_offline_runs_offline_and_calls_every_tool(tmp_path: Path) -> 
     assert (copy / "workspace" / "old-report.md").is_file()  # the delete was rejected
     after = {p: p.read_bytes() for p in (FIXTURES / "agents" / "triage").rglob("*") if p.is_file()}
     assert after == before
+
+
+def test_mcp_time_example_runs_a_pinned_pypi_server_offline(tmp_path: Path) -> None:
+    """fixtures/agents/mcp-time.yaml as the README runs it: mcp-server-time (the dev extra)
+    found on PATH, its tools as pinned in mcp-time.mcp.lock, the conversion approved by
+    fixtures/approvals/mcp-time.yaml."""
+    trace = tmp_path / "mcp.jsonl"
+    ran = govrun(
+        "run",
+        FIXTURES / "agents" / "mcp-time.yaml",
+        "-o",
+        trace,
+        "--approvals",
+        FIXTURES / "approvals" / "mcp-time.yaml",
+    )
+    assert ran.code == 0, ran.flat
+    assert "not pinned" not in ran.flat
+    events, _ = read_trace(trace)
+    (server,) = [e for e in events if isinstance(e, ev.McpServer)]
+    assert (server.lock, server.lock_file) == ("pinned", "mcp-time.mcp.lock")
+    decided = [
+        (c.tool, c.decision.effect, c.decision.rule) for c in events if isinstance(c, ev.ToolCall)
+    ]
+    assert decided == [
+        ("now", "allow", "known-zones"),
+        ("now", "deny", None),
+        ("convert", "ask", "tool-approval"),
+    ]
+    outputs = [e.output for e in events if isinstance(e, ev.ToolFinished)]
+    assert '"timezone": "Asia/Tokyo"' in outputs[0] and '"Europe/Paris"' in outputs[1]
+    assert verify_trace(trace).ok
+    assert govrun("replay", trace, "-o", tmp_path / "replayed.jsonl").code == 0

@@ -26,7 +26,7 @@ a ``reject`` rule does. Every decision is recorded with ``via: rule``, the appro
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Literal
@@ -191,7 +191,7 @@ class RulesApprover:
     def __init__(self, rules: ApprovalRules, *, manifest: Manifest, fallback: Approver) -> None:
         self.rules = rules
         self.fallback = fallback
-        self._specs: Mapping[str, ToolSpec] = {spec.name: spec for spec in manifest.tools}
+        self._specs: dict[str, ToolSpec] = {spec.name: spec for spec in manifest.tools}
         self._bases = {spec.name: argument_base(manifest, spec) for spec in manifest.tools}
         self._when = [When.compile(rule.when, manifest.resolve_path) for rule in rules.rules]
         self._bound: dict[tuple[int, str], Bound] = {}
@@ -212,13 +212,25 @@ class RulesApprover:
             )
         return self.fallback.decide(request)
 
+    def _expanded(self, name: str) -> ToolSpec | None:
+        """A tool an `mcp: SERVER/*` entry exposed under ``name`` when the run started (the
+        rules were loaded with the manifest as written): that entry, named ``name``."""
+        entry = next(
+            (s for s in self._specs.values() if s.is_pattern and fnmatchcase(name, s.name)), None
+        )
+        if entry is None:
+            return None
+        spec = self._specs[name] = entry.model_copy(update={"name": name})
+        self._bases[name] = self._bases[entry.name]
+        return spec
+
     def _matches(
         self, index: int, rule: StandingRule, when: When, request: ApprovalRequest
     ) -> bool | None:
         """True, False, or None when a condition cannot be evaluated. The conditions see
         the canonical call, bound to the tool's argument kinds exactly as policy binds
         them; an ``approve`` rule reads a command's words as an allow rule does."""
-        spec = self._specs.get(request.tool)
+        spec = self._specs.get(request.tool) or self._expanded(request.tool)
         if spec is None:  # not a declared tool: its builtin and risk are unknown
             named = any(fnmatchcase(request.tool, glob) for glob in rule.tools)
             return None if named else False

@@ -98,8 +98,9 @@ class McpConnection:
         try:
             self._task, _ = self._portal.start_task(self._hold, mcp, timeout_s)
         except BaseException as exc:
+            error = self.failure("did not start", exc)  # while its stderr is still there
             self._teardown()
-            raise self.failure("did not start", exc) from None
+            raise error from None
 
     async def _hold(self, mcp: Any, timeout_s: float, *, task_status: Any) -> None:
         """The task that owns the transport and session until :meth:`close`."""

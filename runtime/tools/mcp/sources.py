@@ -69,6 +69,14 @@ class McpSources:
     def error(self) -> str | None:
         return next((e["error"] for e in self.events if e.get("error")), None)
 
+    def _failed(self) -> McpSources:
+        """A server cannot be used: the run ends at its event, with no MCP tools."""
+        tools = [t for t in self.manifest.tools if not t.mcp]
+        self.manifest = self.manifest.model_copy(update={"tools": tools})
+        self.tools = {}
+        self.close()
+        return self
+
     def close(self) -> None:
         for connection in self.connections:
             connection.close()
@@ -109,8 +117,7 @@ def open_sources(
             listings[name] = {t.name: definition_of(t) for t in listed}
         if "error" in payload:
             sources.error_at = ("mcp_servers", name)
-            sources.close()
-            return sources
+            return sources._failed()
     try:
         _resolve(sources, listings, pins, lock_file)
     except McpStartError as exc:
@@ -119,7 +126,7 @@ def open_sources(
         at = next(e for e in sources.events if e["server"] == server)
         at["error"] = exc.message
         sources.error_at = ("tools", exc.entry, "mcp")
-        sources.close()
+        return sources._failed()
     return sources
 
 
@@ -129,7 +136,7 @@ def recorded_sources(manifest: Manifest, events: Sequence[Mapping[str, Any]]) ->
     recorded tools differently), with no server started."""
     sources = McpSources(manifest, events=[dict(e) for e in events])
     if sources.error is not None:
-        return sources  # the recorded run ended there; so does its replay
+        return sources._failed()  # the recorded run ended there; so does its replay
     listings = {
         str(e["server"]): {str(t["tool"]): dict(t["definition"]) for t in e.get("tools", ())}
         for e in events
