@@ -5,7 +5,8 @@
 Runs each benchmark as its own process, in this order, printing its table: peers (the step
 table against LangGraph, the OpenAI Agents SDK and the floors), trace, loop, replay, corpus
 (`govrun replay` over 200 traces, --jobs 1 against --jobs 2), diff, inspect, pycall (a
-Python tool's cost per call, inline and under `isolation: process`). A benchmark whose
+Python tool's cost per call, inline and under `isolation: process`), mcp (one governed MCP
+call over stdio against a bare SDK call_tool loop). A benchmark whose
 module is missing is skipped; one that fails is reported and the rest still run. Then prints
 every target with its measured value and met / missed, read from the results each benchmark
 wrote during this run, and writes them all to benchmarks/results/summary.json. Exit 1 if a
@@ -160,6 +161,19 @@ def pycall_targets(data: dict[str, Any]) -> list[Target]:
     ]
 
 
+def mcp_targets(data: dict[str, Any]) -> list[Target]:
+    """No target: what governing one MCP call costs over calling it (issue 19)."""
+    return [
+        target(
+            "mcp",
+            "one governed MCP call over stdio vs a bare SDK call_tool loop",
+            f"{data['govrun_us_median']:,.0f} vs {data['bare_us_median']:,.0f} µs "
+            f"({data['ratio']:.2f}x)",
+            None,
+        )
+    ]
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
@@ -177,6 +191,7 @@ STAGES = [
     Stage("diff", "benchmarks.bench_diff", "diff.json", diff_targets),
     Stage("inspect", "benchmarks.bench_inspect", "inspect.json", inspect_targets),
     Stage("pycall", "benchmarks.bench_pycall", "pycall.json", pycall_targets),
+    Stage("mcp", "benchmarks.bench_mcp", "mcp.json", mcp_targets),
 ]
 
 

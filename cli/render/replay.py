@@ -74,6 +74,8 @@ def _render_one(o: ReplaySummary) -> None:
         out.print(_changes_table(changes))
     else:
         out.print("[bold green]✓ no decision changes[/]: every call is decided as recorded.")
+    if o.divergence is not None:  # what no new decision explains (e.g. an MCP listing)
+        out.print(_divergence_panel(o.divergence))
     _render_endings(o)
     out.print(f"[dim]replayed trace: {target}[/]", soft_wrap=True)
 

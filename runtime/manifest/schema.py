@@ -341,12 +341,12 @@ class Manifest(Section):
 
     def secret_env_names(self) -> set[str]:
         """Env var names whose values must never be written: `secrets`, the API key var, and
-        every ${VAR} an MCP server's `env:` or `headers:` uses (tokens, as a rule)."""
+        every ${VAR} an MCP server's `env:`, `headers:` or `url` uses (tokens, as a rule)."""
         names = set(self.secrets)
         if self.model.api_key_env:
             names.add(self.model.api_key_env)
         for path, template in self._templates.items():
-            if path[:1] == ("mcp_servers",) and len(path) > 2 and path[2] in ("env", "headers"):
+            if path[:1] == ("mcp_servers",) and len(path) > 2 and path[2] in _MCP_SECRET_KEYS:
                 names |= template.names
         return names
 
@@ -367,6 +367,10 @@ class Manifest(Section):
         secret = self.secret_env_names()
         restore = {t.value: t.text for t in self._templates.values() if t.names & secret}
         return _replace_strings(data, restore) if restore else data
+
+
+_MCP_SECRET_KEYS = ("env", "headers", "url")
+"""Where an MCP server's settings carry credentials: their ${VAR}s are secrets."""
 
 
 def _unknown_server(name: str, names: list[str]) -> str:
