@@ -21,7 +21,7 @@ import select
 import sys
 import time
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from rich.console import Console, Group, RenderableType
@@ -54,6 +54,8 @@ CHOICES = {
 PAST = {"approve": "approved", "reject": "rejected"}
 
 TICK_S = 0.25
+ELSEWHERE_TICK_S = 0.1
+"""How often a prompt that races a decision from elsewhere looks for it."""
 MAX_ARGUMENT_STRING = 800
 MAX_ARGUMENT_LINES = 40
 MAX_PREVIEW_LINES = 80
@@ -64,6 +66,12 @@ NO_TERMINAL = "the inline approval prompt needs a terminal; use --approve or --a
 
 _SAVE_CURSOR, _RESTORE_CURSOR = "\x1b7", "\x1b8"
 _UP_AND_CLEAR = "\x1b[1A\r\x1b[2K"
+
+
+class _DecidedElsewhere(Exception):
+    def __init__(self, decision: ApprovalDecision) -> None:
+        super().__init__(decision.decision)
+        self.decision = decision
 
 
 class TerminalApprover:
@@ -93,6 +101,7 @@ class TerminalApprover:
         self.fd = _terminal_fd(input_fd)
         self.standing: dict[str, int] = {}  # tool approved for the run -> step it was given at
         self._pending = b""
+        self._elsewhere: Callable[[], ApprovalDecision | None] | None = None
 
     def decide(self, request: ApprovalRequest) -> ApprovalDecision:
         granted_at = self.standing.get(request.tool)
@@ -118,10 +127,40 @@ class TerminalApprover:
 
     # --- one prompt ------------------------------------------------------------------------
 
+    def decide_or(
+        self, request: ApprovalRequest, elsewhere: Callable[[], ApprovalDecision | None]
+    ) -> ApprovalDecision:
+        """:meth:`decide`, while a decision may also come from elsewhere (`govrun approve`):
+        ``elsewhere`` is asked between keystrokes, and whichever decides first wins. A
+        decision from elsewhere ends the prompt and says who made it."""
+        self._elsewhere = elsewhere
+        try:
+            return self.decide(request)
+        except _DecidedElsewhere as done:
+            d = done.decision
+            word = PAST.get(d.decision, d.decision)
+            self.console.print()
+            self._said(
+                f"decided elsewhere: {word} by {d.approver}"
+                + (f": {d.reason}" if d.reason else ""),
+                "green" if d.decision == "approve" else "yellow",
+            )
+            return d
+        finally:
+            self._elsewhere = None
+
     def _ask(self, request: ApprovalRequest) -> ApprovalDecision:
         effect = self.on_timeout.get(request.risk, "reject")
         deadline = _deadline(request.timeout_s)
         self._pending = b""
+        if self._elsewhere is not None:
+            self.console.print(
+                Text(
+                    f"also waiting for: govrun approve {request.run_id} {request.call_id} "
+                    "(or reject) from elsewhere",
+                    style="dim",
+                )
+            )
         try:
             with prompt_mode(self.fd):
                 choice = self._choose(deadline, f"auto-{effect} in {{}}s")
@@ -228,6 +267,11 @@ class TerminalApprover:
                     shown = _seconds_left(deadline)
                     self._redraw_countdown(_countdown(countdown, shown))
                 wait = min(TICK_S, left)
+            if self._elsewhere is not None:
+                decided = self._elsewhere()
+                if decided is not None:
+                    raise _DecidedElsewhere(decided)
+                wait = min(wait, ELSEWHERE_TICK_S)
             ready, _, _ = select.select([self.fd], [], [], wait)
             if ready:
                 try:

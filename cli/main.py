@@ -14,6 +14,9 @@ from typing import Annotated
 import orjson
 import typer
 
+from govrun.cli.commands.approvals import approvals_app
+from govrun.cli.commands.approvals import approve as approve_command
+from govrun.cli.commands.approvals import reject as reject_command
 from govrun.cli.commands.ctl import ctl_app
 from govrun.cli.commands.ctl import status as status_command
 from govrun.cli.commands.diff import diff as diff_command
@@ -71,6 +74,9 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(mcp_app, name="mcp")
 app.command(name="status")(status_command)
 app.add_typer(ctl_app, name="ctl")
+app.add_typer(approvals_app, name="approvals")
+app.command(name="approve")(approve_command)
+app.command(name="reject")(reject_command)
 
 ManifestPath = Annotated[
     Path, typer.Argument(help="The agent manifest (YAML).", metavar="AGENT.yaml")

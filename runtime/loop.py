@@ -539,6 +539,8 @@ class GovernedLoop:
                 preview=preview_call(call),
             )
         )
+        for note in d.notes:
+            self._emit(ev.ApprovalNote, call_id=call.call_id, **note)
         self._record_decision(call, d)
         if d.decision == "stop":
             raise RunEnded(
@@ -572,6 +574,11 @@ class GovernedLoop:
             "reason": d.reason,
             "decided_at": self.clock.now(),
         }
+        if d.signed is not None:  # signed by the decider, over these very values
+            fields["decided_at"] = d.signed["decided_at"]
+            signature = {k: v for k, v in d.signed.items() if k != "decided_at"}
+            self._emit(ev.ApprovalDecided, **fields, **signature)
+            return
         fields = self.trace.redact(fields)  # sign the values the trace will store
         self._emit(ev.ApprovalDecided, **fields, **self._signed(approval_message(fields)))
 

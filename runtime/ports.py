@@ -203,8 +203,19 @@ class ApprovalDecision(BaseModel):
 
     decision: Literal["approve", "reject", "stop"]
     approver: str
-    via: Literal["prompt", "auto", "deny", "rule", "timeout", "replay"]
+    via: Literal["prompt", "auto", "deny", "rule", "timeout", "replay", "remote"]
     reason: str = ""
+    signed: dict[str, str] | None = Field(
+        None,
+        description="A decision signed elsewhere (`govrun approve`): decided_at, "
+        "key_fingerprint, public_key, key_source and signature over exactly the recorded "
+        "fields; the run records them instead of signing with its own key.",
+    )
+    notes: tuple[dict[str, Any], ...] = Field(
+        (),
+        description="`approval_note` payloads (refused decisions, notifier outcomes) to record "
+        "before the decision.",
+    )
 
 
 @runtime_checkable

@@ -29,6 +29,7 @@ from govrun.runtime.manifest.workspace import (
     remove_workspace,
     workspace_folder,
 )
+from govrun.runtime.ops.approvals import FileApprovalChannel, approvals_folder, connect_approver
 from govrun.runtime.ops.control import ControlledOperator, FileControl, control_folder
 from govrun.runtime.ops.registry import Registry
 from govrun.runtime.ports import Approver, Clock, Control, Model, Operator, SystemClock, Tools
@@ -139,7 +140,11 @@ def run_agent(
         snapshot = declared.canonical_dict()  # as written: replay expands it as this run did
         registration = (
             registry.register(
-                run_id=run_id, agent=manifest.name, trace=path, control=control_folder(path)
+                run_id=run_id,
+                agent=manifest.name,
+                trace=path,
+                control=control_folder(path),
+                approvals=approvals_folder(path),
             )
             if registry is not None
             else None
@@ -170,6 +175,13 @@ def run_agent(
                 remove_workspace(made)  # the copy this call made, never another run's
             raise
         operator = operator or StopOperator()
+        approver = approver or DenyApprover()
+        channel = connect_approver(  # a run that waits for decisions from elsewhere
+            approver,
+            lambda: FileApprovalChannel(approvals_folder(path), registration=registration),
+            trace=str(path.resolve()),
+            policy_hash=policy.policy_hash,
+        )
         steering: FileControl | None = None
         if registration is not None:
             steering = FileControl(control_folder(path), inner=control, registration=registration)
@@ -182,7 +194,7 @@ def run_agent(
                 model=model,
                 toolbox=toolbox,
                 tools=tools or LiveTools(),
-                approver=approver or DenyApprover(),
+                approver=approver,
                 operator=operator,
                 clock=clock,
                 control=control,
@@ -214,6 +226,8 @@ def run_agent(
             try:
                 writer.close()
             finally:
+                if channel is not None:
+                    channel.close()
                 if steering is not None:
                     steering.close()
                 if registration is not None:

@@ -54,7 +54,7 @@ approver = TerminalApprover(
 )
 for request in spec["requests"]:
     decision = approver.decide(ApprovalRequest(**request))
-    print("DECISION " + decision.model_dump_json(), flush=True)
+    print("DECISION " + decision.model_dump_json(exclude={"signed", "notes"}), flush=True)
 if live is not None:
     print("LIVE-STARTED", live.is_started, flush=True)
     frame.plain = "LIVE-FRAME after"

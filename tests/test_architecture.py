@@ -110,7 +110,12 @@ LAYERS: list[tuple[str, ...]] = [
     ("govrun.runtime.manifest", "govrun.runtime.tools", "govrun.runtime.trace"),
     ("govrun.runtime.models",),
     ("govrun.runtime.govern",),
-    ("govrun.runtime.ops.undo", "govrun.runtime.ops.control", "govrun.runtime.ops.registry"),
+    (
+        "govrun.runtime.ops.undo",
+        "govrun.runtime.ops.control",
+        "govrun.runtime.ops.registry",
+        "govrun.runtime.ops.approvals",
+    ),
     ("govrun.runtime.loop",),
     ("govrun.runtime.run",),
     ("govrun.runtime.replayer",),

@@ -81,7 +81,7 @@ def test_flags_show_no_value_and_options_their_metavar() -> None:
     text = help_text(("run",), 120)
     assert re.search(r"│ --json +Stream events", text), text
     assert re.search(r"│ --output +-o +TRACE\.jsonl +Trace path", text), text
-    assert re.search(r"│ --approve +\[prompt\|auto\|deny\] +Who decides", text), text
+    assert re.search(r"│ --approve +\[prompt\|auto\|deny\|wait\] +Who decides", text), text
     assert "Usage: govrun run [OPTIONS] AGENT.yaml" in text
     assert re.search(r"│ --version +Show the version\.", help_text((), 120))
 
@@ -135,7 +135,7 @@ def test_shell_completion_script_and_subcommand_names() -> None:
         {"_GOVRUN_COMPLETE": "complete_bash", "COMP_WORDS": "govrun re", "COMP_CWORD": "1"}
     )
     assert words.returncode == 0, words.stderr
-    assert words.stdout.split() == ["replay", "resume"]
+    assert words.stdout.split() == ["replay", "resume", "reject"]
     nested = complete(
         {"_GOVRUN_COMPLETE": "complete_bash", "COMP_WORDS": "govrun ctl st", "COMP_CWORD": "2"}
     )

@@ -143,6 +143,12 @@ PAYLOADS: dict[str, dict[str, Any]] = {
         "summary": "Earlier: read .env.",
     },
     "rollback": {"call_id": "call_1", "target": "notes/a.md", "ok": True},
+    "approval_note": {
+        "call_id": "call_1",
+        "kind": "refused",
+        "detail": "a decision from elsewhere was not applied: its signature does not verify",
+        "by": "mallory",
+    },
     "mcp_server": {
         "server": "time",
         "transport": "stdio",
@@ -178,7 +184,7 @@ def _line(type_: str) -> dict[str, Any]:
 
 def test_every_event_type_has_a_sample() -> None:
     assert set(PAYLOADS) == set(EVENT_TYPES)
-    assert len(EVENT_TYPES) == 19  # schema 2's 16 and the 3 only schema-1 traces hold
+    assert len(EVENT_TYPES) == 20  # schema 2's 17 and the 3 only schema-1 traces hold
 
 
 @pytest.mark.parametrize("type_", sorted(EVENT_TYPES))

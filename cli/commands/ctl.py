@@ -99,7 +99,8 @@ def status(
         typer.Option("--prune", help="Remove the entries of finished and crashed runs first."),
     ] = False,
 ) -> None:
-    """List the runs going on: pid, state (running, paused, stopping, crashed), step, trace."""
+    """List the runs going on: pid, state (running, waiting for an approval, paused,
+    stopping, crashed), step, trace."""
     from govrun.runtime.ops.registry import Registry, age_s, shown_state
 
     registry = Registry.default(runs)
@@ -137,6 +138,9 @@ def status(
     table.add_column("trace", overflow="fold", min_width=20)
     for e, shown in rows:
         label = e.status or shown if shown == "finished" else shown  # how a finished run ended
+        if shown == "running" and e.waiting:
+            label = f"waiting: {e.waiting.get('tool')} ({e.waiting.get('call_id')})"
+            shown = "paused"  # styled as a run that is not moving
         table.add_row(
             escape(e.run_id),
             escape(e.agent),

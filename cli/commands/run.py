@@ -40,6 +40,7 @@ class ApproveMode(StrEnum):
     prompt = "prompt"
     auto = "auto"
     deny = "deny"
+    wait = "wait"
 
 
 class DurabilityMode(StrEnum):
@@ -72,7 +73,9 @@ def run(
         ApproveMode | None,
         typer.Option(
             help="Who decides `ask` calls: prompt asks at the terminal (default on one), deny "
-            "rejects (default without one), auto approves (recorded as automatic).",
+            "rejects (default without one), auto approves (recorded as automatic), wait "
+            "waits for `govrun approve` / `govrun reject` from elsewhere (and prompts too on "
+            "a terminal) until approvals.timeout_s. Default: the manifest's approvals.mode.",
             show_default=False,
         ),
     ] = None,
@@ -224,7 +227,10 @@ def frontend(
     identity = approver or m.approvals.identity
     who = identity or local_identity()
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not json_events
-    mode = approve or (ApproveMode.prompt if interactive else ApproveMode.deny)
+    configured = ApproveMode(m.approvals.mode) if m.approvals.mode else None
+    mode = approve or configured or (ApproveMode.prompt if interactive else ApproveMode.deny)
+    if mode is ApproveMode.prompt and not interactive and approve is None:
+        mode = ApproveMode.deny  # the manifest's prompt, with nobody at a terminal
     if mode is ApproveMode.prompt and not interactive:
         _refuse_prompt(json_events)
     rules = load_approval_rules(approvals, manifest=m) if approvals else None
@@ -248,7 +254,9 @@ def frontend(
     operator: Operator = (
         TerminalOperator(out, live, who, ctrl_c=ctrl_c) if interactive else StopOperator()
     )
-    decider = _approver(mode, m, identity=identity, who=who, live=live, rules=rules)
+    decider = _approver(
+        mode, m, identity=identity, who=who, live=live, rules=rules, interactive=interactive
+    )
     return Frontend(
         decider, operator, control, observers, live, interactive, who, ctrl_c, json_lines
     )
@@ -292,16 +300,19 @@ def _approver(
     who: str,
     live: Live | None,
     rules: ApprovalRules | None,
+    interactive: bool = False,
 ) -> Approver:
     """The approver for ``mode``, behind the standing rules if any. (The loop puts the
     manifest's ``approvals.timeout_s`` on every request.)"""
     from govrun.runtime.govern.approvers import approver_for
 
+    on_timeout = m.approvals.on_timeout.model_dump()
     if mode is ApproveMode.prompt:
         from govrun.cli.approval_prompt import TerminalApprover
 
-        on_timeout = m.approvals.on_timeout.model_dump()
         decider: Approver = TerminalApprover(out, identity=who, live=live, on_timeout=on_timeout)
+    elif mode is ApproveMode.wait:
+        decider = _waiting_approver(m, who, live, on_timeout, interactive)
     else:
         decider = approver_for(mode.value, identity)
     if rules is not None:
@@ -309,6 +320,36 @@ def _approver(
 
         decider = RulesApprover(rules, manifest=m, fallback=decider)
     return decider
+
+
+def _waiting_approver(
+    m: Manifest, who: str, live: Live | None, on_timeout: dict[str, str], interactive: bool
+) -> Approver:
+    """`--approve wait`: decisions from elsewhere, and the inline prompt at the same time
+    when there is a terminal."""
+    from govrun.runtime.ops.approvals import Notifier, WaitingApprover
+    from govrun.runtime.trace.signing import load_trusted_keys
+
+    approvals = m.approvals
+    trusted = (
+        load_trusted_keys(m.resolve_path(approvals.trusted_keys))
+        if approvals.trusted_keys
+        else None
+    )
+    notify = approvals.notify
+    notifier = (
+        Notifier(command=notify.command, url=notify.url, timeout_s=notify.timeout_s)
+        if notify is not None
+        else None
+    )
+    prompt = None
+    if interactive:
+        from govrun.cli.approval_prompt import TerminalApprover
+
+        prompt = TerminalApprover(out, identity=who, live=live, on_timeout=on_timeout)
+    return WaitingApprover(
+        identity=who, on_timeout=on_timeout, trusted_keys=trusted, notify=notifier, prompt=prompt
+    )
 
 
 def _read_task(value: str | None) -> str | None:

@@ -67,6 +67,7 @@ def check_runnable(
     kinds = {name: tool.argument_kinds() for name, tool in tools.items()}
     problems.update(policy_problems(manifest, kinds))
     problems.update(root_problems(manifest))
+    problems.update(approval_problems(manifest))
     if problems:
         raise invalid(manifest, problems)
     if scripts:
@@ -113,6 +114,23 @@ def root_problems(manifest: Manifest) -> dict[FieldPath, str]:
             what = "is a file, not a folder" if path.exists() else "does not exist"
             problems[at] = f"expected an existing folder; {show(folder)} {what} ({path})"
     return problems
+
+
+def approval_problems(manifest: Manifest) -> dict[FieldPath, str]:
+    """`approvals.trusted_keys` names a file of keys a run can read: a missing or broken
+    one would refuse every decision sent from elsewhere, so it is a problem now."""
+    path = manifest.approvals.trusted_keys
+    if path is None:
+        return {}
+    from govrun.runtime.trace.signing import load_trusted_keys
+
+    try:
+        keys = load_trusted_keys(manifest.resolve_path(path))
+    except GovrunError as exc:
+        return {("approvals", "trusted_keys"): exc.message}
+    if not keys:
+        return {("approvals", "trusted_keys"): f"expected at least one key in {show(path)}"}
+    return {}
 
 
 def _check_scripts(manifest: Manifest) -> None:

@@ -621,10 +621,51 @@ OnTimeoutSetting = Annotated[
 ]
 
 
+NOTIFY_FIELDS = ("run", "call", "tool", "risk", "trace")
+"""The placeholders an `approvals.notify.command` may use."""
+
+
+class Notify(Section):
+    """Who to tell when a call starts waiting for a decision from elsewhere."""
+
+    command: list[Text] | None = Field(
+        None,
+        min_length=1,
+        description="A program and its arguments (no shell); {run}, {call}, {tool}, {risk} "
+        "and {trace} are replaced by the waiting call's values.",
+    )
+    url: Url | None = Field(None, description="POST a JSON description of the waiting call here.")
+    timeout_s: PositiveNumber = Field(
+        5, description="How long the command or the POST may take; it never delays the run."
+    )
+
+    @model_validator(mode="after")
+    def _something_to_do(self) -> Self:
+        problems: dict[FieldPath, str] = {}
+        if self.command is None and self.url is None:
+            problems[()] = "expected `command`, `url` or both"
+        for i, word in enumerate(self.command or []):
+            for name in _UNDO_PLACEHOLDER.findall(word):
+                if name not in NOTIFY_FIELDS:
+                    problems[("command", i)] = (
+                        f"expected placeholders among {{{'}, {'.join(NOTIFY_FIELDS)}}}; "
+                        f"got {{{name}}}"
+                    )
+        fail_if(problems)
+        return self
+
+
 class Approvals(Section):
     """How `ask` calls are decided at the approval gate: who is recorded, how long the
     inline prompt waits, and what an unanswered prompt decides."""
 
+    mode: Literal["prompt", "deny", "auto", "wait"] | None = Field(
+        None,
+        description="How calls no standing rule decides are decided (`govrun run --approve` "
+        "overrides it): prompt at the terminal, deny, auto-approve, or wait for a decision "
+        "from elsewhere (`govrun approve` / `reject`; on a terminal the prompt is shown too). "
+        "Absent: prompt on a terminal, else deny.",
+    )
     identity: Text | None = Field(
         None,
         description="Approver identity recorded with each decision (overridden by "
@@ -632,8 +673,16 @@ class Approvals(Section):
     )
     timeout_s: PositiveNumber | None = Field(
         None,
-        description="Seconds the inline prompt waits for an answer; absent waits forever. "
-        "Without a terminal nobody is prompted, so nothing waits.",
+        description="Seconds a call waits for a decision (at the prompt or from elsewhere); "
+        "absent waits forever. Without a terminal and without `wait`, nothing waits.",
+    )
+    trusted_keys: Text | None = Field(
+        None,
+        description="A trusted-keys file (as for `govrun verify --trusted-keys`, relative to "
+        "the manifest): a decision sent from elsewhere must be signed by one of its keys.",
+    )
+    notify: Notify | None = Field(
+        None, description="Run a command and/or POST to a URL when a call starts waiting."
     )
     on_timeout: OnTimeoutSetting = Field(
         default_factory=OnTimeout,

@@ -92,6 +92,14 @@ class RunEntry(BaseModel):
     status: str | None = Field(None, description="How the run ended, once finished.")
     failure_class: str | None = None
     handled: list[Handled] = Field(default_factory=list)
+    waiting: dict[str, Any] | None = Field(
+        None,
+        description="The call waiting for a decision from elsewhere (`--approve wait`): "
+        "run_id, step, call_id, tool, call_hash, risk, rule, since, deadline, trace.",
+    )
+    approvals: str | None = Field(
+        None, description="Absolute path of the folder `govrun approve` writes to."
+    )
 
     def outcome_of(self, nonce: str) -> str | None:
         return next((h.outcome for h in self.handled if h.nonce == nonce), None)
@@ -142,7 +150,13 @@ class Registry:
     # --- the run's side -------------------------------------------------------------------
 
     def register(
-        self, *, run_id: str, agent: str, trace: str | Path, control: str | Path
+        self,
+        *,
+        run_id: str,
+        agent: str,
+        trace: str | Path,
+        control: str | Path,
+        approvals: str | Path | None = None,
     ) -> Registration:
         """Write a new entry for this process's run; sweep long-finished ones first."""
         self.ensure()
@@ -156,6 +170,7 @@ class Registry:
             "user": _user(),
             "trace": str(Path(trace).resolve()),
             "control": str(Path(control).resolve()),
+            "approvals": str(Path(approvals).resolve()) if approvals is not None else None,
             "started": stamp,
             "step": 0,
             "state": "running",
@@ -312,6 +327,14 @@ class Registration:
         self._dirty = True
         if write:
             self.write(force=True)
+
+    def waiting(self, pending: Mapping[str, Any] | None) -> None:
+        """The run now waits for a decision on ``pending`` (None: it no longer waits)."""
+        if pending is None:
+            self.entry.pop("waiting", None)
+        else:
+            self.entry["waiting"] = {k: v for k, v in pending.items() if k != "request"}
+        self.write(force=True)
 
     def flush(self) -> None:
         """Write a throttled step update once its time has come."""

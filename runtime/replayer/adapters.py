@@ -390,6 +390,7 @@ class _Recorded:
                 approver=str(e.get("approver", "")),
                 via="replay",
                 reason=str(s.record.resolved(e.get("reason", ""))),
+                notes=_notes_before(s, seq, request.call_id),
             )
         if s.can_go_live:
             s.go_live()
@@ -404,6 +405,25 @@ class _Recorded:
             reason="nobody decided this call in the recorded run; a counterfactual replay "
             "rejects it (pass --approvals RULES.yaml to decide by standing rules)",
         )
+
+
+def _notes_before(s: ReplaySession, seq: int, call_id: str) -> tuple[dict[str, Any], ...]:
+    """The ``approval_note`` events recorded just before the decision at ``seq``."""
+    found: list[dict[str, Any]] = []
+    at = seq - 1
+    while at >= 0 and s.record.events[at].get("type") == "approval_note":
+        e = s.record.resolved(s.record.events[at])
+        if e.get("call_id") == call_id:
+            s.take(at)
+            found.append(
+                {
+                    k: v
+                    for k, v in e.items()
+                    if k in ("kind", "detail", "ok", "by", "key_fingerprint")
+                }
+            )
+        at -= 1
+    return tuple(reversed(found))
 
 
 class ReplayOperator:

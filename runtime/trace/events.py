@@ -29,7 +29,7 @@ SCHEMA_1_TYPES = frozenset({"step_started", "tool_call_proposed", "policy_decisi
 place of ``tool_call_proposed`` + ``policy_decision``, and no ``step_started`` (a step
 begins with its first event). Readers still read them: records are forever."""
 
-SCHEMA_2_TYPES = frozenset({"tool_call", "mcp_server"})
+SCHEMA_2_TYPES = frozenset({"tool_call", "mcp_server", "approval_note"})
 """Event types schema 1 never wrote."""
 
 ZERO_HASH = "0" * 64
@@ -319,8 +319,9 @@ class ApprovalDecided(_Event):
     call_hash: str = Field(description="SHA-256 of the exact call approved or rejected.")
     decision: Literal["approve", "reject", "stop"] = Field(description="The decision.")
     approver: str = Field(description="Identity of who or what decided.")
-    via: Literal["prompt", "auto", "deny", "rule", "timeout", "replay"] = Field(
-        description="How the decision was reached."
+    via: Literal["prompt", "auto", "deny", "rule", "timeout", "replay", "remote"] = Field(
+        description="How the decision was reached (remote: by `govrun approve` / `reject`, "
+        "signed with the decider's own key)."
     )
     reason: str = Field("", description="Why, as given by the approver.")
     decided_at: str = Field("", description="UTC time of the decision.")
@@ -333,6 +334,24 @@ class ApprovalDecided(_Event):
     signature: str | None = Field(
         None,
         description="Base64 Ed25519 signature over govrun.runtime.trace.signing.approval_message.",
+    )
+
+
+class ApprovalNote(_Event):
+    """Something that happened while a call waited at the gate, before its decision: a
+    decision from elsewhere the run refused (and why), or what the notifier did."""
+
+    type: Literal["approval_note"] = "approval_note"
+    call_id: str = Field(description="The call waiting at the gate.")
+    kind: Literal["refused", "notified"] = Field(
+        description="refused: a decision sent from elsewhere was not applied; notified: the "
+        "`approvals.notify` command or URL was called."
+    )
+    detail: str = Field(description="What happened, in words.")
+    ok: bool | None = Field(None, exclude_if=_absent, description="notified: whether it worked.")
+    by: str | None = Field(None, exclude_if=_absent, description="refused: who sent it.")
+    key_fingerprint: str | None = Field(
+        None, exclude_if=_absent, description="refused: the key it was signed with, if any."
     )
 
 
@@ -506,6 +525,7 @@ AnyEvent = Annotated[
     | PolicyDecision
     | ApprovalRequested
     | ApprovalDecided
+    | ApprovalNote
     | ToolStarted
     | ToolFinished
     | Verification
