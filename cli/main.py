@@ -29,6 +29,8 @@ from govrun.cli.commands.replay import replay as replay_command
 from govrun.cli.commands.replay import resume as resume_command
 from govrun.cli.commands.rollback import rollback as rollback_command
 from govrun.cli.commands.run import run as run_command
+from govrun.cli.commands.temporal import submit as submit_command
+from govrun.cli.commands.temporal import worker as worker_command
 from govrun.cli.commands.verify import verify as verify_command
 from govrun.cli.console import err, handle_errors, out
 from govrun.cli.help import HelpGroup
@@ -77,6 +79,8 @@ app.add_typer(ctl_app, name="ctl")
 app.add_typer(approvals_app, name="approvals")
 app.command(name="approve")(approve_command)
 app.command(name="reject")(reject_command)
+app.command(name="worker")(worker_command)
+app.command(name="submit")(submit_command)
 
 ManifestPath = Annotated[
     Path, typer.Argument(help="The agent manifest (YAML).", metavar="AGENT.yaml")

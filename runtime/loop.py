@@ -109,6 +109,19 @@ class RunResult:
     """The folder holding the run's copy of its workspace template, if it has one."""
 
 
+class RunSuspended(BaseException):
+    """Raised by a port (an approver, an operator) that cannot answer in this process: the
+    run waits for something outside — a person deciding on another machine. The loop stops
+    where it is without ending the run: the trace ends at the question (``approval_requested``,
+    a pause's ``interrupt``), flushed and unsealed, and the run resumes from it later (the
+    resume machinery: replay to the end of the record, then live). ``waiting`` says what
+    for, for whoever scheduled the run."""
+
+    def __init__(self, waiting: dict[str, Any]) -> None:
+        super().__init__(waiting.get("kind", "waiting"))
+        self.waiting = waiting
+
+
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C ended the run at once (in the CLI: a second one before the loop could pause).
     The loop recorded the operator's stop and sealed the trace first; this is still a
@@ -213,7 +226,7 @@ class GovernedLoop:
         the operator's stop and raises :class:`RunInterrupted`; a failed trace write halts
         it and raises :class:`RunHalted`; both carry the result, the trace as it stands."""
         end = RunEnded("failed", "internal_error", "the run ended unexpectedly")
-        interrupted = False
+        interrupted = suspended = False
         try:
             try:
                 self._start()
@@ -221,6 +234,9 @@ class GovernedLoop:
                     self._step()
             except RunEnded as ended:
                 end = ended
+            except RunSuspended:
+                suspended = True  # the run is not over: nothing ends it here
+                raise
             except TraceWriteError:
                 raise  # the record cannot be written: nothing more may happen, not even this
             except KeyboardInterrupt:
@@ -232,7 +248,7 @@ class GovernedLoop:
                 )
                 raise
             finally:
-                if not (self.trace.closed or self.trace.broken) and self.trace.seq > 0:
+                if not (suspended or self.trace.closed or self.trace.broken) and self.trace.seq:
                     end = self._finish(end)
         except TraceWriteError as exc:
             halted = RunEnded("failed", "trace_error", exc.message)

@@ -12,7 +12,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from pathlib import Path
 
 from govrun.runtime import __version__
@@ -80,6 +80,7 @@ def run_agent(
     manifest_path: str | Path | None = None,
     signer: Signer | None = None,
     registry: Registry | None = None,
+    fence: Callable[[], None] | None = None,
 ) -> RunResult:
     """Run ``manifest`` on ``task`` under the governed loop, writing a new trace.
 
@@ -94,7 +95,8 @@ def run_agent(
     :class:`~govrun.runtime.ops.control.ControlledOperator`. Without one (the default for embedders;
     `govrun run` passes one) nothing is written besides the trace — and, for a manifest with
     `workspace:`, the run's copy of its template in ``TRACE.workspace/`` (the result's
-    ``workspace``), where its tools work.
+    ``workspace``), where its tools work. ``fence`` is checked before every append to the
+    trace (see :class:`~govrun.runtime.trace.writer.TraceWriter`).
     """
     env = os.environ if env is None else env
     task = task if task is not None else manifest.input
@@ -167,6 +169,7 @@ def run_agent(
                 secrets=manifest.secret_values(env),
                 observers=observers,
                 taps=registration.taps if registration is not None else None,
+                fence=fence,
             )
         except BaseException:
             if registration is not None:

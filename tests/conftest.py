@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.temporal import temporal_server  # noqa: F401 - a session fixture
+
 # The programs the dev extra installs (mcp-server-time, a real MCP server the examples name
 # by its command) are found as in an activated virtualenv, however pytest was started.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"

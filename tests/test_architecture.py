@@ -120,6 +120,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("govrun.runtime.run",),
     ("govrun.runtime.replayer",),
     ("govrun.runtime.ops", "govrun.runtime.views"),
+    ("govrun.runtime.temporal",),
 ]
 """The rooms from the bottom up (DESIGN section 1). A module imports only from its own
 layer or below: the spine's ports and errors, then what a run is made of (manifest,

@@ -523,7 +523,14 @@ def test_schema_header_and_stability() -> None:
 
 def test_schema_describes_approvals(validator: jsonschema.Draft202012Validator) -> None:
     defs = manifest_json_schema()["$defs"]
-    assert set(defs["Approvals"]["properties"]) == {"identity", "timeout_s", "on_timeout"}
+    assert set(defs["Approvals"]["properties"]) == {
+        "mode",
+        "identity",
+        "timeout_s",
+        "on_timeout",
+        "trusted_keys",
+        "notify",
+    }
     assert defs["ToolSpec"]["properties"]["approval"]["enum"] == ["policy", "always"]
     base = {"name": "x", "model": {"provider": "openai", "name": "m"}}
     for on_timeout in ("reject", {"low": "approve"}):

@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from govrun.cli.commands.ctl import As, RunRef, RunsDir, Wait
+from govrun.cli.commands.temporal import TemporalOpt
 from govrun.cli.console import err, handle_errors, out
 
 if TYPE_CHECKING:
@@ -124,10 +125,20 @@ def approve(
     ] = False,
     runs: RunsDir = None,
     wait: Wait = 10.0,
+    temporal: TemporalOpt = None,
 ) -> None:
-    """Approve the call RUN is waiting on, signed with your own key (`govrun keys init`)."""
+    """Approve the call RUN is waiting on, signed with your own key (`govrun keys init`);
+    with --temporal, a run on Temporal (RUN is its run id)."""
     decide(
-        "approve", run, call, reason=reason or "", as_=as_, for_run=for_run, runs=runs, wait=wait
+        "approve",
+        run,
+        call,
+        reason=reason or "",
+        as_=as_,
+        for_run=for_run,
+        runs=runs,
+        wait=wait,
+        temporal=temporal,
     )
 
 
@@ -144,10 +155,21 @@ def reject(
     as_: As = None,
     runs: RunsDir = None,
     wait: Wait = 10.0,
+    temporal: TemporalOpt = None,
 ) -> None:
     """Reject the call RUN is waiting on, signed with your own key; the reason reaches the
-    model, and the run continues."""
-    decide("reject", run, call, reason=reason, as_=as_, for_run=False, runs=runs, wait=wait)
+    model, and the run continues. With --temporal, a run on Temporal."""
+    decide(
+        "reject",
+        run,
+        call,
+        reason=reason,
+        as_=as_,
+        for_run=False,
+        runs=runs,
+        wait=wait,
+        temporal=temporal,
+    )
 
 
 def decide(
@@ -160,11 +182,21 @@ def decide(
     for_run: bool,
     runs: Path | None,
     wait: float,
+    temporal: str | None = None,
 ) -> None:
     from govrun.runtime.errors import GovrunError
     from govrun.runtime.govern.approvers import local_identity
     from govrun.runtime.ops.approvals import send_decision
     from govrun.runtime.trace.signing import load_default_signer
+
+    if temporal is not None:
+        from govrun.cli.commands.temporal import temporal_decide
+
+        who = as_ or local_identity()
+        temporal_decide(
+            temporal, ref, call, decision, reason=reason, by=who, for_run=for_run, wait=wait
+        )
+        return
 
     signer = load_default_signer()
     if signer is None:

@@ -49,6 +49,15 @@ Reason = Annotated[
     str | None,
     typer.Option("--reason", metavar="TEXT", help="Why: recorded with the action in the trace."),
 ]
+TemporalRef = Annotated[
+    str | None,
+    typer.Option(
+        "--temporal",
+        metavar="HOST:PORT",
+        help="The run is on Temporal at HOST:PORT (RUN is its run id).",
+        show_default=False,
+    ),
+]
 Wait = Annotated[
     float,
     typer.Option(
@@ -98,11 +107,17 @@ def status(
         bool,
         typer.Option("--prune", help="Remove the entries of finished and crashed runs first."),
     ] = False,
+    temporal: TemporalRef = None,
 ) -> None:
     """List the runs going on: pid, state (running, waiting for an approval, paused,
     stopping, crashed), step, trace."""
     from govrun.runtime.ops.registry import Registry, age_s, shown_state
 
+    if temporal is not None:
+        from govrun.cli.commands.temporal import temporal_status
+
+        temporal_status(temporal, json_output)
+        return
     registry = Registry.default(runs)
     if prune:
         for entry in registry.prune():
@@ -176,38 +191,66 @@ ctl_app = typer.Typer(
 @ctl_app.command()
 @handle_errors
 def pause(
-    run: RunRef, as_: As = None, reason: Reason = None, runs: RunsDir = None, wait: Wait = 5.0
+    run: RunRef,
+    as_: As = None,
+    reason: Reason = None,
+    runs: RunsDir = None,
+    wait: Wait = 5.0,
+    temporal: TemporalRef = None,
 ) -> None:
     """Pause a run at its next stage boundary; it waits for `govrun ctl resume` or `stop`."""
-    steer("pause", run, as_=as_, reason=reason, runs=runs, wait=wait)
+    steer("pause", run, as_=as_, reason=reason, runs=runs, wait=wait, temporal=temporal)
 
 
 @ctl_app.command()
 @handle_errors
 def resume(
-    run: RunRef, as_: As = None, reason: Reason = None, runs: RunsDir = None, wait: Wait = 5.0
+    run: RunRef,
+    as_: As = None,
+    reason: Reason = None,
+    runs: RunsDir = None,
+    wait: Wait = 5.0,
+    temporal: TemporalRef = None,
 ) -> None:
     """Resume a paused run."""
-    steer("resume", run, as_=as_, reason=reason, runs=runs, wait=wait)
+    steer("resume", run, as_=as_, reason=reason, runs=runs, wait=wait, temporal=temporal)
 
 
 @ctl_app.command()
 @handle_errors
 def stop(
-    run: RunRef, as_: As = None, reason: Reason = None, runs: RunsDir = None, wait: Wait = 5.0
+    run: RunRef,
+    as_: As = None,
+    reason: Reason = None,
+    runs: RunsDir = None,
+    wait: Wait = 5.0,
+    temporal: TemporalRef = None,
 ) -> None:
     """Stop a run at its next stage boundary, or at once if paused (`operator_stop`)."""
-    steer("stop", run, as_=as_, reason=reason, runs=runs, wait=wait)
+    steer("stop", run, as_=as_, reason=reason, runs=runs, wait=wait, temporal=temporal)
 
 
 def steer(
-    action: Action, ref: str, *, as_: str | None, reason: str | None, runs: Path | None, wait: float
+    action: Action,
+    ref: str,
+    *,
+    as_: str | None,
+    reason: str | None,
+    runs: Path | None,
+    wait: float,
+    temporal: str | None = None,
 ) -> None:
     """Send ``action`` to the run ``ref`` names and report what it did."""
     from govrun.runtime.errors import GovrunError
     from govrun.runtime.govern.approvers import local_identity
     from govrun.runtime.ops.control import send_request, withdraw
     from govrun.runtime.ops.registry import Registry, shown_state
+
+    if temporal is not None:
+        from govrun.cli.commands.temporal import temporal_control
+
+        temporal_control(temporal, ref, action, as_ or local_identity(), reason or "")
+        return
 
     registry = Registry.default(runs)
     entry = registry.resolve(ref)

@@ -145,6 +145,14 @@ class Manifest(Section):
         "run still ends failed.",
     )
 
+    on_in_flight: Literal["rerun", "skip", "fail"] | None = Field(
+        None,
+        description="A call that was running when its worker was lost (or the run crashed) "
+        "may or may not have taken effect; when the run resumes without a person to ask "
+        "(on Temporal, or `govrun resume` without a terminal and without --in-flight): run "
+        "it again, skip it, or stop the run there (fail, the default on Temporal). Recorded.",
+    )
+
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _workspace_copy: WorkspaceCopy | None = PrivateAttr(default=None)
     _templates: dict[FieldPath, Template] = PrivateAttr(default_factory=dict)

@@ -119,8 +119,7 @@ def read_pending(folder: Path) -> Pending | None:
 # --- the decider's side --------------------------------------------------------------------
 
 
-def send_decision(
-    folder: Path,
+def signed_decision(
     pending: Pending,
     decision: Decision,
     *,
@@ -128,9 +127,9 @@ def send_decision(
     by: str,
     reason: str = "",
     for_run: bool = False,
-) -> str:
-    """Sign ``decision`` on ``pending`` with the decider's key and queue it for the run;
-    the nonce to look for in the run's registry entry."""
+) -> dict[str, Any]:
+    """``decision`` on ``pending``, signed with the decider's key over exactly the fields the
+    run will record; with a nonce the run answers under."""
     if not by.strip() or len(by) > MAX_BY or not by.isprintable():
         raise GovrunError(f"--as must be a name of 1 to {MAX_BY} printable characters")
     if len(reason) > MAX_REASON or not reason.isprintable():
@@ -148,16 +147,30 @@ def send_decision(
         "reason": reason.strip(),
         "decided_at": now_iso(),
     }
-    nonce = secrets.token_hex(8)
-    data = {
+    return {
         "fields": fields,
         "for_run": for_run,
-        "nonce": nonce,
+        "nonce": secrets.token_hex(8),
         "key_fingerprint": signer.fingerprint,
         "public_key": signer.public_key,
         "key_source": signer.source,
         "signature": signer.sign(approval_message(fields)),
     }
+
+
+def send_decision(
+    folder: Path,
+    pending: Pending,
+    decision: Decision,
+    *,
+    signer: Signer,
+    by: str,
+    reason: str = "",
+    for_run: bool = False,
+) -> str:
+    """Sign ``decision`` on ``pending`` with the decider's key and queue it for the run;
+    the nonce to look for in the run's registry entry."""
+    data = signed_decision(pending, decision, signer=signer, by=by, reason=reason, for_run=for_run)
     inbox = folder / "decisions"
     if not inbox.is_dir():
         raise GovrunError(
@@ -167,12 +180,12 @@ def send_decision(
     from govrun.runtime.ops.registry import write_atomic
 
     try:
-        write_atomic(inbox / f"{time.time_ns():020d}-{nonce}.json", orjson.dumps(data))
+        write_atomic(inbox / f"{time.time_ns():020d}-{data['nonce']}.json", orjson.dumps(data))
     except PermissionError:
         raise GovrunError(f"cannot write to {inbox}: permission denied") from None
     except OSError as exc:
         raise GovrunError(f"cannot write the decision to {inbox}: {exc.strerror}") from None
-    return nonce
+    return str(data["nonce"])
 
 
 # --- the run's side ------------------------------------------------------------------------

@@ -385,12 +385,14 @@ class _Recorded:
                     via="replay",
                     reason=f"nobody answered within {request.timeout_s}s",
                 )
+            signed = _signature(e) if s.same_run and s.mode == "strict" else None
             return ApprovalDecision(
                 decision=e["decision"],
                 approver=str(e.get("approver", "")),
-                via="replay",
+                via=e.get("via", "replay") if signed is not None else "replay",
                 reason=str(s.record.resolved(e.get("reason", ""))),
                 notes=_notes_before(s, seq, request.call_id),
+                signed=signed,
             )
         if s.can_go_live:
             s.go_live()
@@ -405,6 +407,15 @@ class _Recorded:
             reason="nobody decided this call in the recorded run; a counterfactual replay "
             "rejects it (pass --approvals RULES.yaml to decide by standing rules)",
         )
+
+
+def _signature(e: dict[str, Any]) -> dict[str, str] | None:
+    """The recorded decision's signature, to record again unchanged in a continuation of
+    the same run (it covers the run id, which a continuation keeps)."""
+    keys = ("decided_at", "key_fingerprint", "public_key", "key_source", "signature")
+    if not all(isinstance(e.get(k), str) for k in keys):
+        return None
+    return {k: e[k] for k in keys}
 
 
 def _notes_before(s: ReplaySession, seq: int, call_id: str) -> tuple[dict[str, Any], ...]:

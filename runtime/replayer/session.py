@@ -183,6 +183,9 @@ class ReplaySession:
         self.live_ports = live
         self.live_tools = live_tools
         self.mcp_live = False
+        self.same_run = False
+        """Whether the new trace continues the recorded run under its own run id (a run
+        resumed segment by segment): recorded approvals then keep their signatures."""
         """Whether the run's MCP servers were started and listed again (live tools)."""
         self.rules = rules
         self.live = False
@@ -651,6 +654,7 @@ def replay(
     durability: Durability = "flush",
     secrets: Iterable[str] = (),
     run_id: str | None = None,
+    fence: Callable[[], None] | None = None,
 ) -> ReplayOutcome:
     """Replay ``record`` into a new trace at ``output`` (see the module docstring).
 
@@ -687,7 +691,9 @@ def replay(
         durability=durability,
         secrets=secrets,
         observers=observers,
+        fence=fence,
     )
+    session.same_run = record.run_id == trace.run_id  # a continuation keeps its signatures
     same = manifest is None
     # Under the recorded manifest, as recorded: its snapshot, hashes and the tools the model
     # was shown, so defaults a newer govrun adds are not divergences and the tools' code is

@@ -82,8 +82,12 @@ class TraceWriter:
         blob_threshold: int = BLOB_THRESHOLD,
         observers: Iterable[Observer] = (),
         taps: Mapping[type[Event], Tap] | None = None,
+        fence: Callable[[], None] | None = None,
     ) -> None:
         self.path = Path(path)
+        self.fence = fence
+        """Called before every append; raises :class:`TraceWriteError` when this writer may
+        no longer write (another worker took the run over: a fencing token moved on)."""
         self.run_id = run_id
         self.head = ZERO_HASH
         self.seq = 0
@@ -304,6 +308,12 @@ class TraceWriter:
         """One unbuffered write per event: when it returns, the line is in the OS."""
         if self._fd < 0:
             raise TraceWriteError(f"trace {self.path} is closed.")
+        if self.fence is not None:
+            try:
+                self.fence()
+            except TraceWriteError as exc:
+                self._broken = exc.message
+                raise
         try:
             view = memoryview(line)
             while view:

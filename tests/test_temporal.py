@@ -1,0 +1,350 @@
+"""Governed runs on Temporal (issue 23), against the real dev server and real worker
+processes: a run completes on a worker as it would locally; an approval waits in the
+workflow for a signed decision or its durable timer; a stop goes through Temporal; a worker
+lost mid-run is replaced and the fencing token keeps the lost one from writing again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from govrun.runtime.errors import TraceWriteError
+from govrun.runtime.replayer.session import replay
+from govrun.runtime.temporal.segment import FENCE, fence_for
+from govrun.runtime.temporal.service import Target, state
+from govrun.runtime.trace import events as ev
+from govrun.runtime.trace.record import Record
+from govrun.runtime.trace.signing import Signer, init_key, trusted_key_line
+from govrun.runtime.trace.verify import verify_trace
+from govrun.runtime.trace.writer import TraceWriter
+from tests.support.cli import govrun
+from tests.support.temporal import Worker
+
+pytest.importorskip("temporalio")
+WAIT_S = 90.0
+
+TICK = '''
+import time
+from pathlib import Path
+
+def tick(n: int, seconds: float = 0.0) -> str:
+    """Record one side effect, then take a while."""
+    with open(Path(__file__).with_name("effects.txt"), "a") as f:
+        f.write(f"{n}\\n")
+    time.sleep(seconds)
+    return f"tick {n}"
+'''
+
+
+def agent(folder: Path, *, ticks: int, seconds: float = 0.0, **extra: Any) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sidefx.py").write_text(TICK)
+    script = [
+        {"tool_calls": [{"name": "tick", "arguments": {"n": i, "seconds": seconds}}]}
+        for i in range(ticks)
+    ] + [{"content": "ticked"}]
+    (folder / "script.yaml").write_text(yaml.safe_dump(script))
+    manifest = {
+        "name": "ticker",
+        "input": "Tick.",
+        "model": {"provider": "scripted", "script": "script.yaml"},
+        "tools": [{"name": "tick", "python": "sidefx:tick", "risk": "low"}],
+        "policy": {"default": "allow"},
+        "budgets": {"max_steps": ticks + 5},
+        **extra,
+    }
+    path = folder / "agent.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    return path
+
+
+def until(check: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def events_of(trace: str | Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in Path(trace).read_bytes().splitlines()]
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> dict[str, tuple[Path, Signer]]:
+    found = {}
+    for name in ("worker", "bob"):
+        home = tmp_path / f"home-{name}"
+        found[name] = (home, init_key(home / "keys" / "approver.ed25519"))
+    return found
+
+
+@pytest.fixture
+def queue() -> str:
+    return f"q-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def workers(
+    temporal_server: str,
+    queue: str,
+    tmp_path: Path,
+    keys: dict[str, tuple[Path, Signer]],
+) -> Iterator[Callable[[], Worker]]:
+    started: list[Worker] = []
+
+    def start() -> Worker:
+        w = Worker(temporal_server, queue, tmp_path, keys["worker"][0])
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+def submit(address: str, queue: str, manifest: Path, runs: Path, *extra: str) -> str:
+    ran = govrun(
+        "submit",
+        manifest,
+        "--temporal",
+        address,
+        "--task-queue",
+        queue,
+        "--runs",
+        runs,
+        "--json",
+        *extra,
+    )
+    assert ran.code == 0, ran.flat
+    return str(json.loads(ran.out.strip().splitlines()[-1])["run_id"])
+
+
+def outcome(address: str, run_id: str) -> dict[str, Any]:
+    async def wait() -> dict[str, Any]:
+        from temporalio.client import Client
+
+        client = await Client.connect(address)
+        return dict(await client.get_workflow_handle(run_id).result())
+
+    return asyncio.run(asyncio.wait_for(wait(), WAIT_S))
+
+
+def run_state(address: str, run_id: str) -> dict[str, Any]:
+    return asyncio.run(state(Target(address), run_id))
+
+
+def test_a_submitted_run_completes_on_a_worker_as_it_would_locally(
+    tmp_path: Path,
+    temporal_server: str,
+    queue: str,
+    workers: Callable[[], Worker],
+) -> None:
+    workers()
+    manifest = agent(tmp_path / "agent", ticks=3)
+    ran = govrun(
+        "submit",
+        manifest,
+        "--temporal",
+        temporal_server,
+        "--task-queue",
+        queue,
+        "--runs",
+        tmp_path / "runs",
+        "--wait",
+    )
+    assert ran.code == 0, ran.flat
+    assert "completed" in ran.flat
+    trace = next((tmp_path / "runs").glob("ticker-*/ticker-*.s1a1.jsonl"))
+    assert verify_trace(trace).ok
+    assert replay(Record.load(trace), tmp_path / "replayed.jsonl").identical
+    local = tmp_path / "local.jsonl"
+    (tmp_path / "agent" / "effects.txt").unlink()
+    assert govrun("run", manifest, "-o", local).code == 0
+    same = govrun("diff", trace, local)
+    assert same.code == 0, same.flat
+
+
+def test_an_approval_waits_in_the_workflow_for_bobs_signed_decision(
+    tmp_path: Path,
+    temporal_server: str,
+    queue: str,
+    workers: Callable[[], Worker],
+    keys: dict[str, tuple[Path, Signer]],
+) -> None:
+    workers()
+    manifest = agent(
+        tmp_path / "agent", ticks=2, policy={"default": "ask"}, approvals={"timeout_s": 600}
+    )
+    run_id = submit(temporal_server, queue, manifest, tmp_path / "runs")
+    waiting = until(
+        lambda: (s := run_state(temporal_server, run_id))["status"] == "waiting" and s,
+        "the run to wait for an approval",
+    )
+    assert waiting["pending"]["tool"] == "tick"
+    listed = govrun("status", "--temporal", temporal_server)
+    assert "waiting: tick" in listed.flat
+    bob_home, bob = keys["bob"]
+    ok = govrun(
+        "approve",
+        run_id,
+        "--as",
+        "bob",
+        "--reason",
+        "ok",
+        "--temporal",
+        temporal_server,
+        env={"GOVRUN_HOME": str(bob_home)},
+    )
+    assert ok.code == 0, ok.flat
+    until(
+        lambda: (
+            (s := run_state(temporal_server, run_id))["status"] == "waiting"
+            and s["pending"]["step"] == 2
+        ),
+        "the second approval",
+    )
+    ok = govrun(
+        "approve",
+        run_id,
+        "--as",
+        "bob",
+        "--temporal",
+        temporal_server,
+        env={"GOVRUN_HOME": str(bob_home)},
+    )
+    assert ok.code == 0, ok.flat
+    done = outcome(temporal_server, run_id)
+    assert done["result"]["status"] == "completed"
+    trace = done["trace"]
+    decided = [e for e in events_of(trace) if e["type"] == "approval_decided"]
+    assert [(d["approver"], d["via"], d["key_fingerprint"]) for d in decided] == [
+        ("bob", "remote", bob.fingerprint),
+        ("bob", "remote", bob.fingerprint),
+    ]
+    assert (tmp_path / "agent" / "effects.txt").read_text().split() == ["0", "1"]
+    pinned = tmp_path / "trusted.txt"
+    pinned.write_text(
+        trusted_key_line(keys["worker"][1], "worker") + "\n" + trusted_key_line(bob, "bob") + "\n"
+    )
+    proof = govrun("verify", trace, "--trusted-keys", pinned)
+    assert proof.code == 0, proof.flat
+    assert "bob (pinned)" in proof.flat
+    assert replay(Record.load(trace), tmp_path / "replayed.jsonl").identical
+
+
+def test_nobody_answering_fires_the_durable_timer_recorded_as_a_timeout(
+    tmp_path: Path,
+    temporal_server: str,
+    queue: str,
+    workers: Callable[[], Worker],
+) -> None:
+    workers()
+    manifest = agent(
+        tmp_path / "agent",
+        ticks=1,
+        policy={"default": "ask"},
+        approvals={"timeout_s": 2, "on_timeout": {"low": "approve", "high": "reject"}},
+    )
+    run_id = submit(temporal_server, queue, manifest, tmp_path / "runs")
+    done = outcome(temporal_server, run_id)
+    assert done["result"]["status"] == "completed"
+    (decided,) = [e for e in events_of(done["trace"]) if e["type"] == "approval_decided"]
+    assert (decided["decision"], decided["via"]) == ("approve", "timeout")
+    assert "no decision within 2s (on_timeout for low risk: approve)" in decided["reason"]
+    assert verify_trace(done["trace"]).ok
+
+
+def test_ctl_stop_through_temporal_ends_the_run_as_an_operator_stop(
+    tmp_path: Path,
+    temporal_server: str,
+    queue: str,
+    workers: Callable[[], Worker],
+) -> None:
+    workers()
+    manifest = agent(
+        tmp_path / "agent", ticks=2, policy={"default": "ask"}, approvals={"timeout_s": 600}
+    )
+    run_id = submit(temporal_server, queue, manifest, tmp_path / "runs")
+    until(lambda: run_state(temporal_server, run_id)["status"] == "waiting", "the approval")
+    stopped = govrun(
+        "ctl",
+        "stop",
+        run_id,
+        "--as",
+        "carol",
+        "--reason",
+        "not today",
+        "--temporal",
+        temporal_server,
+    )
+    assert stopped.code == 0, stopped.flat
+    done = outcome(temporal_server, run_id)
+    assert (done["result"]["status"], done["result"]["failure_class"]) == (
+        "stopped",
+        "operator_stop",
+    )
+    assert "carol" in done["result"]["reason"] and "not today" in done["result"]["reason"]
+    assert verify_trace(done["trace"]).ok
+
+
+def test_a_lost_worker_is_replaced_and_fenced_off(
+    tmp_path: Path,
+    temporal_server: str,
+    queue: str,
+    workers: Callable[[], Worker],
+) -> None:
+    first = workers()
+    manifest = agent(tmp_path / "agent", ticks=8, seconds=0.6, on_in_flight="rerun")
+    effects = tmp_path / "agent" / "effects.txt"
+    run_id = submit(temporal_server, queue, manifest, tmp_path / "runs", "--heartbeat", "2")
+    until(lambda: effects.exists() and len(effects.read_text().split()) >= 3, "three ticks")
+    os.kill(first.process.pid, signal.SIGSTOP)  # the worker is lost (hung, unreachable)
+    try:
+        workers()
+        done = outcome(temporal_server, run_id)
+    finally:
+        os.kill(first.process.pid, signal.SIGCONT)  # ... and comes back
+    assert done["result"]["status"] == "completed", done
+    trace = Path(done["trace"])
+    assert not trace.name.endswith(".s1a1.jsonl")  # a later attempt finished the run
+    assert verify_trace(trace).ok
+    ticks = [int(n) for n in effects.read_text().split()]
+    assert sorted(set(ticks)) == list(range(8))
+    again = [n for n in set(ticks) if ticks.count(n) > 1]
+    assert len(again) <= 1  # only a call in flight when the worker was lost ran twice
+    events = events_of(trace)
+    if again:  # rerun, as the manifest says, and recorded
+        assert any("on_in_flight: rerun" in json.dumps(e) for e in events)
+    lost = trace.with_name(f"{run_id}.s1a1.jsonl")
+    sizes = {p.name: p.stat().st_size for p in trace.parent.glob("*.jsonl")}
+    time.sleep(3)  # the revived worker's next append meets the fence; late tasks do not start
+    first.stop()
+    assert {p.name: p.stat().st_size for p in trace.parent.glob("*.jsonl")} == sizes
+    assert lost.name in sizes
+    holder = (trace.parent / FENCE).read_text()
+    assert trace.name.endswith(holder.rpartition(":")[2] + ".jsonl")
+    assert "fenced off" in first.output() or "superseded" in first.output()
+
+
+def test_the_fencing_token_stops_a_stale_writer_at_its_next_line(tmp_path: Path) -> None:
+    (tmp_path / FENCE).write_text("wf:s1a1")
+    writer = TraceWriter(tmp_path / "t.jsonl", run_id="r", fence=fence_for(tmp_path, "wf:s1a1"))
+    writer.append(ev.RunStarted(agent="a", manifest={}, manifest_hash="0" * 64))
+    (tmp_path / FENCE).write_text("wf:s1a2")  # a successor took over
+    with pytest.raises(TraceWriteError, match="fenced off: wf:s1a2 owns this run now"):
+        writer.append(ev.StepFinished(step=1, outcome="continue"))
+    assert len((tmp_path / "t.jsonl").read_bytes().splitlines()) == 1
