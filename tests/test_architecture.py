@@ -181,7 +181,7 @@ def test_the_root_of_runtime_holds_only_the_spine_and_the_rooms() -> None:
     assert modules_at_root <= SPINE, modules_at_root - SPINE
     rooms = [p for p in entries if (REPO / "runtime" / p).is_dir()]
     assert all((REPO / "runtime" / room / "__init__.py").is_file() for room in rooms)
-    assert len([p for p in entries if p != "__init__.py"]) <= 12, entries
+    assert len([p for p in entries if p != "__init__.py"]) <= 13, entries  # + temporal/
 
 
 def test_every_room_says_what_it_is_for() -> None:
