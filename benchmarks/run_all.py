@@ -6,7 +6,8 @@ Runs each benchmark as its own process, in this order, printing its table: peers
 table against LangGraph, the OpenAI Agents SDK and the floors), trace, loop, replay, corpus
 (`govrun replay` over 200 traces, --jobs 1 against --jobs 2), diff, inspect, pycall (a
 Python tool's cost per call, inline and under `isolation: process`), mcp (one governed MCP
-call over stdio against a bare SDK call_tool loop). A benchmark whose
+call over stdio against a bare SDK call_tool loop), temporal (50 runs over 2 workers against
+the same runs made locally). A benchmark whose
 module is missing is skipped; one that fails is reported and the rest still run. Then prints
 every target with its measured value and met / missed, read from the results each benchmark
 wrote during this run, and writes them all to benchmarks/results/summary.json. Exit 1 if a
@@ -174,6 +175,21 @@ def mcp_targets(data: dict[str, Any]) -> list[Target]:
     ]
 
 
+def temporal_targets(data: dict[str, Any]) -> list[Target]:
+    """No target: what the distributed backend costs (issue 23)."""
+    if "runs_per_min" not in data:
+        return [target("temporal", "runs on Temporal", str(data.get("status")), None)]
+    return [
+        target(
+            "temporal",
+            f"{data['runs']} runs of {data['steps']} steps over {data['workers']} workers",
+            f"{data['runs_per_min']:,.0f} runs/min; +{data['added_us_per_step']:,.0f} µs a step "
+            f"vs local",
+            None,
+        )
+    ]
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
@@ -192,6 +208,7 @@ STAGES = [
     Stage("inspect", "benchmarks.bench_inspect", "inspect.json", inspect_targets),
     Stage("pycall", "benchmarks.bench_pycall", "pycall.json", pycall_targets),
     Stage("mcp", "benchmarks.bench_mcp", "mcp.json", mcp_targets),
+    Stage("temporal", "benchmarks.bench_temporal", "temporal.json", temporal_targets),
 ]
 
 
