@@ -22,7 +22,7 @@ from govrun.runtime.govern.policy import PolicyEngine
 from govrun.runtime.govern.preflight import check_runnable
 from govrun.runtime.govern.toolbox import LiveTools
 from govrun.runtime.loop import GovernedLoop, RunResult
-from govrun.runtime.manifest.schema import Manifest
+from govrun.runtime.manifest.schema import MIN_SECRET_CHARS, Manifest
 from govrun.runtime.manifest.workspace import (
     WorkspaceCopy,
     make_workspace,
@@ -94,6 +94,7 @@ def run_agent(
     ``workspace``), where its tools work.
     """
     env = os.environ if env is None else env
+    _refuse_short_secrets(manifest, env)
     task = task if task is not None else manifest.input
     if not task:
         raise GovrunError(
@@ -203,6 +204,27 @@ def run_agent(
                 steering.close()
             if registration is not None:
                 registration.close()
+
+
+def _refuse_short_secrets(manifest: Manifest, env: Mapping[str, str]) -> None:
+    """A secret too short to redact is refused before anything starts: redacting it would
+    rewrite ordinary text in the record, and not redacting it would leak it."""
+    short = manifest.short_secrets(env)
+    if not short:
+        return
+    names = ", ".join(short)
+    keyed = {cfg.api_key_env for cfg in (manifest.model, *manifest.models.values()) if cfg}
+    local = (
+        " A local server that needs no key: leave model.api_key_env out (it then gets a "
+        "placeholder key, which is not a secret)."
+        if keyed.intersection(short)
+        else ""
+    )
+    raise GovrunError(
+        f"the secret in {names} is shorter than {MIN_SECRET_CHARS} characters, too short to "
+        "redact from the trace safely",
+        hint=f"Set {short[0]} to the real secret.{local}",
+    )
 
 
 def _user() -> str:

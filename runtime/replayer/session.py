@@ -59,7 +59,7 @@ from govrun.runtime.replayer.report import Change, changes, fold
 from govrun.runtime.replayer.revisions import Revision, record_revision
 from govrun.runtime.trace import events as ev
 from govrun.runtime.trace.canonical import canonical, sha256_hex
-from govrun.runtime.trace.events import SCHEMA_MINOR
+from govrun.runtime.trace.events import REPLIES_JUDGED, SCHEMA_MINOR
 from govrun.runtime.trace.reader import gc_frozen, read_stored
 from govrun.runtime.trace.record import Record
 from govrun.runtime.trace.signing import Signer
@@ -652,7 +652,9 @@ def replay(
     task = str(record.resolved(started.get("input", "")))
     toolbox: Toolbox | None = None
     try:
-        toolbox = Toolbox(m, recorded=recorded_tools)
+        # The loop as the record's revision ran it (tool schemas, replies judged or not).
+        revision = session.revision.revision
+        toolbox = Toolbox(m, recorded=recorded_tools, revision=revision)
         policy = PolicyEngine(
             m, policy_hash=recorded_policy if isinstance(recorded_policy, str) else None
         )
@@ -672,7 +674,7 @@ def replay(
                 "manifest_path": started.get("manifest_path") if manifest is None else None,
                 "input": task,
                 "govrun_version": __version__,
-                "schema_minor": SCHEMA_MINOR,
+                "schema_minor": SCHEMA_MINOR if revision >= REPLIES_JUDGED else 0,
                 "tools": toolbox.definitions,
                 "policy_hash": policy.policy_hash,
                 "user": started.get("user"),
@@ -686,6 +688,7 @@ def replay(
                     "head": (record.run_finished or {}).get("head"),
                 },
             },
+            revision=revision,
             **ports,
         )
         with gc_frozen():
