@@ -435,6 +435,12 @@ class ToolSpec(Section):
                 for index, check in enumerate(checks)
                 if check.check in SUCCESS_ONLY_CHECKS
             }
+            | {
+                (index, "fresh"): "expected `fresh` only under `success:`; a per-call check "
+                "already looks at the file the call just wrote"
+                for index, check in enumerate(checks)
+                if getattr(check, "fresh", False)
+            }
         )
         return checks
 
