@@ -10,17 +10,25 @@ the success checks, and ``run_in`` checks that the trace verifies and replays id
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
+from govrun.cli.inspect.palette import PLAIN
+from govrun.cli.inspect.sections import build
+from govrun.cli.inspect.steps import StepLoader
 from govrun.runtime.errors import GovrunError
 from govrun.runtime.loop import RunResult
 from govrun.runtime.models.openai_model import PLACEHOLDER_KEY
 from govrun.runtime.replayer.session import assert_replays
 from govrun.runtime.run import run_agent
 from govrun.runtime.trace import events as ev
+from govrun.runtime.views.diff import describe_action
+from govrun.runtime.views.timeline import Timeline
+from govrun.runtime.views.trajectory import load_trajectory
 from tests.support.agents import (
     MANIFEST,
     OPENAI_ENV,
@@ -619,3 +627,56 @@ def test_govrun_run_refuses_a_short_key_in_one_paragraph(
     assert ran.code == 2
     assert "OPENAI_API_KEY is shorter than 8 characters" in ran.flat
     assert not trace.exists()
+
+
+# --- reading such runs: show, diff, the timeline -------------------------------------------
+
+
+def test_views_tell_a_refused_reply_and_parsed_text_calls_from_answers(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.reply(HALF_A_SENTENCE, finish_reason="length")
+    write_then_answer(fake_openai)
+    refused, _ = run_model(tmp_path / "a", fake_openai)
+    fake_openai.reply(
+        '<tool_call>{"name": "fs_write", "arguments": {"path": "summary.md", "content": "# S"}}'
+        "</tool_call>"
+    )
+    fake_openai.reply("The summary is in summary.md.")
+    parsed, _ = run_model(tmp_path / "b", fake_openai, model={"tool_call_format": "hermes"})
+
+    first = load_trajectory(refused.trace_path).steps[0]
+    assert (first.refused, first.is_final) == ("length", False)
+    assert describe_action(first).startswith("refused reply (length) 'The notes say")
+    assert [c.tool for c in load_trajectory(parsed.trace_path).steps[0].calls] == ["fs_write"]
+    timeline = Timeline(refused.trace_path)
+    try:
+        row = timeline.row(1)
+        assert (row.status, row.action) == ("model_error", f"refused (length): {HALF_A_SENTENCE}")
+        drawn = reply_tab(timeline, 1)
+        assert "reply_refused" in drawn and "length" in drawn and "1 of 3 in a row" in drawn
+    finally:
+        timeline.close()
+    timeline = Timeline(parsed.trace_path)
+    try:
+        assert timeline.row(1).action.startswith("fs_write(")
+        assert "text_tool_calls" in reply_tab(timeline, 1) and "text_1_0" in reply_tab(timeline, 1)
+    finally:
+        timeline.close()
+
+    assert govrun("show", refused.trace_path).code == 0
+    diff = govrun("diff", refused.trace_path, parsed.trace_path)
+    assert diff.code == 1
+    assert "refused reply (length)" in diff.flat
+
+
+def reply_tab(timeline: Timeline, row: int) -> str:
+    """The inspector's Reply tab for a row, drawn as plain text."""
+    step = StepLoader(timeline).load(row, timeline.seq_range(row)[0])
+    console = Console(width=120, file=io.StringIO(), color_system=None)
+    with console.capture() as capture:
+        for section in build("reply", step, PLAIN, None):
+            console.print(section.title)
+            if section.body is not None:
+                console.print(section.body)
+    return capture.get()
