@@ -6,6 +6,7 @@ so ``govrun --help`` starts fast.
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -85,9 +86,11 @@ def validate(manifest: ManifestPath) -> None:
     from govrun.runtime.govern.preflight import check_runnable
     from govrun.runtime.manifest.schema import load_manifest
     from govrun.runtime.models import build_model
+    from govrun.runtime.run import check_secrets
 
     m = load_manifest(manifest)
     check_runnable(m)  # what `run` checks before its first step
+    check_secrets(m, os.environ)  # and the secrets it would have to redact
     configs = m.models or {"model": m.model}
     for config in configs.values():
         if config.provider == "scripted":  # and the model script it reads

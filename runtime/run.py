@@ -94,7 +94,7 @@ def run_agent(
     ``workspace``), where its tools work.
     """
     env = os.environ if env is None else env
-    _refuse_short_secrets(manifest, env)
+    check_secrets(manifest, env)
     task = task if task is not None else manifest.input
     if not task:
         raise GovrunError(
@@ -206,9 +206,10 @@ def run_agent(
                 registration.close()
 
 
-def _refuse_short_secrets(manifest: Manifest, env: Mapping[str, str]) -> None:
-    """A secret too short to redact is refused before anything starts: redacting it would
-    rewrite ordinary text in the record, and not redacting it would leak it."""
+def check_secrets(manifest: Manifest, env: Mapping[str, str]) -> None:
+    """Refuse a secret too short to redact (``govrun run`` and ``validate``) before anything
+    starts: redacting it would rewrite ordinary text in the record, and not redacting it
+    would leak it."""
     short = manifest.short_secrets(env)
     if not short:
         return

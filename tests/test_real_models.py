@@ -680,3 +680,14 @@ def reply_tab(timeline: Timeline, row: int) -> str:
             if section.body is not None:
                 console.print(section.body)
     return capture.get()
+
+
+def test_validate_refuses_a_short_key_too(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    manifest = openai_manifest(fake_openai.base_url, model={"api_key_env": "OPENAI_API_KEY"})
+    prepare(tmp_path, manifest)
+
+    short = govrun("validate", tmp_path / MANIFEST, env={"OPENAI_API_KEY": "none"})
+    fine = govrun("validate", tmp_path / MANIFEST, env={"OPENAI_API_KEY": "sk-long-enough"})
+
+    assert short.code == 2 and "OPENAI_API_KEY is shorter than 8 characters" in short.flat
+    assert fine.code == 0
