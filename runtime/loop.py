@@ -54,6 +54,13 @@ from govrun.runtime.trace.writer import TraceWriter
 
 MAX_BACKOFF_S = 8.0
 
+CUT_OFF_CALLS = (
+    "Your last reply was cut off by the token limit (finish_reason length), so its tool "
+    "calls may be incomplete. Keep each call short: write a long file in parts, or shorten it."
+)
+"""Told after the calls of a reply cut off by the token limit were decided (schema 2.1):
+a call whose arguments were cut mid-JSON is denied, and this says why it broke."""
+
 HELD = frozenset(
     {
         ev.Route,
@@ -285,6 +292,8 @@ class GovernedLoop:
             self._complete(reply.content)  # 7: success checks end the run
         for call in reply.tool_calls:
             self._govern(call, reply.content)  # 4-7 for each proposed call
+        if self._judges and reply.finish_reason == "length":
+            self.messages.append({"role": "user", "content": CUT_OFF_CALLS})
         self.c.steps += 1
         self._close_step("continue")
 

@@ -21,7 +21,7 @@ from govrun.cli.inspect.palette import PLAIN
 from govrun.cli.inspect.sections import build
 from govrun.cli.inspect.steps import StepLoader
 from govrun.runtime.errors import GovrunError
-from govrun.runtime.loop import RunResult
+from govrun.runtime.loop import CUT_OFF_CALLS, RunResult
 from govrun.runtime.models.openai_model import PLACEHOLDER_KEY
 from govrun.runtime.replayer.session import assert_replays
 from govrun.runtime.run import run_agent
@@ -691,3 +691,20 @@ def test_validate_refuses_a_short_key_too(tmp_path: Path, fake_openai: FakeOpenA
 
     assert short.code == 2 and "OPENAI_API_KEY is shorter than 8 characters" in short.flat
     assert fine.code == 0
+
+
+def test_calls_of_a_reply_cut_off_by_the_token_limit_are_decided_and_the_model_told(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    cut = '{"path": "summary.md", "content": "# Summary\\n- release on Fri'
+    fake_openai.reply(
+        tool_calls=[{"id": "cut", "name": "fs_write", "arguments": cut}], finish_reason="length"
+    )
+    write_then_answer(fake_openai)
+
+    result, events = run_model(tmp_path, fake_openai)
+
+    assert decided(events, "cut").failure_class == "invalid_arguments"
+    assert sent_after(fake_openai, 1)[-1] == {"role": "user", "content": CUT_OFF_CALLS}
+    assert of_type(events, ev.ReplyRefused) == []  # the calls were governed, not refused
+    assert result.status == "completed"
