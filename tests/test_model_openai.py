@@ -392,6 +392,7 @@ class Settings:
     timeout_s: float = 5
     max_retries: int = 0
     pricing: Pricing | None = None
+    tool_schema: str = "full"
 
 
 def test_unknown_provider_lists_the_available_ones() -> None:

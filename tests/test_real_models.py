@@ -708,3 +708,23 @@ def test_calls_of_a_reply_cut_off_by_the_token_limit_are_decided_and_the_model_t
     assert sent_after(fake_openai, 1)[-1] == {"role": "user", "content": CUT_OFF_CALLS}
     assert of_type(events, ev.ReplyRefused) == []  # the calls were governed, not refused
     assert result.status == "completed"
+
+
+def test_a_fork_that_goes_live_refuses_a_short_key(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    write_then_answer(fake_openai)
+    result, _ = run_model(
+        tmp_path, fake_openai, model={"api_key_env": "OPENAI_API_KEY"}, env=OPENAI_ENV
+    )
+
+    fork = govrun(
+        "replay",
+        result.trace_path,
+        "--live-from",
+        "2",
+        "-o",
+        tmp_path / "fork.jsonl",
+        env={"OPENAI_API_KEY": "k"},
+    )
+
+    assert fork.code == 2 and "OPENAI_API_KEY is shorter than 8 characters" in fork.flat
+    assert not (tmp_path / "fork.jsonl").exists()
