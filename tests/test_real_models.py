@@ -388,6 +388,7 @@ def test_a_reply_without_usage_is_estimated_and_budgets_still_hold(
     assert response.usage["prompt_tokens"] > 0 and response.usage["completion_tokens"] > 0
     assert (result.status, result.failure_class) == ("stopped", "budget_exceeded")
     assert one(events, ev.Interrupt).rule == "max_tokens"
+    assert "partly estimated: a reply reported no usage" in govrun("show", result.trace_path).flat
 
 
 # --- keys ----------------------------------------------------------------------------------
@@ -664,7 +665,8 @@ def test_views_tell_a_refused_reply_and_parsed_text_calls_from_answers(
     finally:
         timeline.close()
 
-    assert govrun("show", refused.trace_path).code == 0
+    shown = govrun("show", refused.trace_path)
+    assert shown.code == 0 and "refused: length×1" in shown.flat
     diff = govrun("diff", refused.trace_path, parsed.trace_path)
     assert diff.code == 1
     assert "refused reply (length)" in diff.flat
