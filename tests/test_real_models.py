@@ -521,6 +521,9 @@ def test_a_minimal_tool_schema_keeps_only_the_shape(
     }
 
 
+SUMMARY_FORMAT = {"name": "summary", "schema": {"type": "object"}, "strict": True}
+
+
 def test_endpoint_params_are_sent_and_recorded(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     write_then_answer(fake_openai)
     params = {
@@ -528,7 +531,7 @@ def test_endpoint_params_are_sent_and_recorded(tmp_path: Path, fake_openai: Fake
         "parallel_tool_calls": False,
         "seed": 7,
         "stop": ["</answer>"],
-        "response_format": {"type": "text"},
+        "response_format": {"type": "json_schema", "json_schema": SUMMARY_FORMAT},
         "extra_body": {"cache_prompt": True, "top_k": 20},
     }
 
@@ -541,7 +544,7 @@ def test_endpoint_params_are_sent_and_recorded(tmp_path: Path, fake_openai: Fake
     assert (body["seed"], body["stop"], body["response_format"]) == (
         7,
         ["</answer>"],
-        {"type": "text"},
+        {"type": "json_schema", "json_schema": SUMMARY_FORMAT},
     )
     assert (body["cache_prompt"], body["top_k"]) == (True, 20)
     assert "extra_body" not in body
