@@ -389,8 +389,8 @@ class GovernedLoop:
                 response["finish_reason"] = reply.finish_reason
             if reply.refusal is not None:
                 response["refusal"] = reply.refusal
-            if reply.usage_estimated:
-                response["usage_estimated"] = True
+            if reply.estimated_usage:
+                response["estimated_usage"] = True
             self.trace.write(ev.ModelResponse, self.step, response)
             return reply
         raise AssertionError("unreachable")

@@ -115,7 +115,7 @@ class ModelReply(BaseModel):
         None, description="The model's refusal text, where the API reports one apart."
     )
     usage: Usage = Field(default_factory=Usage)
-    usage_estimated: bool = Field(
+    estimated_usage: bool = Field(
         False, description="The server reported no usage: the counts are govrun's estimate."
     )
 

@@ -116,7 +116,7 @@ def test_missing_usage_is_estimated_and_says_so(fake_openai: FakeOpenAI) -> None
 
     prompt = estimate_prompt_tokens(MESSAGES, [])
     assert reply.usage == Usage(prompt_tokens=prompt, completion_tokens=1, total_tokens=prompt + 1)
-    assert reply.usage_estimated
+    assert reply.estimated_usage
 
 
 def test_an_empty_choice_list_is_a_retryable_model_error(fake_openai: FakeOpenAI) -> None:

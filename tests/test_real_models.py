@@ -384,7 +384,7 @@ def test_a_reply_without_usage_is_estimated_and_budgets_still_hold(
     result, events = run_model(tmp_path, fake_openai, budgets={"max_tokens": 400})
 
     response = of_type(events, ev.ModelResponse)[0]
-    assert response.usage_estimated is True
+    assert response.estimated_usage is True
     assert response.usage["prompt_tokens"] > 0 and response.usage["completion_tokens"] > 0
     assert (result.status, result.failure_class) == ("stopped", "budget_exceeded")
     assert one(events, ev.Interrupt).rule == "max_tokens"

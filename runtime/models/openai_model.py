@@ -143,7 +143,7 @@ class OpenAIModel(Model):
         text = (reply.content or "") + "".join(c.arguments for c in reply.tool_calls)
         done = tokens(len(text.encode("utf-8", "surrogatepass")))
         usage = Usage(prompt_tokens=prompt, completion_tokens=done, total_tokens=prompt + done)
-        return reply.model_copy(update={"usage": usage, "usage_estimated": True})
+        return reply.model_copy(update={"usage": usage, "estimated_usage": True})
 
     # --- errors --------------------------------------------------------------------------
 

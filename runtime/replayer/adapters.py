@@ -207,7 +207,7 @@ def _reply(record: Record, e: dict[str, Any]) -> ModelReply:
         finish_reason=e.get("finish_reason"),
         refusal=record.resolved(e.get("refusal")),
         usage=Usage(**(e.get("usage") or {})),
-        usage_estimated=bool(e.get("usage_estimated")),
+        estimated_usage=bool(e.get("estimated_usage")),
     )
 
 

@@ -216,7 +216,7 @@ class ModelResponse(_Event):
     usage: dict[str, int] = Field(
         default_factory=dict, description="prompt_tokens, completion_tokens, total_tokens."
     )
-    usage_estimated: bool | None = Field(
+    estimated_usage: bool | None = Field(
         None,
         exclude_if=_absent,
         description="True when the server reported no usage and the counts are govrun's "

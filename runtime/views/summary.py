@@ -119,7 +119,7 @@ def _fold(s: RunSummary, e: Event) -> None:
             s.model_calls += 1
             if e.error:
                 s.model_errors += 1
-            s.estimated = s.estimated or bool(e.usage_estimated)
+            s.estimated = s.estimated or bool(e.estimated_usage)
             s.prompt_tokens += e.usage.get("prompt_tokens", 0)
             s.completion_tokens += e.usage.get("completion_tokens", 0)
             s.cost_usd += e.cost_usd
