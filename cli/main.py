@@ -6,6 +6,7 @@ so ``govrun --help`` starts fast.
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -98,9 +99,11 @@ def validate(manifest: ManifestPath) -> None:
     from govrun.runtime.govern.preflight import check_runnable, servers_started
     from govrun.runtime.manifest.schema import load_manifest
     from govrun.runtime.models import build_model
+    from govrun.runtime.run import check_secrets
     from govrun.runtime.tools.mcp.pins import lock_path
 
     m = load_manifest(manifest)
+    check_secrets(m, os.environ)  # the secrets it would have to redact
     with servers_started(m, lock_path(manifest)) as mcp:  # its MCP servers list their tools
         check_runnable(mcp.manifest, mcp_tools=mcp.tools)  # what `run` checks before step 1
         exposed = [t.name for t in mcp.manifest.tools]

@@ -20,6 +20,7 @@ from govrun.runtime.govern.decide import Preparer, decide_call
 from govrun.runtime.govern.guards import Counters, Guards, ModelUsage, Trip
 from govrun.runtime.govern.policy import PolicyEngine
 from govrun.runtime.govern.preview import preview_call
+from govrun.runtime.govern.replies import Parsed, Refused, judge_reply
 from govrun.runtime.govern.routing import Router, StepOutcome
 from govrun.runtime.govern.toolbox import PreparedCall, Toolbox
 from govrun.runtime.govern.verification import CheckOutcome, LiveVerifier
@@ -45,6 +46,7 @@ from govrun.runtime.ports import (
     Verifier,
 )
 from govrun.runtime.tools import ToolResult
+from govrun.runtime.tools.definitions import signatures
 from govrun.runtime.trace import events as ev
 from govrun.runtime.trace.canonical import blob_dir, canonical
 from govrun.runtime.trace.signing import Signer, approval_message, seal_message
@@ -52,12 +54,21 @@ from govrun.runtime.trace.writer import TraceWriter
 
 MAX_BACKOFF_S = 8.0
 
+CUT_OFF_CALLS = (
+    "Your last reply was cut off by the token limit (finish_reason length), so its tool "
+    "calls may be incomplete. Keep each call short: write a long file in parts, or shorten it."
+)
+"""Told after the calls of a reply cut off by the token limit were decided (schema 2.1):
+a call whose arguments were cut mid-JSON is denied, and this says why it broke."""
+
 HELD = frozenset(
     {
         ev.Route,
         ev.Compaction,
         ev.ModelRequest,
         ev.ModelResponse,
+        ev.ReplyRefused,
+        ev.TextToolCalls,
         ev.ToolCall,
         ev.ApprovalRequested,
         ev.ToolStarted,
@@ -168,7 +179,11 @@ class GovernedLoop:
         rollbacker: Rollbacker | None = None,
         policy: PolicyEngine | None = None,
         mcp_servers: Sequence[Mapping[str, Any]] = (),
+        revision: ev.Revision = ev.CURRENT_REVISION,
     ) -> None:
+        """``revision``: the schema revision the run is written in; a replay passes its
+        record's, so a run from before :data:`~govrun.runtime.trace.events.REPLIES_JUDGED`
+        takes every reply without tool calls as its answer, as it did then."""
         self.m = manifest
         self.task = task
         self.trace = trace
@@ -206,6 +221,8 @@ class GovernedLoop:
         if self.router is None:
             basis["model"] = model.name
             basis["params"] = manifest.model.params.model_dump(mode="json", exclude_none=True)
+            if manifest.model.tool_schema != "full":  # absent before it existed
+                basis["tool_schema"] = manifest.model.tool_schema
         self._prompt_basis = hashlib.sha256(canonical(basis))
         self._prompt = self._prompt_basis.copy()
         self._run_started = run_started or {}
@@ -218,6 +235,8 @@ class GovernedLoop:
         )
         self._effects: list[Effect] = []
         self._check_failed: str | None = None
+        self._judges = revision >= ev.REPLIES_JUDGED
+        self._refused = 0  # replies in a row that were no answer
 
     # --- the run ------------------------------------------------------------------------
 
@@ -277,11 +296,26 @@ class GovernedLoop:
             self._previous, self._outcome = self._outcome, StepOutcome()
             self._route()
         reply = self._propose()  # 1-3: context, interrupts, model
+        if self._judges and not reply.tool_calls:
+            judged = judge_reply(
+                reply,
+                self.step,
+                tool_call_format=self.model_cfg.tool_call_format,
+                shapes=signatures(self.toolbox.definitions),
+            )
+            if isinstance(judged, Refused):
+                self._refuse(reply, judged)  # no answer: the model is told, and asked again
+                return
+            if judged is not None:
+                reply = self._parsed(reply, judged)
+        self._refused = 0
         self.messages.append(_assistant_message(reply))
         if not reply.tool_calls:
             self._complete(reply.content)  # 7: success checks end the run
         for call in reply.tool_calls:
             self._govern(call, reply.content)  # 4-7 for each proposed call
+        if self._judges and reply.finish_reason == "length":
+            self.messages.append({"role": "user", "content": CUT_OFF_CALLS})
         self.c.steps += 1
         self._close_step("continue")
 
@@ -375,15 +409,60 @@ class GovernedLoop:
                 response["content"] = reply.content
             if reply.finish_reason is not None:
                 response["finish_reason"] = reply.finish_reason
+            if reply.refusal is not None:
+                response["refusal"] = reply.refusal
+            if reply.estimated_usage:
+                response["estimated_usage"] = True
             self.trace.write(ev.ModelResponse, self.step, response)
             return reply
         raise AssertionError("unreachable")
+
+    def _refuse(self, reply: ModelReply, refused: Refused) -> None:
+        """Record why the reply is no answer and tell the model; the limit in a row ends
+        the run (``model_error``)."""
+        self._refused += 1
+        limit = self.model_cfg.max_refused_replies
+        self._emit(
+            ev.ReplyRefused,
+            kind=refused.kind,
+            reason=refused.told,
+            **({"finish_reason": reply.finish_reason} if reply.finish_reason else {}),
+            in_a_row=self._refused,
+            limit=limit,
+            **({"detected": refused.detected} if refused.detected is not None else {}),
+        )
+        if self._outcome is not None:
+            self._outcome.failures.add("model_error")
+        self.messages.append({"role": "assistant", "content": reply.content or ""})
+        if self._refused >= limit:
+            raise RunEnded(
+                "failed",
+                "model_error",
+                f"the model sent {self._refused} replies in a row that were no final answer "
+                f"(model.max_refused_replies {limit}); the last was {refused.what}",
+            )
+        self.messages.append({"role": "user", "content": refused.told})
+        self.c.steps += 1
+        self._close_step("continue")
+
+    def _parsed(self, reply: ModelReply, parsed: Parsed) -> ModelReply:
+        """Calls written as text in ``model.tool_call_format``, recorded as parsed and then
+        decided like native ones."""
+        self._emit(
+            ev.TextToolCalls,
+            format=parsed.format,
+            calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in parsed.calls],
+        )
+        return reply.model_copy(update={"tool_calls": parsed.calls})
 
     def _prompt_hash(self) -> str:
         if self.router is None:
             return self._prompt.hexdigest()
         params = self.model_cfg.params.model_dump(mode="json", exclude_none=True)
-        tail = canonical({"model": self.model.name, "params": params})
+        sent: dict[str, Any] = {"model": self.model.name, "params": params}
+        if self.model_cfg.tool_schema != "full":  # absent before it existed
+            sent["tool_schema"] = self.model_cfg.tool_schema
+        tail = canonical(sent)
         return hashlib.sha256(self._prompt.hexdigest().encode() + tail).hexdigest()
 
     def _model_usage(self) -> ModelUsage | None:

@@ -111,7 +111,13 @@ class ModelReply(BaseModel):
     content: str | None = Field(None, description="Assistant text.")
     tool_calls: list[ToolCallRequest] = Field(default_factory=list)
     finish_reason: str | None = None
+    refusal: str | None = Field(
+        None, description="The model's refusal text, where the API reports one apart."
+    )
     usage: Usage = Field(default_factory=Usage)
+    estimated_usage: bool = Field(
+        False, description="The server reported no usage: the counts are govrun's estimate."
+    )
 
 
 class ModelCallError(Exception):

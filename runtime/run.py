@@ -22,7 +22,7 @@ from govrun.runtime.govern.policy import PolicyEngine
 from govrun.runtime.govern.preflight import check_runnable
 from govrun.runtime.govern.toolbox import LiveTools, Toolbox
 from govrun.runtime.loop import GovernedLoop, RunResult
-from govrun.runtime.manifest.schema import Manifest
+from govrun.runtime.manifest.schema import MIN_SECRET_CHARS, Manifest
 from govrun.runtime.manifest.workspace import (
     WorkspaceCopy,
     make_workspace,
@@ -99,6 +99,7 @@ def run_agent(
     trace (see :class:`~govrun.runtime.trace.writer.TraceWriter`).
     """
     env = os.environ if env is None else env
+    check_secrets(manifest, env)
     task = task if task is not None else manifest.input
     if not task:
         raise GovrunError(
@@ -243,6 +244,28 @@ def _lock_file(manifest: Manifest, manifest_path: str | Path | None) -> Path | N
     """Where the MCP pins of this manifest live: beside the file it was read from."""
     source = Path(manifest_path) if manifest_path else manifest.source_file
     return lock_path(source) if source is not None else None
+
+
+def check_secrets(manifest: Manifest, env: Mapping[str, str]) -> None:
+    """Refuse a secret too short to redact (``govrun run`` and ``validate``) before anything
+    starts: redacting it would rewrite ordinary text in the record, and not redacting it
+    would leak it."""
+    short = manifest.short_secrets(env)
+    if not short:
+        return
+    names = ", ".join(short)
+    keyed = {cfg.api_key_env for cfg in (manifest.model, *manifest.models.values()) if cfg}
+    local = (
+        " A local server that needs no key: leave model.api_key_env out (it then gets a "
+        "placeholder key, which is not a secret)."
+        if keyed.intersection(short)
+        else ""
+    )
+    raise GovrunError(
+        f"the secret in {names} is shorter than {MIN_SECRET_CHARS} characters, too short to "
+        "redact from the trace safely",
+        hint=f"Set {short[0]} to the real secret.{local}",
+    )
 
 
 def _user() -> str:

@@ -62,6 +62,19 @@ PAYLOADS: dict[str, dict[str, Any]] = {
         "arguments": {"path": "a"},
         "call_hash": H,
     },
+    "reply_refused": {
+        "kind": "text_tool_call",
+        "reason": "Your reply wrote a tool call as text (read_file); it was not run.",
+        "finish_reason": "stop",
+        "in_a_row": 1,
+        "limit": 3,
+        "detected": {"format": "json", "calls": [{"name": "read_file", "arguments": "{}"}]},
+        "failure_class": "model_error",
+    },
+    "text_tool_calls": {
+        "format": "hermes",
+        "calls": [{"id": "text_1_0", "name": "read_file", "arguments": '{"path":"a.md"}'}],
+    },
     "tool_call": {
         "call_id": "call_1",
         "tool": "shell.run",
@@ -184,7 +197,7 @@ def _line(type_: str) -> dict[str, Any]:
 
 def test_every_event_type_has_a_sample() -> None:
     assert set(PAYLOADS) == set(EVENT_TYPES)
-    assert len(EVENT_TYPES) == 20  # schema 2's 17 and the 3 only schema-1 traces hold
+    assert len(EVENT_TYPES) == 22  # schema 2's 19 and the 3 only schema-1 traces hold
 
 
 @pytest.mark.parametrize("type_", sorted(EVENT_TYPES))
@@ -280,6 +293,8 @@ def test_json_schema_validates_real_event_lines(tmp_path: Path) -> None:
     # each major holds its own types: a schema-2 step_started or a schema-1 tool_call is not
     assert not validator.is_valid({**_line("step_started"), "v": 2})
     assert not validator.is_valid({**_line("tool_call"), "v": 1})
+    assert not validator.is_valid({**_line("reply_refused"), "v": 1})
+    assert not validator.is_valid({**_line("text_tool_calls"), "v": 1})
 
 
 def test_json_schema_rejects_bad_lines() -> None:

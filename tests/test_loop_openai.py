@@ -401,7 +401,12 @@ def test_the_api_key_is_sent_as_bearer_and_never_written(
     )
     fake_openai.reply(f"the key is {API_KEY}")
 
-    result, events = run_openai(tmp_path, fake_openai, files={".env": f"OPENAI_API_KEY={API_KEY}"})
+    result, events = run_openai(
+        tmp_path,
+        fake_openai,
+        manifest={"model": {"api_key_env": "OPENAI_API_KEY"}},  # a local server is keyless
+        files={".env": f"OPENAI_API_KEY={API_KEY}"},
+    )
 
     assert result.status == "completed"
     assert len(fake_openai.requests) == 3

@@ -628,3 +628,52 @@ def test_scripted_provider_refuses_keys_it_would_ignore(tmp_path: Path, key: str
         f"agent.yaml:5:3 model.{field}: expected no `{field}` with provider scripted (it "
         "answers from its script and would ignore it); remove it or use provider openai"
     ]
+
+
+# --- real models (issue 20) ------------------------------------------------------------------
+
+
+def test_model_params_for_real_endpoints_are_checked() -> None:
+    text = (
+        "name: x\nmodel:\n  provider: openai\n  name: m\n  params:\n"
+        "    tool_choice: sometimes\n"
+        "    response_format: {type: json_schema}\n"
+        "    extra_body: {messages: [], top_k: 3}\n"
+    )
+    found = "\n".join(problems_of(text))
+    assert (
+        "model.params.tool_choice: expected one of auto, none, required; got 'sometimes'" in found
+    )
+    assert "expected `json_schema` (name and schema) with type json_schema" in found
+    assert "got messages, which govrun sets itself" in found
+
+
+def test_fresh_is_for_success_checks_only() -> None:
+    text = (
+        "name: x\n" + OPENAI + "tools:\n  - name: w\n    uses: fs.write\n"
+        "    scope: {roots: [ws]}\n"
+        "    verify: [{check: file_exists, path: '{args.path}', fresh: true}]\n"
+    )
+    assert "tools[0].verify[0].fresh: expected `fresh` only under `success:`" in only_problem(text)
+
+
+def test_a_local_endpoint_without_api_key_env_is_keyless() -> None:
+    local = parse_manifest(
+        "name: x\nmodel: {provider: openai, name: m, base_url: 'http://127.0.0.1:8080/v1'}\n",
+        env={},
+    )
+    official = parse_manifest(
+        "name: x\nmodel: {provider: openai, name: m, base_url: 'https://api.openai.com/v1'}\n",
+        env={},
+    )
+    assert local.model.api_key_env is None
+    assert local.secret_env_names() == set()
+    assert official.model.api_key_env == "OPENAI_API_KEY"
+
+
+def test_short_secrets_are_named() -> None:
+    manifest = parse_manifest(
+        "name: x\nsecrets: [TOKEN, LONG]\nmodel: {provider: openai, name: m}\n", env={}
+    )
+    env = {"OPENAI_API_KEY": "none", "TOKEN": "abc", "LONG": "a-long-enough-secret"}
+    assert manifest.short_secrets(env) == ["OPENAI_API_KEY", "TOKEN"]

@@ -549,7 +549,9 @@ def test_a_streamable_http_server_with_a_secret_header(tmp_path: Path, http_serv
     assert verify_trace(trace).ok
     assert replay(Record.load(trace), tmp_path / "r.jsonl").identical
 
-    ran = govrun("run", agent, "-o", tmp_path / "bad.jsonl", env={"MCP_TOKEN": "wrong"})
+    ran = govrun(
+        "run", agent, "-o", tmp_path / "bad.jsonl", env={"MCP_TOKEN": "a-wrong-token-value"}
+    )
     assert ran.code == 1
     assert "did not start" in ran.flat
 

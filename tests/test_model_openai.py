@@ -14,6 +14,7 @@ import pytest
 from govrun.runtime.errors import GovrunError
 from govrun.runtime.manifest.schema import ModelConfig, Pricing
 from govrun.runtime.models import build_model, cost_usd
+from govrun.runtime.models.estimate import estimate_prompt_tokens
 from govrun.runtime.models.openai_model import PLACEHOLDER_KEY, OpenAIModel
 from govrun.runtime.ports import Model, ModelCallError, ModelReply, Usage
 from tests.support.fake_openai import NO_RESPONSE_LEFT, FakeOpenAI, fake_openai_fixture  # noqa: F401
@@ -107,10 +108,24 @@ def test_malformed_tool_call_json_passes_through_raw(fake_openai: FakeOpenAI) ->
     assert reply.tool_calls[0].arguments == broken
 
 
-def test_missing_usage_counts_as_zero(fake_openai: FakeOpenAI) -> None:
+def test_missing_usage_is_estimated_and_says_so(fake_openai: FakeOpenAI) -> None:
+    """Some local servers send no usage: counted as zero, token budgets would never trip."""
     fake_openai.reply("hi", usage=None)
 
-    assert model_for(fake_openai).complete(MESSAGES, []).usage == Usage()
+    reply = model_for(fake_openai).complete(MESSAGES, [])
+
+    prompt = estimate_prompt_tokens(MESSAGES, [])
+    assert reply.usage == Usage(prompt_tokens=prompt, completion_tokens=1, total_tokens=prompt + 1)
+    assert reply.estimated_usage
+
+
+def test_an_empty_choice_list_is_a_retryable_model_error(fake_openai: FakeOpenAI) -> None:
+    fake_openai.malformed('{"object": "chat.completion", "model": "m", "choices": []}')
+
+    error = call_error(model_for(fake_openai))
+
+    assert (error.retryable, error.failure_class) == (True, "model_error")
+    assert "no choices" in error.message
 
 
 def test_missing_tool_call_id_gets_a_stable_one(fake_openai: FakeOpenAI) -> None:
@@ -324,7 +339,6 @@ def test_client_errors_are_not_retryable_and_helpful(
     ("body", "content_type", "why"),
     [
         ("{}", "application/json", "no choices"),
-        ('{"choices": []}', "application/json", "no choices"),
         ('{"choices": [{"index": 0}]}', "application/json", "no message"),
         ('{"choices": [{"message": {"content": 5}}]}', "application/json", "content"),
         ("this is not json", "application/json", "not valid JSON"),
@@ -378,6 +392,7 @@ class Settings:
     timeout_s: float = 5
     max_retries: int = 0
     pricing: Pricing | None = None
+    tool_schema: str = "full"
 
 
 def test_unknown_provider_lists_the_available_ones() -> None:

@@ -151,7 +151,7 @@ def test_secrets_never_reach_the_file_or_blobs(tmp_path: Path, secret: str) -> N
         writer.append(
             RunStarted(
                 agent="a",
-                manifest={"env": {"API_KEY": secret}, secret: "as a key"},
+                manifest={"env": {"API_KEY": secret}},
                 manifest_hash="0" * 64,
                 input=f"use {secret} please",
             )
@@ -196,7 +196,7 @@ def test_secrets_never_reach_the_file_or_blobs(tmp_path: Path, secret: str) -> N
 
     events = read_trace(path)[0]
     assert events[0].input == f"use {REDACTED} please"
-    assert events[0].manifest == {"env": {"API_KEY": REDACTED}, REDACTED: "as a key"}
+    assert events[0].manifest == {"env": {"API_KEY": REDACTED}}
     assert json.loads(events[2].raw_arguments)["token"] == REDACTED
     assert json.loads(json.loads(events[3].raw_arguments))["token"] == REDACTED
     assert json.loads(events[1].tool_calls[0]["arguments"])["token"] == REDACTED
@@ -204,6 +204,29 @@ def test_secrets_never_reach_the_file_or_blobs(tmp_path: Path, secret: str) -> N
     assert secret not in repr(seen)  # observers see the redacted event too
     report = verify_trace(path)
     assert report.ok, report.problem
+
+
+def test_secrets_are_redacted_in_values_never_in_keys(tmp_path: Path) -> None:
+    """A key is a field name (the event's own, a manifest's, a tool argument's): rewriting
+    one made a trace whose events no longer parse (issue 20: the key `x` turned `check`
+    into `chec[redacted]`). Values holding the secret are still redacted."""
+    path = tmp_path / "run.jsonl"
+    secret = "checkpoint"
+    with _writer(path, secrets=[secret]) as writer:
+        writer.append(
+            RunStarted(
+                agent="a",
+                manifest={"success": [{"check": "file_exists", "checkpoint": secret}]},
+                manifest_hash="0" * 64,
+                input=f"{secret}s and more",
+            )
+        )
+        writer.append(RunFinished(status="completed", event_count=writer.seq + 1, head=writer.head))
+
+    started = read_trace(path)[0][0]
+    assert started.manifest == {"success": [{"check": "file_exists", "checkpoint": REDACTED}]}
+    assert started.input == f"{REDACTED}s and more"
+    assert verify_trace(path).ok
 
 
 def test_secrets_in_a_realistic_run(tmp_path: Path) -> None:

@@ -214,6 +214,9 @@ def _fork(
         m, approve=approve, approvals=approvals, approver=approver, json_events=json_output
     )
     target = replay_target(output, record, several=False, n=1, label="fork")
+    from govrun.runtime.run import check_secrets
+
+    check_secrets(m, os.environ)  # it goes on live, as a run starts
     with told(m, err if json_output else out), ui.running():
         outcome = run_replay(
             record,
@@ -293,6 +296,9 @@ def resume(
             hint="Pass --in-flight rerun or --in-flight skip.",
         )
     target = replay_target(output, record, several=False, n=1, label="resume")
+    from govrun.runtime.run import check_secrets
+
+    check_secrets(m, os.environ)  # it goes on live, as a run starts
     with told(m, err if json_output else out), ui.running():
         outcome = run_replay(
             record,

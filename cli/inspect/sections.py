@@ -40,6 +40,8 @@ HOME_TAB: dict[str, str] = {
     "model_request": "prompt",
     "compaction": "prompt",
     "model_response": "reply",
+    "reply_refused": "reply",
+    "text_tool_calls": "reply",
     "route": "reply",
     "tool_call": "tools",
     "tool_call_proposed": "tools",
@@ -286,10 +288,36 @@ def _args(raw: Any) -> str:
 
 def _reply(step: Step, p: Palette, _: Signatures | None) -> list[Section]:
     sections: list[Section] = []
-    for seq, e in _events(step, ev.ModelResponse, ev.Route):
+    for seq, e in _events(step, ev.ModelResponse, ev.Route, ev.ReplyRefused, ev.TextToolCalls):
         if isinstance(e, ev.Route):
             head = title(seq, "route", p, (f"{e.previous or '-'} → {e.model}", "accent"))
             sections.append(Section(seq, head, grid(p, ("reason", e.reason))))
+            continue
+        if isinstance(e, ev.ReplyRefused):
+            head = title(
+                seq,
+                "reply_refused",
+                p,
+                (e.kind, "error"),
+                (f"{e.in_a_row} of {e.limit} in a row", "muted"),
+                (e.failure_class, "error"),
+            )
+            calls = (e.detected or {}).get("calls") or []
+            found = ", ".join(f"{c.get('name')}({_args(c.get('arguments'))})" for c in calls)
+            body = grid(
+                p,
+                ("told", clipped(e.reason, p)),
+                ("found", f"{(e.detected or {}).get('format')}: {found}" if calls else None),
+            )
+            sections.append(Section(seq, head, body))
+            continue
+        if isinstance(e, ev.TextToolCalls):
+            head = title(seq, "text_tool_calls", p, (e.format, "accent"))
+            parts = [
+                Text(f"→ {c.get('name')}({_args(c.get('arguments'))}) {c.get('id')}", p.accent)
+                for c in e.calls
+            ]
+            sections.append(Section(seq, head, Group(*parts) if parts else None))
             continue
         tokens = e.usage.get("total_tokens") or sum(
             e.usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens")
@@ -558,6 +586,10 @@ def _gist(e: ev.Event) -> str:
             )
         case ev.ToolCall():
             return f"{e.tool} {e.decision.effect}"
+        case ev.ReplyRefused():
+            return f"{e.kind}, {e.in_a_row} of {e.limit} in a row"
+        case ev.TextToolCalls():
+            return f"{e.format}: " + ", ".join(str(c.get("name")) for c in e.calls)
         case ev.ToolStarted():
             return e.tool or e.call_id
         case ev.ToolCallProposed() | ev.ApprovalRequested():

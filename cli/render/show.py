@@ -40,7 +40,15 @@ def render_summary(s: RunSummary, path: Path, report: VerifyReport) -> None:
     facts.add_row("steps", f"{s.steps}  ({s.events} events)")
     facts.add_row(
         "model calls",
-        f"{s.model_calls}" + (f"  ({s.model_errors} failed attempts)" if s.model_errors else ""),
+        f"{s.model_calls}"
+        + (f"  ({s.model_errors} failed attempts)" if s.model_errors else "")
+        + (
+            "  [red]refused: "
+            + ", ".join(f"{kind}×{n}" for kind, n in s.refused.most_common())
+            + "[/]"
+            if s.refused
+            else ""
+        ),
     )
     tools = ", ".join(f"{escape(k)}×{v}" for k, v in s.tools_used.most_common())
     facts.add_row(
@@ -49,7 +57,11 @@ def render_summary(s: RunSummary, path: Path, report: VerifyReport) -> None:
         + (f"  ({tools})" if tools else "")
         + (f"  [red]{s.tool_errors} failed[/]" if s.tool_errors else ""),
     )
-    facts.add_row("tokens", f"{s.tokens:,}  ({s.prompt_tokens:,} in / {s.completion_tokens:,} out)")
+    facts.add_row(
+        "tokens",
+        f"{s.tokens:,}  ({s.prompt_tokens:,} in / {s.completion_tokens:,} out)"
+        + ("  [dim]partly estimated: a reply reported no usage[/]" if s.estimated else ""),
+    )
     if s.models:
         facts.add_row(
             "models",

@@ -4,6 +4,7 @@ policy."""
 
 from __future__ import annotations
 
+import difflib
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,8 +19,10 @@ from govrun.runtime.manifest.sections import tool_risk
 from govrun.runtime.ports import ToolCallRequest
 from govrun.runtime.tools import ScopeViolation, Tool, ToolResult, build_builtin, load_python_tool
 from govrun.runtime.tools.base import Canonical, ToolConfigError, parse_arguments
+from govrun.runtime.tools.definitions import signature, signatures, unbounded
 from govrun.runtime.tools.recorded import RecordedTool
 from govrun.runtime.trace.canonical import call_hash
+from govrun.runtime.trace.events import CURRENT_REVISION, REPLIES_JUDGED, Revision
 
 
 @dataclass(slots=True)  # built per call: frozen dataclasses cost ~1 µs each
@@ -80,10 +83,15 @@ class Toolbox:
         *,
         tools: Mapping[str, Tool] | None = None,
         recorded: Sequence[Mapping[str, Any]] | None = None,
+        revision: Revision = CURRENT_REVISION,
     ) -> None:
         """``recorded``: the tool definitions a run recorded (replay). The model is then
         shown exactly those, and a Python tool whose module cannot be imported here stands
-        in as its recorded definition (:class:`RecordedTool`): a trace replays anywhere."""
+        in as its recorded definition (:class:`RecordedTool`): a trace replays anywhere.
+        ``revision``: the schema revision of the run; before :data:`REPLIES_JUDGED` tool
+        schemas kept their length bounds and a rejected call was told no tool shapes."""
+        legacy = revision < REPLIES_JUDGED
+        self._hints = not legacy
         self._specs = {spec.name: spec for spec in manifest.tools}
         self._closing: list[Any] = []
         importable_from_manifest_folder(manifest)
@@ -106,7 +114,9 @@ class Toolbox:
                     "function": {
                         "name": name,
                         "description": tool.description,
-                        "parameters": tool.json_schema(),
+                        "parameters": tool.json_schema()
+                        if legacy
+                        else unbounded(tool.json_schema()),
                     },
                 }
                 for name, tool in self._tools.items()
@@ -146,20 +156,24 @@ class Toolbox:
         parsed, raw = _parse_json(call.arguments)
         if declared is None:
             known = ", ".join(self._tools) or "none"
+            why = f"unknown tool {call.name!r}; the tools are: {known}"
+            if self._hints:
+                why = f"{why}. {self._unknown_hint(call.name)}"
             return RejectedCall(
                 call.id,
                 call.name,
                 "unknown_tool",
-                f"unknown tool {call.name!r}; the tools are: {known}",
+                why,
                 arguments=parsed,
                 raw_arguments=raw,
             )
         if parsed is None:
+            why = f"arguments for {call.name} are not a JSON object: {_snippet(call.arguments)}"
             return RejectedCall(
                 call.id,
                 call.name,
                 "invalid_arguments",
-                f"arguments for {call.name} are not a JSON object: {_snippet(call.arguments)}",
+                why + self._shape_hint(call.name, "Send the arguments as one JSON object"),
                 raw_arguments=call.arguments,
             )
         try:
@@ -169,7 +183,7 @@ class Toolbox:
                 call.id,
                 call.name,
                 exc.failure_class,
-                exc.message,
+                exc.message + self._shape_hint(call.name, "Expected"),
                 arguments=parsed,
                 call_hash=call_hash(call.name, parsed, step),
             )
@@ -212,6 +226,30 @@ class Toolbox:
             digest,
             declared.risk,
         )
+
+    # --- what a model that got a call wrong is told ---------------------------------------
+
+    def _shape_hint(self, name: str, lead: str) -> str:
+        """``. Expected: write_file(path: string, content: string)`` (nothing before
+        :data:`REPLIES_JUDGED`): the tool's arguments, from the schema the model was shown."""
+        if not self._hints:
+            return ""
+        return f". {lead}: {signature(name, self._parameters(name))}"
+
+    def _unknown_hint(self, name: str) -> str:
+        """The tools' shapes, and the closest name when the model meant one of them (a
+        small model writes ``read_file notes.txt`` as a name)."""
+        close = difflib.get_close_matches(name.split()[0] if name.split() else name, self._tools, 1)
+        mean = f"Did you mean {close[0]}? " if close else ""
+        shapes = signatures(self.definitions)
+        return f"{mean}Call a tool by its exact name, with its arguments as JSON: {shapes}"
+
+    def _parameters(self, name: str) -> Any:
+        for definition in self.definitions:
+            function = definition.get("function") or {}
+            if function.get("name") == name:
+                return function.get("parameters")
+        return None
 
 
 class LiveTools:

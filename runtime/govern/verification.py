@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import jsonschema
 
+from govrun.runtime.manifest.checks import FILE_CHECKS
 from govrun.runtime.manifest.patterns import cached_pattern
 from govrun.runtime.manifest.schema import (
     Check,
@@ -112,10 +113,13 @@ class CallContext:
 
 
 class LiveVerifier:
-    """The live ``Verifier`` port: every check looks at the world as it is now."""
+    """The live ``Verifier`` port: every check looks at the world as it is now, and the
+    run's ``success:`` file checks also at how the run found each file (:func:`baseline`,
+    taken when the verifier is made, before the first step)."""
 
     def __init__(self, manifest: Manifest) -> None:
         self.m = manifest
+        self._before = baseline(manifest.success, manifest.base_dir, manifest.workspace_copy)
 
     def check_call(self, call: PreparedCall, result: ToolResult) -> list[CheckOutcome]:
         ctx = CallContext(
@@ -136,7 +140,44 @@ class LiveVerifier:
             final_answer=final_answer,
             base_dir=self.m.base_dir,
             workspace=self.m.workspace_copy,
+            before=self._before,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Before:
+    """A file as the run found it. Its identity (inode, size, times) is compared, never
+    recorded: a rewrite with the same bytes is a change the run made."""
+
+    identity: tuple[int, ...] | None
+    """None when nothing was there."""
+
+
+def baseline(
+    checks: Sequence[Check], base_dir: Path, workspace: WorkspaceCopy | None = None
+) -> dict[Path, Before]:
+    """How the run finds the files its ``success:`` checks name, before it acts: so a check
+    can tell a file this run made from one an earlier run left (``fresh``)."""
+    files = [c for c in checks if isinstance(c, FILE_CHECKS)]
+    if not files:
+        return {}
+    scene = _manifest_scene(None, None, base_dir, workspace)
+    found: dict[Path, Before] = {}
+    for check in files:
+        try:
+            loc = _check_path(check.path, scene)
+        except _Stop:
+            continue  # the check itself reports the path it cannot use
+        found[loc.path] = Before(_identity(loc.path))
+    return found
+
+
+def _identity(path: Path) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def verify_call(
@@ -167,12 +208,15 @@ def verify_success(
     final_answer: str | None,
     base_dir: Path,
     workspace: WorkspaceCopy | None = None,
+    before: Mapping[Path, Before] | None = None,
 ) -> list[CheckOutcome]:
     """Run the manifest's ``success:`` checks. Paths resolve inside ``base_dir``, the
-    manifest folder; one naming the workspace template, in the run's copy of it."""
+    manifest folder; one naming the workspace template, in the run's copy of it.
+    ``before``: the run's :func:`baseline`, which file checks compare with (evidence
+    ``before_run``; ``fresh: true`` fails on a file the run did not write)."""
     if not checks:
         return []
-    scene = _manifest_scene(None, final_answer, base_dir, workspace)
+    scene = _manifest_scene(None, final_answer, base_dir, workspace, before)
     return [_verify(check, scene) for check in checks]
 
 
@@ -181,13 +225,17 @@ def _manifest_scene(
     final_answer: str | None,
     base_dir: Path,
     workspace: WorkspaceCopy | None,
+    before: Mapping[Path, Before] | None = None,
 ) -> _Scene:
     """Checks that read paths as the manifest writes them: from its folder, with the
     workspace template meaning the run's copy (shown as ``<template name>/...``)."""
     if workspace is None:
-        return _Scene(call, final_answer, _resolve_roots([base_dir]), "the manifest folder")
+        roots = _resolve_roots([base_dir])
+        return _Scene(call, final_answer, roots, "the manifest folder", before=before)
     roots = _resolve_roots([workspace.folder, base_dir])
-    return _Scene(call, final_answer, roots, "the manifest folder", place=workspace.place)
+    return _Scene(
+        call, final_answer, roots, "the manifest folder", place=workspace.place, before=before
+    )
 
 
 def default_evidence_outcome(uses: str | None, ctx: CallContext) -> CheckOutcome | None:
@@ -224,6 +272,8 @@ class _Scene:
     place: Callable[[Path], Path] | None = None
     """Moves a path into the run's workspace copy (see ``WorkspaceCopy.place``); relative
     paths then resolve against the last root, the manifest folder."""
+    before: Mapping[Path, Before] | None = None
+    """How the run found the files (success checks of a live run); None: not known."""
 
 
 @dataclass(frozen=True)
@@ -447,7 +497,47 @@ def _file_exists(check: FileExistsCheck, scene: _Scene) -> _Verdict:
     loc = _check_path(check.path, scene)
     facts = _examine(loc)
     _require_file(loc, facts)
-    return _Verdict(True, f"{loc.shown} exists ({_describe(facts)})", _file_evidence(loc, facts))
+    verdict = _Verdict(True, f"{loc.shown} exists ({_describe(facts)})", _file_evidence(loc, facts))
+    return _freshness(check, loc, scene, verdict)
+
+
+_BEFORE_RUN = {
+    "absent": "did not exist before the run",
+    "changed": "existed before the run, changed during it",
+    "unchanged": "existed before the run, unchanged",
+}
+
+
+def _freshness(check: Any, loc: _Located, scene: _Scene, verdict: _Verdict) -> _Verdict:
+    """Say how the run found the file (evidence ``before_run``); with ``fresh: true`` a
+    file the run did not create or change fails the check, whatever else held."""
+    before = scene.before.get(loc.path) if scene.before is not None else None
+    if before is None:
+        if check.fresh:
+            raise _Stop(
+                "missing_evidence",
+                f"{loc.shown}: no record of the file before the run to tell whether the run "
+                "wrote it (fresh: true)",
+                {**verdict.evidence, "fresh": True},
+            )
+        return verdict
+    if before.identity is None:
+        state = "absent"
+    else:
+        state = "unchanged" if _identity(loc.path) == before.identity else "changed"
+    said = _BEFORE_RUN[state]
+    evidence = {**verdict.evidence, "before_run": said}
+    if check.fresh:
+        evidence["fresh"] = True
+    if check.fresh and state == "unchanged":
+        return _Verdict(
+            False,
+            f"{loc.shown} {said}: this run did not write it (fresh: true)",
+            evidence,
+        )
+    if state == "unchanged":
+        return _Verdict(verdict.passed, f"{verdict.detail}; {said}", evidence, verdict.failure)
+    return _Verdict(verdict.passed, verdict.detail, evidence, verdict.failure)
 
 
 def _file_sha256(check: FileSha256Check, scene: _Scene) -> _Verdict:
@@ -461,7 +551,8 @@ def _file_sha256(check: FileSha256Check, scene: _Scene) -> _Verdict:
     evidence = {**_file_evidence(loc, facts), "expected_sha256": expected, "expected_from": source}
     if facts.sha256 == expected:
         where = "as the manifest expects" if source == "manifest" else "as the call reported"
-        return _Verdict(True, f"{loc.shown} has sha256 {_short(expected)} {where}", evidence)
+        verdict = _Verdict(True, f"{loc.shown} has sha256 {_short(expected)} {where}", evidence)
+        return _freshness(check, loc, scene, verdict)
     return _Verdict(
         False,
         f"expected {loc.shown} to have sha256 {_short(expected)} (from the {source}); "
@@ -509,7 +600,8 @@ def _file_contains(check: FileContainsCheck, scene: _Scene) -> _Verdict:
     match = cached_pattern(check.pattern).search(text)
     evidence["match"] = _match_evidence(match)
     if match is not None:
-        return _Verdict(True, f"{loc.shown} matches /{check.pattern}/ {_span(match)}", evidence)
+        verdict = _Verdict(True, f"{loc.shown} matches /{check.pattern}/ {_span(match)}", evidence)
+        return _freshness(check, loc, scene, verdict)
     scope = f" in its first {MAX_READ_BYTES:,} bytes" if cut else ""
     return _Verdict(False, f"{loc.shown} does not match /{check.pattern}/{scope}", evidence)
 

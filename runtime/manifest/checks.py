@@ -15,6 +15,10 @@ from govrun.runtime.manifest.fields import CallableRef, Integer, Regex, Section,
 from govrun.runtime.manifest.problems import message
 
 _PATH = "File path, relative to the manifest folder; may use {args.NAME} placeholders."
+_FRESH = (
+    "success only: the file must have been created or changed during this run; one that "
+    "existed before it, unchanged, fails the check (its evidence says so either way)."
+)
 
 
 class _Check(Section):
@@ -31,6 +35,7 @@ class FileExistsCheck(_Check):
 
     check: Literal["file_exists"] = Field(description="Check kind.")
     path: Text = Field(description=_PATH)
+    fresh: bool = Field(False, description=_FRESH)
 
 
 class FileSha256Check(_Check):
@@ -38,6 +43,7 @@ class FileSha256Check(_Check):
 
     check: Literal["file_sha256"] = Field(description="Check kind.")
     path: Text = Field(description=_PATH)
+    fresh: bool = Field(False, description=_FRESH)
     sha256: Sha256 | None = Field(
         None, description="Expected digest; absent means the hash the call produced."
     )
@@ -48,6 +54,7 @@ class FileContainsCheck(_Check):
 
     check: Literal["file_contains"] = Field(description="Check kind.")
     path: Text = Field(description=_PATH)
+    fresh: bool = Field(False, description=_FRESH)
     pattern: Regex = Field(description="Regular expression (RE2 syntax) searched in the file.")
 
 
@@ -115,3 +122,6 @@ CHECK_KINDS: tuple[str, ...] = tuple(
     get_args(member.model_fields["check"].annotation)[0] for member in get_args(get_args(Check)[0])
 )
 SUCCESS_ONLY_CHECKS: tuple[str, ...] = ("final_answer_matches",)
+
+FILE_CHECKS = (FileExistsCheck, FileSha256Check, FileContainsCheck)
+"""Checks about one file: they may require it ``fresh`` (success checks only)."""

@@ -18,7 +18,9 @@ from govrun.runtime.manifest.fields import (
 )
 from govrun.runtime.manifest.problems import fail_if
 
-StepFailure = Literal["verification_failed", "tool_error", "policy_denied", "approval_rejected"]
+StepFailure = Literal[
+    "verification_failed", "tool_error", "policy_denied", "approval_rejected", "model_error"
+]
 
 
 class RoutingRule(Section):
@@ -29,7 +31,8 @@ class RoutingRule(Section):
     after: list[StepFailure] = Field(
         default_factory=list,
         description="The previous step had one of these: verification_failed, tool_error, "
-        "policy_denied, approval_rejected (escalate after a failure).",
+        "policy_denied, approval_rejected, model_error (a reply that was no answer: "
+        "escalate after a failure).",
     )
     after_tools: TextList = Field(
         default_factory=list,

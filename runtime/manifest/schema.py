@@ -88,6 +88,10 @@ Delete an entry when its feature lands. ``tools[].KEY`` means KEY inside any too
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
+MIN_SECRET_CHARS = 8
+"""The shortest secret value a run accepts: redaction replaces a secret wherever it occurs
+in a value, and a shorter one (``x``, ``none``) occurs in ordinary text."""
+
 
 class Manifest(Section):
     """A govrun agent: the model, its tools, and the rules it runs under."""
@@ -351,12 +355,24 @@ class Manifest(Section):
         """Env var names whose values must never be written: `secrets`, the API key var, and
         every ${VAR} an MCP server's `env:`, `headers:` or `url` uses (tokens, as a rule)."""
         names = set(self.secrets)
-        if self.model.api_key_env:
-            names.add(self.model.api_key_env)
+        for cfg in (self.model, *self.models.values()):
+            if cfg is not None and cfg.api_key_env:
+                names.add(cfg.api_key_env)
         for path, template in self._templates.items():
             if path[:1] == ("mcp_servers",) and len(path) > 2 and path[2] in _MCP_SECRET_KEYS:
                 names |= template.names
         return names
+
+    def short_secrets(self, env: Mapping[str, str] | None = None) -> list[str]:
+        """Secret env vars whose value is too short to redact safely (under
+        :data:`MIN_SECRET_CHARS`): replacing ``x`` or ``none`` wherever it occurs would
+        rewrite ordinary text. A run refuses them before it starts."""
+        source = os.environ if env is None else env
+        return sorted(
+            name
+            for name in self.secret_env_names()
+            if (value := source.get(name)) and len(value) < MIN_SECRET_CHARS
+        )
 
     def secret_values(self, env: Mapping[str, str] | None = None) -> set[str]:
         """The non-empty values of the secret env vars (os.environ by default), for redaction."""

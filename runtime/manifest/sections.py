@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlparse
 
 from pydantic import (
     BeforeValidator,
@@ -90,6 +91,63 @@ REQUIRED_SCOPE: dict[str, tuple[str, str]] = {
 # --- model -------------------------------------------------------------------------------------
 
 
+OWNED_REQUEST_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "tools",
+        "stream",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "max_completion_tokens",
+        "seed",
+        "stop",
+        "presence_penalty",
+        "frequency_penalty",
+        "parallel_tool_calls",
+        "reasoning_effort",
+        "tool_choice",
+        "response_format",
+    }
+)
+"""Request fields `model.params.extra_body` may not set: the adapter's own, and the
+parameters `model.params` names (one place for each, so the record says which was sent)."""
+
+
+class JsonSchemaFormat(Section):
+    """A named JSON Schema the reply must follow (`response_format.json_schema`)."""
+
+    name: Identifier = Field(description="The schema's name, as the API requires.")
+    json_schema: dict[str, Any] = Field(alias="schema", description="A JSON Schema.")
+    description: Text | None = Field(None, description="What the format is for.")
+    strict: bool | None = Field(None, description="Whether the server must follow it exactly.")
+
+    @model_serializer(mode="wrap")
+    def _by_alias(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and "json_schema" in data:
+            data["schema"] = data.pop("json_schema")
+        return data
+
+
+class ResponseFormat(Section):
+    """`model.params.response_format`, as the chat completions API takes it."""
+
+    type: Literal["text", "json_object", "json_schema"] = Field(description="The format.")
+    json_schema: JsonSchemaFormat | None = Field(
+        None, description="For type json_schema: the schema (name, schema, strict)."
+    )
+
+    @model_validator(mode="after")
+    def _schema_iff_json_schema(self) -> Self:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise message("expected `json_schema` (name and schema) with type json_schema")
+        if self.type != "json_schema" and self.json_schema is not None:
+            raise message(f"expected `json_schema` only with type json_schema; got {self.type}")
+        return self
+
+
 class ModelParams(Section):
     """Sampling parameters sent with each request. Unknown names are refused, never sent."""
 
@@ -109,6 +167,33 @@ class ModelParams(Section):
     reasoning_effort: Text | None = Field(
         None, description="For reasoning models, e.g. low, medium or high."
     )
+    tool_choice: Literal["auto", "none", "required"] | None = Field(
+        None,
+        description="Whether the model may (auto), must (required) or must not (none) call "
+        "tools; some servers call tools only with `auto`. Not sent when there are no tools.",
+    )
+    response_format: ResponseFormat | None = Field(
+        None,
+        description="The reply's format: {type: text}, {type: json_object} or "
+        "{type: json_schema, json_schema: {name, schema, strict}}.",
+    )
+    extra_body: dict[Text, Any] | None = Field(
+        None,
+        description="Provider extras merged into the request body as given (llama.cpp's "
+        "`cache_prompt`, Ollama's `top_k`, vLLM's `guided_json`); recorded in the manifest "
+        "snapshot like every parameter.",
+    )
+
+    @field_validator("extra_body")
+    @classmethod
+    def _extras_not_owned(cls, extras: dict[str, Any] | None) -> dict[str, Any] | None:
+        owned = sorted(set(extras or {}) & OWNED_REQUEST_FIELDS)
+        if owned:
+            raise message(
+                f"expected provider extras only; got {', '.join(owned)}, which govrun sets "
+                "itself (or, for a parameter it knows, set it under model.params)"
+            )
+        return extras
 
 
 class Pricing(Section):
@@ -134,7 +219,9 @@ class ModelConfig(Section):
     api_key_env: EnvVarName | None = Field(
         None,
         description="NAME of the env var holding the API key, never the key itself (openai "
-        "default: OPENAI_API_KEY). Its value never reaches the trace.",
+        "default: OPENAI_API_KEY, unless `base_url` names another server: left out there, "
+        "the endpoint is keyless). Its value never reaches the trace; one under 8 "
+        "characters is refused.",
     )
     script: Text | None = Field(
         None, description="scripted only: YAML list of responses, relative to the manifest folder."
@@ -143,13 +230,34 @@ class ModelConfig(Section):
     timeout_s: PositiveNumber = Field(60, description="Seconds to wait for one response.")
     max_retries: NonNegativeInt = Field(3, description="Retries on transient model errors.")
     pricing: Pricing | None = Field(None, description="Token prices for cost accounting.")
+    max_refused_replies: PositiveInt = Field(
+        3,
+        description="Replies in a row that are no final answer (cut off by the token limit, "
+        "filtered, empty, a refusal, a tool call written as text) before the run fails with "
+        "model_error; each one before that is told why and asked again.",
+    )
+    tool_call_format: Literal["hermes", "json"] | None = Field(
+        None,
+        description="Parse tool calls the model writes as text into real calls: hermes "
+        "(<tool_call>{...}</tool_call>) or json (a bare or fenced {name, arguments} object). "
+        "For servers without native tool_calls; absent, such text is refused.",
+    )
+    tool_schema: Literal["full", "minimal"] = Field(
+        "full",
+        description="The tool schemas sent: full (descriptions, defaults, formats) or minimal "
+        "(names, types, required, enums: a smaller prompt and grammar for small local "
+        "models). Neither carries length bounds; validation enforces them.",
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _default_api_key_env(cls, data: Any) -> Any:
+        """The provider's key variable, unless ``base_url`` names another server: such an
+        endpoint without ``api_key_env`` is keyless (a local server gets a placeholder key,
+        not a secret), and the OpenAI key is never sent to it."""
         if isinstance(data, dict) and "api_key_env" not in data:
             default = DEFAULT_API_KEY_ENV.get(str(data.get("provider")))
-            if default:
+            if default and _provider_endpoint(data.get("base_url")):
                 return {**data, "api_key_env": default}
         return data
 
@@ -196,7 +304,17 @@ class ModelConfig(Section):
         return {}
 
 
-SCRIPTED_IGNORES = ("base_url", "api_key_env", "params", "timeout_s")
+def _provider_endpoint(base_url: Any) -> bool:
+    """Whether ``base_url`` is the provider's own API (absent, or api.openai.com)."""
+    if base_url is None:
+        return True
+    try:
+        return urlparse(str(base_url)).hostname == "api.openai.com"
+    except ValueError:
+        return True  # a malformed URL is reported by its own field
+
+
+SCRIPTED_IGNORES = ("base_url", "api_key_env", "params", "timeout_s", "tool_schema")
 """Model keys the scripted adapter has no use for: refused rather than silently ignored."""
 
 
@@ -333,6 +451,12 @@ class ToolSpec(Section):
                 "allowed under `success:`"
                 for index, check in enumerate(checks)
                 if check.check in SUCCESS_ONLY_CHECKS
+            }
+            | {
+                (index, "fresh"): "expected `fresh` only under `success:`; a per-call check "
+                "already looks at the file the call just wrote"
+                for index, check in enumerate(checks)
+                if getattr(check, "fresh", False)
             }
         )
         return checks

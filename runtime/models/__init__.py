@@ -41,6 +41,8 @@ class ModelSettings(Protocol):
     def max_retries(self) -> int: ...
     @property
     def pricing(self) -> Prices | None: ...
+    @property
+    def tool_schema(self) -> str: ...
 
 
 Factory = Callable[[ModelSettings, Path, Mapping[str, str]], Model]
@@ -58,6 +60,7 @@ def _openai(cfg: ModelSettings, base_dir: Path, env: Mapping[str, str]) -> Model
         params=_params(cfg.params),
         timeout_s=cfg.timeout_s,
         api_key_env=cfg.api_key_env,
+        tool_schema=cfg.tool_schema,
     )
 
 

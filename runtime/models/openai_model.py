@@ -22,8 +22,10 @@ import openai
 from pydantic import ValidationError
 
 from govrun.runtime.errors import GovrunError
+from govrun.runtime.models.estimate import estimate_prompt_tokens, tokens
 from govrun.runtime.ports import Model, ModelCallError, ModelReply, ToolCallRequest, Usage
 from govrun.runtime.tools.deadline import ConnectionGuard, Exchange
+from govrun.runtime.tools.definitions import minimal_definitions
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 PLACEHOLDER_KEY = "not-needed"
@@ -56,8 +58,10 @@ class OpenAIModel(Model):
         timeout_s: float,
         client_factory: ClientFactory | None = None,
         api_key_env: str | None = "OPENAI_API_KEY",
+        tool_schema: str = "full",
     ) -> None:
         self.name = name
+        self._minimal = tool_schema == "minimal"
         # An explicit default URL: otherwise the client would read OPENAI_BASE_URL itself.
         self.base_url = base_url or OPENAI_BASE_URL
         self.timeout_s = timeout_s
@@ -90,7 +94,7 @@ class OpenAIModel(Model):
                 raise self._call_error(exc, exchange) from exc
             except ValueError as exc:  # a JSON content type with a body that is not JSON
                 raise self._malformed("the body is not valid JSON") from exc
-        return self._reply(completion)
+        return self._reply(completion, messages, tools)
 
     # --- request -------------------------------------------------------------------------
 
@@ -99,22 +103,31 @@ class OpenAIModel(Model):
     ) -> dict[str, Any]:
         request: dict[str, Any] = {**self._params, "model": self.name, "messages": messages}
         if tools:
-            request["tools"] = tools
+            request["tools"] = minimal_definitions(tools) if self._minimal else tools
         else:
-            # OpenAI rejects parallel_tool_calls without tools (400).
+            # OpenAI rejects parallel_tool_calls and tool_choice without tools (400).
             request.pop("parallel_tool_calls", None)
+            request.pop("tool_choice", None)
         if self._extra_body:
             request["extra_body"] = self._extra_body
         return request
 
     # --- reply ---------------------------------------------------------------------------
 
-    def _reply(self, completion: Any) -> ModelReply:
+    def _reply(
+        self, completion: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+    ) -> ModelReply:
         # The client builds replies without validation: missing fields arrive as None.
         if isinstance(completion, str):
             raise self._malformed("the body is not a JSON chat.completion")
         try:
-            return _to_reply(completion, self.name)
+            if completion.choices == []:  # servers do this under load or after a filter
+                raise self._error(
+                    f"the model server at {self.base_url} answered with no choices (an empty "
+                    "reply)",
+                    retryable=True,
+                )
+            reply = _to_reply(completion, self.name)
         except _Unmappable as exc:
             raise self._malformed(str(exc)) from exc
         except ValidationError as exc:
@@ -123,6 +136,14 @@ class OpenAIModel(Model):
             raise self._malformed(f"{where}: {error['msg']}") from exc
         except (AttributeError, TypeError, ValueError) as exc:
             raise self._malformed(f"unexpected structure ({type(exc).__name__})") from exc
+        if completion.usage is not None:
+            return reply
+        # No usage (some local servers): estimated, so token budgets still hold.
+        prompt = estimate_prompt_tokens(messages, tools)
+        text = (reply.content or "") + "".join(c.arguments for c in reply.tool_calls)
+        done = tokens(len(text.encode("utf-8", "surrogatepass")))
+        usage = Usage(prompt_tokens=prompt, completion_tokens=done, total_tokens=prompt + done)
+        return reply.model_copy(update={"usage": usage, "estimated_usage": True})
 
     # --- errors --------------------------------------------------------------------------
 
@@ -242,13 +263,15 @@ def _split_params(
         raise GovrunError(
             f"model.params may not set {', '.join(reserved)}: the runtime sets those itself"
         )
+    given = dict(params)
+    explicit = dict(given.pop("extra_body", None) or {})  # `model.params.extra_body`
     try:
-        known = set(inspect.signature(create).parameters)
+        known = set(inspect.signature(create).parameters) - {"extra_body"}
     except (TypeError, ValueError):  # an exotic client: send everything as arguments
-        return dict(params), {}
-    direct = {k: v for k, v in params.items() if k in known}
-    extra = {k: v for k, v in params.items() if k not in known}
-    return direct, extra
+        return given, explicit
+    direct = {k: v for k, v in given.items() if k in known}
+    extra = {k: v for k, v in given.items() if k not in known}
+    return direct, {**extra, **explicit}
 
 
 class _Unmappable(Exception):
@@ -268,8 +291,14 @@ def _to_reply(completion: Any, fallback_model: str) -> ModelReply:
         content=message.content,
         tool_calls=calls,
         finish_reason=choice.finish_reason,
+        refusal=_text(getattr(message, "refusal", None)),
         usage=_usage(completion.usage),
     )
+
+
+def _text(value: Any) -> str | None:
+    """A non-empty string, else None (servers send null, "" or leave the field out)."""
+    return value if isinstance(value, str) and value else None
 
 
 def _tool_call(call: Any, index: int) -> ToolCallRequest:

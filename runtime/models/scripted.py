@@ -23,14 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Self
 
-import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from govrun.runtime.errors import GovrunError
 from govrun.runtime.manifest.inputs import SCRIPT, read_text
 from govrun.runtime.manifest.reader import Document, ParsedYaml, SourceMap, parse_yaml
+from govrun.runtime.models.estimate import estimate_prompt_tokens, tokens
 from govrun.runtime.models.prompt_size import PromptSizer
 from govrun.runtime.ports import Model, ModelCallError, ModelReply, ToolCallRequest, Usage
+
+__all__ = ["ScriptedModel", "estimate_prompt_tokens"]
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 """Besides 5xx: statuses an error turn is retryable for by default (as over HTTP)."""
@@ -188,24 +190,13 @@ class ScriptedModel(Model):
         assert turn.reply is not None
         if turn.prompt_tokens is not None:
             return turn.reply
-        prompt = _tokens(self._sizer.size(messages, tools))
+        prompt = tokens(self._sizer.size(messages, tools))
         usage = Usage(
             prompt_tokens=prompt,
             completion_tokens=turn.completion_tokens,
             total_tokens=prompt + turn.completion_tokens,
         )
         return turn.reply.model_copy(update={"usage": usage})
-
-
-def estimate_prompt_tokens(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> int:
-    """Deterministic offline estimate: UTF-8 bytes of the canonical JSON prompt / 4, rounded
-    up, so token budgets behave offline."""
-    canonical = orjson.dumps({"messages": messages, "tools": tools}, option=orjson.OPT_SORT_KEYS)
-    return _tokens(len(canonical))
-
-
-def _tokens(size: int) -> int:
-    return -(-size // 4)
 
 
 def _prepare(turn: ScriptTurn, index: int, name: str) -> _Prepared:
@@ -216,7 +207,7 @@ def _prepare(turn: ScriptTurn, index: int, name: str) -> _Prepared:
     usage = turn.usage or ScriptUsage()
     completion = usage.completion_tokens
     if completion is None:
-        completion = _tokens(len(text.encode()))
+        completion = tokens(len(text.encode()))
     reply = ModelReply(
         model=name,
         content=turn.content,

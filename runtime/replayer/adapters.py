@@ -205,7 +205,9 @@ def _reply(record: Record, e: dict[str, Any]) -> ModelReply:
         content=record.resolved(e.get("content")),
         tool_calls=[ToolCallRequest(**record.resolved(c)) for c in e.get("tool_calls") or []],
         finish_reason=e.get("finish_reason"),
+        refusal=record.resolved(e.get("refusal")),
         usage=Usage(**(e.get("usage") or {})),
+        estimated_usage=bool(e.get("estimated_usage")),
     )
 
 

@@ -24,6 +24,8 @@ Revision_ = tuple[int, int]
 ADDED_IN: dict[tuple[str, str], Revision_] = {
     ("tool_call", "canonical"): (1, 2),
     ("run_started", "tools"): (1, 2),
+    ("model_response", "refusal"): (2, 1),
+    ("model_response", "estimated_usage"): (2, 1),
 }
 """(event type, field) -> the revision that added it."""
 

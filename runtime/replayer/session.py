@@ -66,7 +66,7 @@ from govrun.runtime.tools.mcp.sources import (
 )
 from govrun.runtime.trace import events as ev
 from govrun.runtime.trace.canonical import canonical, sha256_hex
-from govrun.runtime.trace.events import SCHEMA_MINOR
+from govrun.runtime.trace.events import REPLIES_JUDGED, SCHEMA_MINOR
 from govrun.runtime.trace.reader import gc_frozen, read_stored
 from govrun.runtime.trace.record import Record
 from govrun.runtime.trace.signing import Signer
@@ -711,7 +711,9 @@ def replay(
     session.mcp_live = bool(mcp.connections)
     m = mcp.manifest  # `SERVER/*` entries expanded as the run (or a live listing) found them
     try:
-        toolbox = Toolbox(m, recorded=recorded_tools, tools=mcp.tools)
+        # The loop as the record's revision ran it (tool schemas, replies judged or not).
+        revision = session.revision.revision
+        toolbox = Toolbox(m, recorded=recorded_tools, tools=mcp.tools, revision=revision)
         toolbox.closing(mcp)
         policy = PolicyEngine(
             m, policy_hash=recorded_policy if isinstance(recorded_policy, str) else None
@@ -733,7 +735,7 @@ def replay(
                 "manifest_path": started.get("manifest_path") if manifest is None else None,
                 "input": task,
                 "govrun_version": __version__,
-                "schema_minor": SCHEMA_MINOR,
+                "schema_minor": SCHEMA_MINOR if revision >= REPLIES_JUDGED else 0,
                 "tools": toolbox.definitions,
                 "policy_hash": policy.policy_hash,
                 "user": started.get("user"),
@@ -747,6 +749,7 @@ def replay(
                     "head": (record.run_finished or {}).get("head"),
                 },
             },
+            revision=revision,
             **ports,
         )
         with gc_frozen():

@@ -18,18 +18,33 @@ SCHEMA_MAJOR = 2
 """Major schema version written into ``v``. Readers refuse a larger one and read every
 smaller one (see :data:`SCHEMA_1_TYPES`)."""
 
-SCHEMA_MINOR = 0
+SCHEMA_MINOR = 1
 """Minor revision within the major, recorded in ``run_started.schema_minor``. A minor
 revision only adds fields; replay does not count a field a record's revision did not have
 as a divergence. Schema 1's revisions: 1 (absent), 2 (calls decided on their canonical
-form, tool definitions recorded)."""
+form, tool definitions recorded). Schema 2's: 0, 1 (:data:`REPLIES_JUDGED`; and the new
+events ``mcp_server`` and ``approval_note``, which a record without them never holds)."""
+
+Revision = tuple[int, int]
+"""(major, minor): the schema revision a run was written in."""
+
+CURRENT_REVISION: Revision = (SCHEMA_MAJOR, SCHEMA_MINOR)
+
+REPLIES_JUDGED: Revision = (2, 1)
+"""The revision from which a run judges what the model sends: a reply cut off by the token
+limit, filtered, empty or holding a tool call written as text is no final answer
+(``reply_refused``, ``text_tool_calls``); a rejected call is told the tools and their
+arguments; tool schemas carry no length bounds. A record of an earlier revision replays
+with the loop as it was then, so it replays identically."""
 
 SCHEMA_1_TYPES = frozenset({"step_started", "tool_call_proposed", "policy_decision"})
 """Event types only schema 1 wrote. Schema 2 writes one ``tool_call`` per decided call in
 place of ``tool_call_proposed`` + ``policy_decision``, and no ``step_started`` (a step
 begins with its first event). Readers still read them: records are forever."""
 
-SCHEMA_2_TYPES = frozenset({"tool_call", "mcp_server", "approval_note"})
+SCHEMA_2_TYPES = frozenset(
+    {"tool_call", "mcp_server", "approval_note", "reply_refused", "text_tool_calls"}
+)
 """Event types schema 1 never wrote."""
 
 ZERO_HASH = "0" * 64
@@ -196,8 +211,19 @@ class ModelResponse(_Event):
         default_factory=list, description="Raw tool calls: id, name, arguments (unparsed string)."
     )
     finish_reason: str | None = Field(None, description="As reported by the model.")
+    refusal: str | None = Field(
+        None,
+        exclude_if=_absent,
+        description="The refusal text the API reported apart from the content (schema 2.1).",
+    )
     usage: dict[str, int] = Field(
         default_factory=dict, description="prompt_tokens, completion_tokens, total_tokens."
+    )
+    estimated_usage: bool | None = Field(
+        None,
+        exclude_if=_absent,
+        description="True when the server reported no usage and the counts are govrun's "
+        "estimate (UTF-8 bytes / 4; schema 2.1).",
     )
     cost_usd: float = Field(0.0, description="Cost of this call from the manifest's price table.")
     attempt: int = Field(1, description="Which attempt this answers.")
@@ -207,6 +233,48 @@ class ModelResponse(_Event):
         None, description="For a failed attempt: whether trying again could help (429, 5xx...)."
     )
     duration_ms: float = Field(0.0, description="Latency of the call.")
+
+
+ReplyKind = Literal["length", "content_filter", "refusal", "empty", "text_tool_call"]
+
+
+class ReplyRefused(_Event):
+    """A reply without tool calls that is no final answer: cut off by the token limit,
+    filtered, empty, or a tool call written as text. The model is told why and asked
+    again; ``model.max_refused_replies`` in a row end the run (schema 2.1)."""
+
+    type: Literal["reply_refused"] = "reply_refused"
+    kind: ReplyKind = Field(
+        description="length (the token limit cut it off), content_filter, refusal, empty "
+        "(no text, no calls) or text_tool_call (a tool call written in the text)."
+    )
+    reason: str = Field(description="Why it is no answer: what the model is told.")
+    finish_reason: str | None = Field(
+        None, exclude_if=_absent, description="The finish reason the reply gave."
+    )
+    in_a_row: int = Field(description="Replies refused in a row, this one included.")
+    limit: int = Field(description="How many in a row the manifest allows before it stops.")
+    detected: dict[str, Any] | None = Field(
+        None,
+        exclude_if=_absent,
+        description="For text_tool_call: the form found (json or hermes) and the calls, "
+        "name and arguments as written.",
+    )
+    failure_class: FailureClass = Field(
+        "model_error", description="model_error: the model sent no usable reply."
+    )
+
+
+class TextToolCalls(_Event):
+    """Tool calls parsed from the reply's text (``model.tool_call_format``), for servers
+    that write them as text: each is then decided like a native call, under its ``call_id``
+    (schema 2.1)."""
+
+    type: Literal["text_tool_calls"] = "text_tool_calls"
+    format: Literal["json", "hermes"] = Field(description="The text form parsed.")
+    calls: list[dict[str, Any]] = Field(
+        description="The calls as parsed: id (text_<step>_<i>), name, arguments (JSON text)."
+    )
 
 
 # --- tools, policy, approvals -----------------------------------------------------------
@@ -520,6 +588,8 @@ AnyEvent = Annotated[
     | StepStarted
     | ModelRequest
     | ModelResponse
+    | ReplyRefused
+    | TextToolCalls
     | ToolCall
     | ToolCallProposed
     | PolicyDecision
@@ -592,7 +662,8 @@ def events_json_schema() -> dict[str, Any]:
     schema["description"] = (
         f"One line of a govrun trace. This version writes schema {SCHEMA_MAJOR} and reads "
         "schema 1 too: step_started, tool_call_proposed and policy_decision are schema-1 "
-        "events (v 1); tool_call and mcp_server are schema 2's."
+        "events (v 1); tool_call, mcp_server, approval_note, reply_refused and "
+        "text_tool_calls are schema 2's."
     )
     return schema
 

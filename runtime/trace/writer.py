@@ -410,13 +410,16 @@ def _secret_needles(forms: list[str]) -> list[bytes]:
 
 
 def _redact(value: Any, secrets: list[str]) -> Any:
+    """``value`` with every secret form in its strings replaced. Keys are never touched:
+    they are the event's own field names (and a tool's argument names), and rewriting one
+    would turn the event into something its class does not describe."""
     if isinstance(value, str):
         for s in secrets:
             if s in value:
                 value = value.replace(s, REDACTED)
         return value
     if isinstance(value, dict):
-        return {_redact(k, secrets): _redact(v, secrets) for k, v in value.items()}
+        return {k: _redact(v, secrets) for k, v in value.items()}
     if isinstance(value, list):
         return [_redact(v, secrets) for v in value]
     return value

@@ -336,6 +336,8 @@ def compare_steps(a: StepView, b: StepView) -> tuple[FieldChange, ...]:
         out.append(FieldChange("models", list(a.models), list(b.models)))
     if a.model_errors != b.model_errors:
         out.append(FieldChange("model_errors", list(a.model_errors), list(b.model_errors)))
+    if a.refused != b.refused:
+        out.append(FieldChange("refused", a.refused, b.refused))
     if a.checks != b.checks:
         out.append(FieldChange("verification", _checks(a.checks), _checks(b.checks)))
     if a.interrupts != b.interrupts:
@@ -448,6 +450,7 @@ def _step_plain(s: StepView) -> dict[str, Any]:
         "text": s.text,
         "models": list(s.models),
         "model_errors": list(s.model_errors),
+        **({"refused": s.refused} if s.refused is not None else {}),
         "verification": _checks(s.checks),
         "interrupts": _interrupts(s.interrupts),
         "outcome": s.outcome,
@@ -467,6 +470,8 @@ def describe_action(step: StepView, width: int = 72) -> str:
     if step.signature[0][0] == NO_REPLY:
         why = ", ".join(step.model_errors) or step.outcome or "the run ended"
         return f"no reply ({why})"
+    if step.refused is not None:
+        return f"refused reply ({step.refused}) " + _short(step.text or "", width)
     return "answer " + _short(step.text or "", width)
 
 

@@ -20,6 +20,7 @@ from govrun.runtime.trace.events import (
     ModelRequest,
     ModelResponse,
     PolicyDecision,
+    ReplyRefused,
     Route,
     RunFinished,
     RunStarted,
@@ -76,6 +77,10 @@ class RunSummary:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Usage per name under `models:` (from run_finished)."""
     compactions: list[str] = field(default_factory=list)
+    refused: Counter[str] = field(default_factory=Counter)
+    """Replies that were no answer, by kind (length, empty, text_tool_call, …)."""
+    estimated: bool = False
+    """Some reply reported no usage: the token counts include govrun's estimate."""
 
     @property
     def tokens(self) -> int:
@@ -114,9 +119,12 @@ def _fold(s: RunSummary, e: Event) -> None:
             s.model_calls += 1
             if e.error:
                 s.model_errors += 1
+            s.estimated = s.estimated or bool(e.estimated_usage)
             s.prompt_tokens += e.usage.get("prompt_tokens", 0)
             s.completion_tokens += e.usage.get("completion_tokens", 0)
             s.cost_usd += e.cost_usd
+        case ReplyRefused():
+            s.refused[e.kind] += 1
         case PolicyDecision(effect="deny"):
             s.denials.append(Denial(e.step, e.tool, e.rule, e.reason))
         case ToolCall(decision=CallDecision(effect="deny") as d):

@@ -427,11 +427,15 @@ def _action(events: list[dict[str, Any]]) -> str:
     if reply is None:
         error = next((e for e in events if e["type"] == "model_response"), None)
         return f"model error: {error.get('error')}" if error else "—"
-    calls = reply.get("tool_calls") or []
+    parsed = next((e for e in events if e["type"] == "text_tool_calls"), None)
+    calls = reply.get("tool_calls") or (parsed or {}).get("calls") or []
     if calls:
         return ", ".join(f"{c.get('name')}({_args(c.get('arguments'))})" for c in calls)
     content = reply.get("content")
     text = content if isinstance(content, str) else "[large answer]" if content else ""
+    refused = next((e for e in events if e["type"] == "reply_refused"), None)
+    if refused is not None:
+        return f"refused ({refused.get('kind')}): " + " ".join(text.split())
     return "answer: " + " ".join(text.split())
 
 
@@ -497,7 +501,9 @@ def _status(events: list[dict[str, Any]], *, live: bool) -> tuple[Status, str | 
                 seen.add("tool_error")
         elif kind == "verification" and e.get("failure_class"):
             seen.add("verification_failed")
-        elif kind == "model_response" and e.get("error") and not e.get("retryable"):
+        elif (kind == "model_response" and e.get("error") and not e.get("retryable")) or (
+            kind == "reply_refused"
+        ):
             seen.add("model_error")
         elif kind == "step_finished":
             if e.get("outcome") == "final":

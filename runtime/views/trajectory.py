@@ -41,9 +41,11 @@ from govrun.runtime.trace.reader import (
 Signature = tuple[tuple[str, str], ...]
 """What a step did, as the aligner sees it: ``(tool, canonical JSON arguments)`` for each
 proposed call, or ``(("final", answer),)`` for a step that answered without calls, or
+``(("refused", "KIND: text"),)`` for a reply that was no answer (``reply_refused``), or
 ``(("no_reply", ""),)`` when the model never answered (it failed, or the run stopped first)."""
 
 FINAL = "final"
+REFUSED = "refused"
 NO_REPLY = "no_reply"
 
 _SKIPPED = (
@@ -159,6 +161,8 @@ class StepView:
     tokens: int = field(default=0, compare=False)
     cost_usd: float = field(default=0.0, compare=False)
     duration_ms: float = field(default=0.0, compare=False)
+    refused: str | None = None
+    """The kind of a reply that was no answer (``reply_refused``: length, empty, …)."""
 
     @property
     def is_final(self) -> bool:
@@ -305,6 +309,7 @@ class _StepAcc:
         "interrupts",
         "models",
         "outcome",
+        "refused",
         "replied",
         "step",
         "text",
@@ -317,6 +322,7 @@ class _StepAcc:
         self.errors: list[str] = []
         self.text: str | None = None
         self.replied = False
+        self.refused: str | None = None  # the kind of a reply that was no answer
         self.calls: list[_CallAcc] = []
         self.decided = 0  # policy decisions seen: the loop governs the calls in order
         self.current: _CallAcc | None = None  # the call being governed
@@ -341,6 +347,8 @@ class _StepAcc:
         calls = tuple([c.view() for c in self.calls])
         if calls:
             signature: Signature = tuple([(c.tool, c.arguments_json) for c in calls])
+        elif self.refused is not None:
+            signature = ((REFUSED, f"{self.refused}: {self.text or ''}"),)
         elif self.replied:
             signature = ((FINAL, self.text or ""),)
         else:
@@ -358,6 +366,7 @@ class _StepAcc:
             self.tokens,
             round(self.cost, 8),
             self.duration_ms,
+            self.refused,
         )
 
 
@@ -383,6 +392,8 @@ class _Builder:
         self._handlers = {
             "step_started": self._step,
             "model_response": self._model_response,
+            "reply_refused": self._reply_refused,
+            "text_tool_calls": self._text_tool_calls,
             "tool_call": self._tool_call,
             "tool_call_proposed": self._proposed,
             "policy_decision": self._policy,
@@ -506,6 +517,19 @@ class _Builder:
         acc.calls = [
             _CallAcc(str(c.get("id", "")), str(c["name"]), _text(c.get("arguments")) or "")
             for c in e.get("tool_calls") or ()
+        ]
+
+    def _reply_refused(self, e: dict[str, Any]) -> None:
+        acc = self._step(e)
+        acc.refused = str(e["kind"])
+        acc.errors.append(str(e.get("failure_class") or "model_error"))
+
+    def _text_tool_calls(self, e: dict[str, Any]) -> None:
+        """Calls parsed from the reply's text: the step's calls, as a native reply's are."""
+        acc = self._step(e)
+        acc.calls = [
+            _CallAcc(str(c.get("id", "")), str(c["name"]), _text(c.get("arguments")) or "")
+            for c in e["calls"]
         ]
 
     def _proposed(self, e: dict[str, Any]) -> None:
