@@ -17,6 +17,7 @@ import typer
 from govrun.cli.commands.ctl import ctl_app
 from govrun.cli.commands.ctl import status as status_command
 from govrun.cli.commands.diff import diff as diff_command
+from govrun.cli.commands.export import export_app
 from govrun.cli.commands.init import init as init_command
 from govrun.cli.commands.inspect import inspect as inspect_command
 from govrun.cli.commands.keys import keys_app
@@ -69,6 +70,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
 app.command(name="status")(status_command)
 app.add_typer(ctl_app, name="ctl")
+app.add_typer(export_app, name="export")
 
 ManifestPath = Annotated[
     Path, typer.Argument(help="The agent manifest (YAML).", metavar="AGENT.yaml")

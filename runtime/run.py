@@ -12,8 +12,9 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from govrun.runtime import __version__
 from govrun.runtime.errors import GovrunError, TraceError
@@ -23,6 +24,7 @@ from govrun.runtime.govern.preflight import check_runnable
 from govrun.runtime.govern.toolbox import LiveTools
 from govrun.runtime.loop import GovernedLoop, RunResult
 from govrun.runtime.manifest.schema import Manifest
+from govrun.runtime.manifest.telemetry import Telemetry
 from govrun.runtime.manifest.workspace import (
     WorkspaceCopy,
     make_workspace,
@@ -36,6 +38,9 @@ from govrun.runtime.trace.canonical import blob_dir, canonical, sha256_hex
 from govrun.runtime.trace.events import SCHEMA_MINOR
 from govrun.runtime.trace.signing import Signer, load_default_signer
 from govrun.runtime.trace.writer import Durability, Observer, TraceWriter
+
+if TYPE_CHECKING:
+    from govrun.runtime.telemetry.live import LiveExport
 
 
 def new_run_id(agent: str) -> str:
@@ -77,6 +82,8 @@ def run_agent(
     manifest_path: str | Path | None = None,
     signer: Signer | None = None,
     registry: Registry | None = None,
+    telemetry: Telemetry | None = None,
+    on_telemetry_problem: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run ``manifest`` on ``task`` under the governed loop, writing a new trace.
 
@@ -92,6 +99,10 @@ def run_agent(
     `govrun run` passes one) nothing is written besides the trace — and, for a manifest with
     `workspace:`, the run's copy of its template in ``TRACE.workspace/`` (the result's
     ``workspace``), where its tools work.
+
+    ``telemetry`` (default: the manifest's `telemetry:`) exports the run live as
+    OpenTelemetry spans; a problem reaching the collector goes to ``on_telemetry_problem``
+    (default: a logging warning), once, and never to the run.
     """
     env = os.environ if env is None else env
     task = task if task is not None else manifest.input
@@ -117,6 +128,9 @@ def run_agent(
     workspace = manifest.workspace_copy
     # before the trace exists: a refused run leaves none (its models are built: see above)
     toolbox = check_runnable(manifest, scripts=False)
+    watched = telemetry or manifest.telemetry
+    live = _live_export(watched, path, env, on_telemetry_problem) if watched else None
+    observers = [*observers, live] if live is not None else observers
     policy = PolicyEngine(manifest)
     signer = signer or load_default_signer()
     clock = clock or SystemClock()
@@ -149,6 +163,8 @@ def run_agent(
             taps=registration.taps if registration is not None else None,
         )
     except BaseException:
+        if live is not None:
+            live.close()
         if registration is not None:
             registration.discard()
         if made is not None:
@@ -198,11 +214,28 @@ def run_agent(
         try:
             writer.close()
         finally:
+            if live is not None:
+                live.close()
             toolbox.close()
             if steering is not None:
                 steering.close()
             if registration is not None:
                 registration.close()
+
+
+def _live_export(
+    telemetry: Telemetry,
+    path: Path,
+    env: Mapping[str, str],
+    say: Callable[[str], None] | None,
+) -> LiveExport:
+    """The live exporter, before the trace exists: a missing extra or a bad endpoint
+    refuses the run rather than running it unwatched."""
+    from govrun.runtime.telemetry.live import LiveExport, destination_of
+    from govrun.runtime.telemetry.sdk import require_otel
+
+    require_otel(destination_of(telemetry, env).protocol)
+    return LiveExport(telemetry, trace_path=path, env=env, say=say)
 
 
 def _user() -> str:

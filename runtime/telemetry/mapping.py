@@ -141,7 +141,7 @@ class SpanMapper:
                     "gen_ai.agent.name": e.agent,
                     "gen_ai.agent.description": e.manifest.get("description"),
                     "gen_ai.conversation.id": e.run_id,
-                    "gen_ai.provider.name": PROVIDERS.get(str(model.get("provider")), None),
+                    "gen_ai.provider.name": PROVIDERS.get(str(model.get("provider"))),
                     "gen_ai.request.model": model.get("name"),
                     "govrun.run_id": e.run_id,
                     "govrun.trace.path": self.trace_path,
