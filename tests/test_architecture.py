@@ -118,8 +118,9 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 """The rooms from the bottom up (DESIGN section 1). A module imports only from its own
 layer or below: the spine's ports and errors, then what a run is made of (manifest,
-tools, trace), models and telemetry (which reads trace events), the governed step's stages, the undo and control mechanics the
-loop uses, the loop, wiring a run, replay, and what acts on or reads finished runs."""
+tools, trace), models and telemetry (which reads trace events), the governed step's
+stages, the undo and control mechanics the loop uses, the loop, wiring a run, replay, and
+what acts on or reads finished runs."""
 
 
 def layer(module: str) -> int:

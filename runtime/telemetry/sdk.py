@@ -70,6 +70,7 @@ class Converter:
         self._scope = InstrumentationScope(SCOPE, __version__)
 
     def __call__(self, plan: SpanPlan) -> ReadableSpan:
+        from opentelemetry.attributes import BoundedAttributes
         from opentelemetry.sdk.trace import Event, ReadableSpan
         from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
         from opentelemetry.trace.status import Status, StatusCode
@@ -85,7 +86,8 @@ class Converter:
             context=context(plan.trace_id, plan.span_id),
             parent=context(plan.trace_id, plan.parent_id) if plan.parent_id else None,
             resource=self._resource,
-            attributes=plan.attributes,
+            # validated and made immutable as a span the SDK's tracer records would be
+            attributes=BoundedAttributes(attributes=plan.attributes, immutable=True),
             events=[Event(e.name, e.attributes, e.time_ns) for e in plan.events],
             links=[
                 Link(context(link.trace_id, link.span_id, remote=True), link.attributes)
