@@ -90,6 +90,13 @@ def validate(manifest: ManifestPath) -> None:
 
     m = load_manifest(manifest)
     check_runnable(m)  # what `run` checks before its first step
+    if m.telemetry is not None:  # and where it would export, with what
+        import os
+
+        from govrun.runtime.telemetry.live import destination_of
+        from govrun.runtime.telemetry.sdk import require_otel
+
+        require_otel(destination_of(m.telemetry, os.environ).protocol)
     configs = m.models or {"model": m.model}
     for config in configs.values():
         if config.provider == "scripted":  # and the model script it reads

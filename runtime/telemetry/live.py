@@ -60,7 +60,7 @@ class LiveExport:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         self.destination = destination_of(telemetry, env)
-        self._say = say or _log.warning
+        self._say = _Once(say or _log.warning)
         inner = exporter if exporter is not None else otlp_exporter(self.destination)
         self.exporter: Any = reporting(inner, where=self.destination.describe(), say=self._say)
         self._processor = BatchSpanProcessor(self.exporter, schedule_delay_millis=1000)
@@ -93,7 +93,7 @@ class LiveExport:
         ending.daemon = True
         ending.start()
         ending.join(self._wait_s)
-        if ending.is_alive() and self.exporter.problem is None:
+        if ending.is_alive():
             self._say(
                 f"telemetry: {self.destination.describe()} did not take the last spans "
                 f"within {self._wait_s:g}s; they are dropped"
@@ -102,3 +102,20 @@ class LiveExport:
     def _stop(self, message: str) -> None:
         self._stopped = True
         self._say(message)
+
+
+class _Once:
+    """Says the first thing only: an unreachable collector is one message per run, whether
+    the exporter's thread or the end of the run notices first."""
+
+    def __init__(self, say: Say) -> None:
+        self._say = say
+        self._lock = threading.Lock()
+        self._said = False
+
+    def __call__(self, text: str) -> None:
+        with self._lock:
+            if self._said:
+                return
+            self._said = True
+        self._say(text)

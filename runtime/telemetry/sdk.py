@@ -171,6 +171,15 @@ def reporting(inner: SpanExporter, *, where: str, say: Say) -> Any:
 _REPORTING: type[Any] | None = None
 
 
+def _plain(logged: str) -> str:
+    """The exporter's first complaint, or what its give-up line means."""
+    if not logged:
+        return "the exporter reported a failure"
+    if "due to timeout, max retries or shutdown" in logged:
+        return "no answer within the export timeout: is a collector listening there?"
+    return logged
+
+
 def _reporting_class() -> type[Any]:
     """The wrapper class, made on first use so that this module imports without the SDK."""
     global _REPORTING
@@ -196,7 +205,7 @@ def _reporting_class() -> type[Any]:
                 return result
             self.lost += len(spans)
             if self.problem is None:
-                self.problem = self._heard.first or "the exporter reported a failure"
+                self.problem = _plain(self._heard.first)
                 self._say(f"telemetry: could not export spans to {self.where} ({self.problem})")
             return result
 
