@@ -5,7 +5,8 @@
 Runs each benchmark as its own process, in this order, printing its table: peers (the step
 table against LangGraph, the OpenAI Agents SDK and the floors), trace, loop, replay, corpus
 (`govrun replay` over 200 traces, --jobs 1 against --jobs 2), diff, inspect, pycall (a
-Python tool's cost per call, inline and under `isolation: process`). A benchmark whose
+Python tool's cost per call, inline and under `isolation: process`), otel (export spans/s of
+a 10,000-step trace, and live export's cost to a run). A benchmark whose
 module is missing is skipped; one that fails is reported and the rest still run. Then prints
 every target with its measured value and met / missed, read from the results each benchmark
 wrote during this run, and writes them all to benchmarks/results/summary.json. Exit 1 if a
@@ -147,6 +148,26 @@ def inspect_targets(data: dict[str, Any]) -> list[Target]:
     return found
 
 
+def otel_targets(data: dict[str, Any]) -> list[Target]:
+    spans = f"{data['spans']:,} spans of a {data['steps']:,}-step trace"
+    return [
+        target(
+            "otel",
+            f"export over OTLP/HTTP to 127.0.0.1 ({spans})",
+            f"{data['spans_per_s_otlp_http']:,.0f} spans/s "
+            f"({data['spans_per_s_map']:,.0f} mapping only)",
+            None,
+        ),
+        target(
+            "otel",
+            "live export's cost to the run (same run unwatched = 1)",
+            f"x{data['live_overhead']:.2f} with an instant model "
+            f"(+{data['live_us_per_step']:,.0f} µs/step)",
+            None,
+        ),
+    ]
+
+
 def pycall_targets(data: dict[str, Any]) -> list[Target]:
     """No target: what `isolation: process` costs per call, for the README."""
     return [
@@ -177,6 +198,7 @@ STAGES = [
     Stage("diff", "benchmarks.bench_diff", "diff.json", diff_targets),
     Stage("inspect", "benchmarks.bench_inspect", "inspect.json", inspect_targets),
     Stage("pycall", "benchmarks.bench_pycall", "pycall.json", pycall_targets),
+    Stage("otel", "benchmarks.bench_otel", "otel.json", otel_targets),
 ]
 
 

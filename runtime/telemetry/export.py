@@ -19,6 +19,7 @@ from govrun.runtime.errors import TraceError
 from govrun.runtime.telemetry.mapping import SpanMapper
 from govrun.runtime.telemetry.sdk import Converter, Say, reporting
 from govrun.runtime.telemetry.spans import SpanPlan
+from govrun.runtime.trace.canonical import blob_dir
 from govrun.runtime.trace.events import parse_event
 from govrun.runtime.trace.record import Record
 
@@ -47,8 +48,11 @@ def trace_spans(path: str | Path, *, content: bool = False) -> list[SpanPlan]:
     record = Record.load(path)
     mapper = SpanMapper(trace_path=str(path), content=content)
     spans: list[SpanPlan] = []
+    blobs = blob_dir(path).is_dir()  # without a sidecar folder, no event refers to one
     for seq, stored in enumerate(record.events):
-        data = record.resolved(stored) if content else _without_blobs(stored)
+        data = (
+            stored if not blobs else record.resolved(stored) if content else _without_blobs(stored)
+        )
         if record.origins is not None:
             data = {**data, "seq": record.origins[seq][0][0]}
         try:

@@ -1,17 +1,20 @@
 """Live export: a run's observer that turns each event into the spans it ends and hands
 them to the SDK's batch processor, which exports from its own thread.
 
-Nothing here can slow, fail or alter the run: the observer only maps an event and queues
-finished spans (the batch processor drops spans rather than block when its queue is full);
-export happens on the processor's thread; an unreachable or hanging collector is said once;
-and any error in mapping stops the export, never the run. The end of the run waits at most
-the destination's timeout for the last spans to leave.
+Nothing here can slow, fail or alter the run: the observer only appends the event to a
+queue; a thread of its own maps events to spans and hands them to the SDK's batch
+processor, which exports from its thread and drops spans rather than block when its queue
+is full; an unreachable or hanging collector is said once; any error in mapping stops the
+export, never the run. The end of the run waits at most the destination's timeout for the
+last spans to leave.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +27,14 @@ from govrun.runtime.trace.events import Event
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
+
+_QUEUE = 65_536
+"""Spans the batch processor holds before it drops (its default, 2,048, is a few hundred
+steps of a fast agent)."""
+_WAKE_AT = 256
+"""Events queued before the mapping thread is woken early."""
+_MAP_EVERY_S = 0.2
+"""How often the mapping thread looks at the queue otherwise."""
 
 DEFAULT_WAIT_S = 10.0
 """How long the end of a run waits for its last spans without a configured timeout."""
@@ -63,45 +74,75 @@ class LiveExport:
         self._say = _Once(say or _log.warning)
         inner = exporter if exporter is not None else otlp_exporter(self.destination)
         self.exporter: Any = reporting(inner, where=self.destination.describe(), say=self._say)
-        self._processor = BatchSpanProcessor(self.exporter, schedule_delay_millis=1000)
+        self._processor = BatchSpanProcessor(
+            self.exporter, max_queue_size=_QUEUE, schedule_delay_millis=1000
+        )
         self._mapper = SpanMapper(trace_path=str(trace_path), content=telemetry.capture_content)
         self._convert = Converter(env)
         self._wait_s = telemetry.otlp.timeout_s or DEFAULT_WAIT_S
         self._stopped = False
+        self._queue: deque[Event | None] = deque()
+        self._wake = threading.Event()
+        self._mapping = threading.Thread(target=self._map, name="govrun-otel-map", daemon=True)
+        self._mapping.start()
 
     def __call__(self, event: Event) -> None:
-        if self._stopped:
-            return
-        try:
-            for plan in self._mapper.feed(event):
-                self._processor.on_end(self._convert(plan))
-        except Exception as exc:  # telemetry must never reach the run: stop exporting, say so
-            self._stop(f"telemetry stopped: could not map event {event.seq} ({exc})")
+        """The observer: O(1) on the loop's thread."""
+        self._queue.append(event)
+        if len(self._queue) >= _WAKE_AT:
+            self._wake.set()
 
     def close(self) -> None:
         """End what is still open (a run that halted) and let the last spans leave, waiting
         at most the destination's timeout."""
-        if not self._stopped:
-            try:
-                for plan in self._mapper.close():
-                    self._processor.on_end(self._convert(plan))
-            except Exception as exc:  # as in __call__
-                self._say(f"telemetry stopped: could not end the run's spans ({exc})")
-        self._stopped = True
+        self._queue.append(None)
+        self._wake.set()
+        started = time.monotonic()
+        self._mapping.join(self._wait_s)
+        wait = max(0.0, self._wait_s - (time.monotonic() - started))
         # the processor's own shutdown may wait 30 s on a hanging collector: bound it
         ending = threading.Thread(target=self._processor.shutdown, name="govrun-otel-end")
         ending.daemon = True
         ending.start()
-        ending.join(self._wait_s)
+        ending.join(wait)
         if ending.is_alive():
             self._say(
                 f"telemetry: {self.destination.describe()} did not take the last spans "
                 f"within {self._wait_s:g}s; they are dropped"
             )
 
-    def _stop(self, message: str) -> None:
+    def _map(self) -> None:
+        """The mapping thread: events to spans to the batch processor, until the run ends
+        (None) or mapping fails (then the export stops; the run goes on)."""
+        while True:
+            self._wake.wait(_MAP_EVERY_S)
+            self._wake.clear()
+            while self._queue:
+                event = self._queue.popleft()
+                if event is None:
+                    self._end()
+                    return
+                self._feed(event)
+
+    def _feed(self, event: Event) -> None:
+        if self._stopped:
+            return
+        try:
+            for plan in self._mapper.feed(event):
+                self._processor.on_end(self._convert(plan))
+        except Exception as exc:  # telemetry must never reach the run: stop, say
+            self._stopped = True
+            self._say(f"telemetry stopped: could not map event {event.seq} ({exc})")
+
+    def _end(self) -> None:
+        if self._stopped:
+            return
+        try:
+            for plan in self._mapper.close():
+                self._processor.on_end(self._convert(plan))
+        except Exception as exc:  # as in _map
+            self._say(f"telemetry stopped: could not end the run's spans ({exc})")
         self._stopped = True
-        self._say(message)
 
 
 class _Once:

@@ -70,7 +70,6 @@ class Converter:
         self._scope = InstrumentationScope(SCOPE, __version__)
 
     def __call__(self, plan: SpanPlan) -> ReadableSpan:
-        from opentelemetry.attributes import BoundedAttributes
         from opentelemetry.sdk.trace import Event, ReadableSpan
         from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
         from opentelemetry.trace.status import Status, StatusCode
@@ -86,8 +85,10 @@ class Converter:
             context=context(plan.trace_id, plan.span_id),
             parent=context(plan.trace_id, plan.parent_id) if plan.parent_id else None,
             resource=self._resource,
-            # validated and made immutable as a span the SDK's tracer records would be
-            attributes=BoundedAttributes(attributes=plan.attributes, immutable=True),
+            # sequences as the SDK's tracer records them (the plan's values are already valid)
+            attributes={
+                k: tuple(v) if isinstance(v, list) else v for k, v in plan.attributes.items()
+            },
             events=[Event(e.name, e.attributes, e.time_ns) for e in plan.events],
             links=[
                 Link(context(link.trace_id, link.span_id, remote=True), link.attributes)
