@@ -318,3 +318,32 @@ def test_content_only_when_asked_and_redacted_as_the_trace_is(governed: Path) ->
 def one(items: list[ReadableSpan]) -> ReadableSpan:
     assert len(items) == 1, [s.name for s in items]
     return items[0]
+
+
+def test_the_telemetry_section_is_checked_and_never_recorded(tmp_path: Path) -> None:
+    from govrun.runtime.errors import ManifestError
+    from govrun.runtime.manifest.schema import manifest_json_schema
+
+    watched = {"otlp": {"endpoint": "http://127.0.0.1:4318", "headers": {"k": "${KEY}"}}}
+    plain = prepare(tmp_path / "a", governed_manifest(), script=SCRIPT)
+    m = prepare(
+        tmp_path / "b", governed_manifest(telemetry=watched), script=SCRIPT, env={"KEY": "v"}
+    )
+    assert m.telemetry is not None and m.telemetry.otlp.headers == {"k": "v"}
+    assert m.telemetry.otlp.timeout_s == 10 and m.telemetry.capture_content is False
+    assert "telemetry" not in m.canonical_dict()
+    assert m.canonical_dict() == plain.canonical_dict()  # the same manifest hash
+    assert "telemetry" in manifest_json_schema()["properties"]
+    for bad, says in (
+        ({"otlp": {"endpont": "http://x"}}, "telemetry.otlp.endpont: unknown key"),
+        (
+            {"otlp": {"endpoint": "localhost:4318"}},
+            "telemetry.otlp.endpoint: expected an http(s) URL",
+        ),
+        ({"otlp": {"protocol": "http/json"}}, "telemetry.otlp.protocol"),
+        ({"otlp": {"timeout_s": 0}}, "telemetry.otlp.timeout_s"),
+        ({}, "telemetry.otlp"),
+    ):
+        with pytest.raises(ManifestError) as caught:
+            prepare(tmp_path / "c", governed_manifest(telemetry=bad), script=SCRIPT)
+        assert any(says in p for p in caught.value.problems), caught.value.problems
