@@ -236,3 +236,24 @@ def test_a_collector_that_is_down_or_hangs_never_slows_or_alters_the_run(
             assert len(said) == 1, said  # said once, not per batch or retry
             assert endpoint in said[0]
     assert "could not export" in said[0] or "did not take" in said[0]
+
+
+def test_a_resume_under_a_watched_manifest_exports_live_and_links_its_parent(
+    tmp_path: Path,
+) -> None:
+    stopped = run_governed(tmp_path / "first")  # stopped by its step budget
+    parent = Record.load(stopped).run_id
+    with otlp_receiver() as receiver:
+        watched = governed_manifest(
+            budgets={"max_steps": 10}, telemetry={"otlp": {"endpoint": receiver.base}}
+        )
+        prepare(tmp_path / "first", watched, script=SCRIPT)
+        out = tmp_path / "resumed.jsonl"
+        ran = govrun("resume", stopped, "--manifest", tmp_path / "first" / MANIFEST, "-o", out)
+        spans = list(receiver.spans)
+    assert ran.code == 0, ran.flat
+    root = next(s for s in spans if not s.parent_span_id)
+    assert root.links == [(f"{trace_id(parent):032x}", f"{span_id(parent, 0):016x}")]
+    assert root.attributes["govrun.parent.kind"] == "resume"
+    assert root.attributes["govrun.run.status"] == "completed"
+    assert root.trace_id == f"{trace_id(Record.load(out).run_id):032x}"

@@ -7,6 +7,7 @@ policy would change (over one trace or a folder of them); `--live-from` forks a 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from govrun.cli.commands.replay_many import replay_target
 from govrun.cli.commands.run import ApproveMode, Frontend, _summary, frontend, told
@@ -214,7 +216,7 @@ def _fork(
         m, approve=approve, approvals=approvals, approver=approver, json_events=json_output
     )
     target = replay_target(output, record, several=False, n=1, label="fork")
-    with told(m, err if json_output else out), ui.running():
+    with told(m, err if json_output else out), ui.running(), _watched(new, target) as watch:
         outcome = run_replay(
             record,
             target,
@@ -222,10 +224,21 @@ def _fork(
             live_from=live_from,
             live=_live_ports(m, ui),
             signer=_signer(key),
-            observers=ui.observers,
+            observers=[*ui.observers, *watch],
             secrets=m.secret_values(os.environ),
         )
     _report_live(outcome, m, "forked", json_output)
+
+
+def _watched(new: Manifest | None, target: Path) -> contextlib.AbstractContextManager[list[Any]]:
+    """A fork or resume goes live: exported as it goes when its --manifest says
+    `telemetry:` (the recorded manifest never holds the section)."""
+    from govrun.runtime.telemetry.live import watching
+
+    def say(text: str) -> None:
+        err.print(f"[yellow]{escape(text)}[/]")
+
+    return watching(new.telemetry if new else None, trace_path=target, env=os.environ, say=say)
 
 
 class InFlight(StrEnum):
@@ -293,7 +306,7 @@ def resume(
             hint="Pass --in-flight rerun or --in-flight skip.",
         )
     target = replay_target(output, record, several=False, n=1, label="resume")
-    with told(m, err if json_output else out), ui.running():
+    with told(m, err if json_output else out), ui.running(), _watched(new, target) as watch:
         outcome = run_replay(
             record,
             target,
@@ -301,7 +314,7 @@ def resume(
             resume=True,
             live=_live_ports(m, ui, in_flight),
             signer=_signer(key),
-            observers=ui.observers,
+            observers=[*ui.observers, *watch],
             secrets=m.secret_values(os.environ),
         )
     if finished is not None and finished.get("failure_class") == "budget_exceeded" and not new:

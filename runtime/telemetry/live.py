@@ -11,19 +11,21 @@ last spans to leave.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from govrun.runtime.manifest.telemetry import Telemetry
 from govrun.runtime.telemetry.destination import Destination, resolve
 from govrun.runtime.telemetry.mapping import SpanMapper
-from govrun.runtime.telemetry.sdk import Converter, Say, otlp_exporter, reporting
+from govrun.runtime.telemetry.sdk import Converter, Say, otlp_exporter, reporting, require_otel
 from govrun.runtime.trace.events import Event
+from govrun.runtime.trace.writer import Observer
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -68,9 +70,10 @@ class LiveExport:
     ) -> None:
         """Refuses (GovrunError) before the run starts if the extra is missing or the
         destination is not a URL; ``exporter`` replaces the OTLP one (tests, embedders)."""
+        self.destination = destination_of(telemetry, env)
+        require_otel(self.destination.protocol)
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        self.destination = destination_of(telemetry, env)
         self._say = _Once(say or _log.warning)
         inner = exporter if exporter is not None else otlp_exporter(self.destination)
         self.exporter: Any = reporting(inner, where=self.destination.describe(), say=self._say)
@@ -143,6 +146,22 @@ class LiveExport:
         except Exception as exc:  # as in _map
             self._say(f"telemetry stopped: could not end the run's spans ({exc})")
         self._stopped = True
+
+
+@contextlib.contextmanager
+def watching(
+    telemetry: Telemetry | None, *, trace_path: str | Path, env: Mapping[str, str], say: Say
+) -> Iterator[list[Observer]]:
+    """Observers (none, or a :class:`LiveExport`) for a live run, closed when it ends: for
+    runs that do not go through :func:`govrun.runtime.run.run_agent` (fork, resume)."""
+    if telemetry is None:
+        yield []
+        return
+    live = LiveExport(telemetry, trace_path=trace_path, env=env, say=say)
+    try:
+        yield [live]
+    finally:
+        live.close()
 
 
 class _Once:

@@ -15,7 +15,7 @@ the spans still open.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -433,7 +433,7 @@ class SpanMapper:
     def _step_finished(self, run: _Run, e: ev.StepFinished, at: int) -> list[SpanPlan]:
         return self._end_calls(run, lambda key: key[0] <= e.step)
 
-    def _end_calls(self, run: _Run, which: Any) -> list[SpanPlan]:
+    def _end_calls(self, run: _Run, which: Callable[[tuple[int, str]], bool]) -> list[SpanPlan]:
         ended = [key for key in run.calls if which(key)]
         return [_ended(run.calls.pop(key).span, 0) for key in ended]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from govrun.runtime import __version__
 from govrun.runtime.errors import GovrunError
@@ -154,18 +154,11 @@ def quiet_sdk_logs() -> _Heard:
     return _HEARD
 
 
-class Counted(Protocol):
-    """What :func:`reporting` adds to an exporter: spans sent and lost, the first problem."""
-
-    sent: int
-    lost: int
-    problem: str | None
-
-
 def reporting(inner: SpanExporter, *, where: str, say: Say) -> Any:
     """``inner`` wrapped to count spans sent and lost, and to say the first failure once
     (an unreachable collector would otherwise be reported for every batch). The result is
-    a SpanExporter and :class:`Counted`."""
+    a SpanExporter with ``sent`` and ``lost`` (span counts) and ``problem`` (the first
+    failure, or None)."""
     return _reporting_class()(inner, where=where, say=say)
 
 

@@ -44,9 +44,7 @@ def governed_manifest(**sections: Any) -> dict[str, Any]:
         name="governed",
         tools=[read, {**write, "verify": [check]}, delete],
         policy={"default": "deny", "rules": rules},
-        secrets=list(SECRET_ENV),
-        budgets={"max_steps": 4},
-        **sections,
+        **{"secrets": list(SECRET_ENV), "budgets": {"max_steps": 4}, **sections},
     )
 
 
