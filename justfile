@@ -22,8 +22,9 @@ demo:
 # The peers are installed first (benchmarks/requirements-peers.txt); benchmarks/run_all.py then
 # runs, each in its own process, bench_peers (the step table against them), bench_trace,
 # bench_loop, bench_replay, bench_corpus (replay of 200 traces, --jobs 1 against --jobs 2),
-# bench_diff, bench_inspect and bench_pycall (a Python tool's cost per call, inline and under
-# isolation: process), and prints every target met / missed.
+# bench_diff, bench_inspect, bench_pycall (a Python tool's cost per call, inline and under
+# isolation: process) and bench_otel (OpenTelemetry export spans/s of a 10,000-step trace, and
+# live export's cost to a run), and prints every target met / missed.
 # A new benchmark goes in run_all's STAGES.
 # Benchmarks (not tests): print tables, write benchmarks/results/*.json and summary.json.
 bench:
