@@ -257,3 +257,12 @@ def test_a_resume_under_a_watched_manifest_exports_live_and_links_its_parent(
     assert root.attributes["govrun.parent.kind"] == "resume"
     assert root.attributes["govrun.run.status"] == "completed"
     assert root.trace_id == f"{trace_id(Record.load(out).run_id):032x}"
+
+
+def test_a_crashed_or_altered_trace_exports_with_a_warning() -> None:
+    traces = REPO / "fixtures" / "traces"
+    ran = govrun("export", "otel", traces / "tampered.jsonl", traces / "torn.jsonl", "--dry-run")
+    assert ran.code == 0
+    assert "tampered.jsonl was altered" in ran.err and "torn.jsonl is torn" in ran.err
+    roots = [s for s in orjson.loads(ran.out) if s["parent_span_id"] is None]
+    assert [r["attributes"]["govrun.run.status"] for r in roots] == ["completed", "unfinished"]

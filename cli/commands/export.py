@@ -92,9 +92,12 @@ def otel(
     policy decisions, approvals, checks and hash-chain head as attributes). Exit 0 when
     every span was taken, 1 when some could not be sent, 2 for bad input or without the
     `govrun[otel]` extra."""
+    from govrun.cli.render.integrity import check_integrity
     from govrun.runtime.telemetry.destination import parse_headers, resolve
     from govrun.runtime.telemetry.export import trace_spans
 
+    for trace in traces:  # a crashed or altered trace still exports, and the person is told
+        check_integrity(trace, doing="export", refuse_altered=False)
     if dry_run:
         plans = [plan for path in traces for plan in trace_spans(path, content=content)]
         plans.sort(key=lambda plan: (plan.trace_id, plan.parent_id is not None, plan.start_ns))
