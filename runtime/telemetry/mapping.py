@@ -19,8 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from govrun.runtime.telemetry.content import as_json, input_messages, output_message, text_message
 from govrun.runtime.telemetry.ids import ROOT_SEQ, Times, span_id, trace_id
 from govrun.runtime.telemetry.spans import SpanEvent, SpanLink, SpanPlan, clean
 from govrun.runtime.trace import events as ev
@@ -156,9 +155,9 @@ class SpanMapper:
             ),
         )
         if self.content and e.input:
-            root.attributes["gen_ai.input.messages"] = _json([_text("user", e.input)])
+            root.attributes["gen_ai.input.messages"] = as_json([text_message("user", e.input)])
         if self.content and e.manifest.get("system"):
-            root.attributes["gen_ai.system_instructions"] = _json(
+            root.attributes["gen_ai.system_instructions"] = as_json(
                 [{"type": "text", "content": e.manifest["system"]}]
             )
         parent = e.parent or {}
@@ -204,8 +203,8 @@ class SpanMapper:
             )
         )
         if self.content and e.final_answer:
-            root.attributes["gen_ai.output.messages"] = _json(
-                [{**_text("assistant", e.final_answer), "finish_reason": "stop"}]
+            root.attributes["gen_ai.output.messages"] = as_json(
+                [{**text_message("assistant", e.final_answer), "finish_reason": "stop"}]
             )
         if e.status == "completed":
             root.status = "ok"
@@ -243,7 +242,7 @@ class SpanMapper:
             ),
         )
         if self.content:
-            span.attributes["gen_ai.input.messages"] = _json(_input_messages(e.messages_added))
+            span.attributes["gen_ai.input.messages"] = as_json(input_messages(e.messages_added))
         run.chat = _Chat(span, at)
         return []
 
@@ -286,7 +285,7 @@ class SpanMapper:
             )
         )
         if self.content:
-            span.attributes["gen_ai.output.messages"] = _json([_output_message(e)])
+            span.attributes["gen_ai.output.messages"] = as_json([output_message(e)])
         return [_ended(span, at)]
 
     def _end_failed_chat(self, run: _Run) -> list[SpanPlan]:
@@ -332,7 +331,7 @@ class SpanMapper:
         if self.content:
             arguments = e.canonical if e.canonical is not None else e.arguments
             span.attributes["gen_ai.tool.call.arguments"] = (
-                _json(arguments) if arguments is not None else str(e.raw_arguments or "")
+                as_json(arguments) if arguments is not None else str(e.raw_arguments or "")
             )
         if d.effect == "deny":
             span.fail(d.reason or "denied", d.failure_class or "policy_denied")
@@ -564,57 +563,6 @@ def _hashes(prefix: str, evidence: dict[str, Any]) -> dict[str, Any]:
         for key, value in sorted(evidence.items())
         if "sha256" in key and isinstance(value, str)
     }
-
-
-def _text(role: str, content: str) -> dict[str, Any]:
-    return {"role": role, "parts": [{"type": "text", "content": content}]}
-
-
-def _input_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The messages a request added, in the conventions' message shape."""
-    out = []
-    for message in messages:
-        role = str(message.get("role", "user"))
-        parts: list[dict[str, Any]] = []
-        if message.get("content"):
-            kind = "tool_call_response" if role == "tool" else "text"
-            key = "response" if role == "tool" else "content"
-            part: dict[str, Any] = {"type": kind, key: message["content"]}
-            if role == "tool":
-                part["id"] = message.get("tool_call_id")
-            parts.append(part)
-        for call in message.get("tool_calls") or []:
-            function = call.get("function", {})
-            parts.append(
-                {
-                    "type": "tool_call",
-                    "id": call.get("id"),
-                    "name": function.get("name"),
-                    "arguments": function.get("arguments"),
-                }
-            )
-        out.append({"role": role, "parts": parts})
-    return out
-
-
-def _output_message(e: ev.ModelResponse) -> dict[str, Any]:
-    parts: list[dict[str, Any]] = []
-    if e.content:
-        parts.append({"type": "text", "content": e.content})
-    for call in e.tool_calls:
-        parts.append(
-            {
-                "type": "tool_call",
-                "id": call.get("id"),
-                "name": call.get("name"),
-                "arguments": call.get("arguments"),
-            }
-        )
-    return {"role": "assistant", "parts": parts, "finish_reason": e.finish_reason or "stop"}
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _int(value: Any) -> int | None:
