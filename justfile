@@ -23,8 +23,10 @@ demo:
 # runs, each in its own process, bench_peers (the step table against them), bench_trace,
 # bench_loop, bench_replay, bench_corpus (replay of 200 traces, --jobs 1 against --jobs 2),
 # bench_diff, bench_inspect, bench_pycall (a Python tool's cost per call, inline and under
-# isolation: process), bench_mcp (a governed MCP call against a bare SDK call_tool loop) and
-# bench_temporal (50 runs over 2 workers against local runs), and prints every target met / missed.
+# isolation: process), bench_mcp (a governed MCP call against a bare SDK call_tool loop),
+# bench_temporal (50 runs over 2 workers against local runs) and bench_otel (OpenTelemetry
+# export spans/s of a 10,000-step trace, and live export's cost to a run), and prints every
+# target met / missed.
 # A new benchmark goes in run_all's STAGES.
 # Benchmarks (not tests): print tables, write benchmarks/results/*.json and summary.json.
 bench:

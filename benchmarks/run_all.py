@@ -7,7 +7,8 @@ table against LangGraph, the OpenAI Agents SDK and the floors), trace, loop, rep
 (`govrun replay` over 200 traces, --jobs 1 against --jobs 2), diff, inspect, pycall (a
 Python tool's cost per call, inline and under `isolation: process`), mcp (one governed MCP
 call over stdio against a bare SDK call_tool loop), temporal (50 runs over 2 workers against
-the same runs made locally). A benchmark whose
+the same runs made locally), otel (export spans/s of a 10,000-step trace, and live export's
+cost to a run). A benchmark whose
 module is missing is skipped; one that fails is reported and the rest still run. Then prints
 every target with its measured value and met / missed, read from the results each benchmark
 wrote during this run, and writes them all to benchmarks/results/summary.json. Exit 1 if a
@@ -149,6 +150,26 @@ def inspect_targets(data: dict[str, Any]) -> list[Target]:
     return found
 
 
+def otel_targets(data: dict[str, Any]) -> list[Target]:
+    spans = f"{data['spans']:,} spans of a {data['steps']:,}-step trace"
+    return [
+        target(
+            "otel",
+            f"export over OTLP/HTTP to 127.0.0.1 ({spans})",
+            f"{data['spans_per_s_otlp_http']:,.0f} spans/s "
+            f"({data['spans_per_s_map']:,.0f} mapping only)",
+            None,
+        ),
+        target(
+            "otel",
+            "live export's cost to the run (same run unwatched = 1)",
+            f"x{data['live_overhead']:.2f} with an instant model "
+            f"(+{data['live_us_per_step']:,.0f} µs/step)",
+            None,
+        ),
+    ]
+
+
 def pycall_targets(data: dict[str, Any]) -> list[Target]:
     """No target: what `isolation: process` costs per call, for the README."""
     return [
@@ -209,6 +230,7 @@ STAGES = [
     Stage("pycall", "benchmarks.bench_pycall", "pycall.json", pycall_targets),
     Stage("mcp", "benchmarks.bench_mcp", "mcp.json", mcp_targets),
     Stage("temporal", "benchmarks.bench_temporal", "temporal.json", temporal_targets),
+    Stage("otel", "benchmarks.bench_otel", "otel.json", otel_targets),
 ]
 
 

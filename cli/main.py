@@ -21,6 +21,7 @@ from govrun.cli.commands.approvals import reject as reject_command
 from govrun.cli.commands.ctl import ctl_app
 from govrun.cli.commands.ctl import status as status_command
 from govrun.cli.commands.diff import diff as diff_command
+from govrun.cli.commands.export import export_app
 from govrun.cli.commands.init import init as init_command
 from govrun.cli.commands.inspect import inspect as inspect_command
 from govrun.cli.commands.keys import keys_app
@@ -82,6 +83,7 @@ app.command(name="approve")(approve_command)
 app.command(name="reject")(reject_command)
 app.command(name="worker")(worker_command)
 app.command(name="submit")(submit_command)
+app.add_typer(export_app, name="export")
 
 ManifestPath = Annotated[
     Path, typer.Argument(help="The agent manifest (YAML).", metavar="AGENT.yaml")
@@ -107,6 +109,11 @@ def validate(manifest: ManifestPath) -> None:
     with servers_started(m, lock_path(manifest)) as mcp:  # its MCP servers list their tools
         check_runnable(mcp.manifest, mcp_tools=mcp.tools)  # what `run` checks before step 1
         exposed = [t.name for t in mcp.manifest.tools]
+    if m.telemetry is not None:  # and where it would export, with what
+        from govrun.runtime.telemetry.live import destination_of
+        from govrun.runtime.telemetry.sdk import require_otel
+
+        require_otel(destination_of(m.telemetry, os.environ).protocol)
     configs = m.models or {"model": m.model}
     for config in configs.values():
         if config.provider == "scripted":  # and the model script it reads

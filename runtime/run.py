@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Callable, Container, Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from govrun.runtime import __version__
 from govrun.runtime.errors import GovrunError, TraceError
@@ -23,6 +24,7 @@ from govrun.runtime.govern.preflight import check_runnable
 from govrun.runtime.govern.toolbox import LiveTools, Toolbox
 from govrun.runtime.loop import GovernedLoop, RunResult
 from govrun.runtime.manifest.schema import MIN_SECRET_CHARS, Manifest
+from govrun.runtime.manifest.telemetry import Telemetry
 from govrun.runtime.manifest.workspace import (
     WorkspaceCopy,
     make_workspace,
@@ -39,6 +41,9 @@ from govrun.runtime.trace.canonical import blob_dir, canonical, sha256_hex
 from govrun.runtime.trace.events import SCHEMA_MINOR
 from govrun.runtime.trace.signing import Signer, load_default_signer
 from govrun.runtime.trace.writer import Durability, Observer, TraceWriter
+
+if TYPE_CHECKING:
+    from govrun.runtime.telemetry.live import LiveExport
 
 
 def new_run_id(agent: str) -> str:
@@ -81,6 +86,8 @@ def run_agent(
     signer: Signer | None = None,
     registry: Registry | None = None,
     fence: Callable[[], None] | None = None,
+    telemetry: Telemetry | None = None,
+    on_telemetry_problem: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run ``manifest`` on ``task`` under the governed loop, writing a new trace.
 
@@ -97,6 +104,10 @@ def run_agent(
     `workspace:`, the run's copy of its template in ``TRACE.workspace/`` (the result's
     ``workspace``), where its tools work. ``fence`` is checked before every append to the
     trace (see :class:`~govrun.runtime.trace.writer.TraceWriter`).
+
+    ``telemetry`` (default: the manifest's `telemetry:`) exports the run live as
+    OpenTelemetry spans; a problem reaching the collector goes to ``on_telemetry_problem``
+    (default: a logging warning), once, and never to the run.
     """
     env = os.environ if env is None else env
     check_secrets(manifest, env)
@@ -135,7 +146,11 @@ def run_agent(
         mcp.close()
         raise
     toolbox.closing(mcp)  # the servers stop with the tools, whatever happens from here
+    live: LiveExport | None = None
     try:
+        watched = telemetry or manifest.telemetry
+        live = _live_export(watched, path, env, on_telemetry_problem) if watched else None
+        observers = [*observers, live] if live is not None else observers
         policy = PolicyEngine(manifest)
         signer = signer or load_default_signer()
         clock = clock or SystemClock()
@@ -237,7 +252,26 @@ def run_agent(
                 if registration is not None:
                     registration.close()
     finally:
-        toolbox.close()
+        try:
+            if live is not None:
+                live.close()  # its last spans, within its own timeout
+        finally:
+            toolbox.close()
+
+
+def _live_export(
+    telemetry: Telemetry,
+    path: Path,
+    env: Mapping[str, str],
+    say: Callable[[str], None] | None,
+) -> LiveExport:
+    """The live exporter, before the trace exists: a missing extra or a bad endpoint
+    refuses the run rather than running it unwatched."""
+    from govrun.runtime.telemetry.live import LiveExport, destination_of
+    from govrun.runtime.telemetry.sdk import require_otel
+
+    require_otel(destination_of(telemetry, env).protocol)
+    return LiveExport(telemetry, trace_path=path, env=env, say=say)
 
 
 def _lock_file(manifest: Manifest, manifest_path: str | Path | None) -> Path | None:

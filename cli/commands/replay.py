@@ -7,6 +7,7 @@ policy would change (over one trace or a folder of them); `--live-from` forks a 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from govrun.cli.commands.replay_many import replay_target
 from govrun.cli.commands.run import ApproveMode, Frontend, _summary, frontend, told
@@ -217,7 +219,7 @@ def _fork(
     from govrun.runtime.run import check_secrets
 
     check_secrets(m, os.environ)  # it goes on live, as a run starts
-    with told(m, err if json_output else out), ui.running():
+    with told(m, err if json_output else out), ui.running(), _watched(new, target) as watch:
         outcome = run_replay(
             record,
             target,
@@ -225,10 +227,21 @@ def _fork(
             live_from=live_from,
             live=_live_ports(m, ui),
             signer=_signer(key),
-            observers=ui.observers,
+            observers=[*ui.observers, *watch],
             secrets=m.secret_values(os.environ),
         )
     _report_live(outcome, m, "forked", json_output)
+
+
+def _watched(new: Manifest | None, target: Path) -> contextlib.AbstractContextManager[list[Any]]:
+    """A fork or resume goes live: exported as it goes when its --manifest says
+    `telemetry:` (the recorded manifest never holds the section)."""
+    from govrun.runtime.telemetry.live import watching
+
+    def say(text: str) -> None:
+        err.print(f"[yellow]{escape(text)}[/]")
+
+    return watching(new.telemetry if new else None, trace_path=target, env=os.environ, say=say)
 
 
 class InFlight(StrEnum):
@@ -299,7 +312,7 @@ def resume(
     from govrun.runtime.run import check_secrets
 
     check_secrets(m, os.environ)  # it goes on live, as a run starts
-    with told(m, err if json_output else out), ui.running():
+    with told(m, err if json_output else out), ui.running(), _watched(new, target) as watch:
         outcome = run_replay(
             record,
             target,
@@ -307,7 +320,7 @@ def resume(
             resume=True,
             live=_live_ports(m, ui, in_flight),
             signer=_signer(key),
-            observers=ui.observers,
+            observers=[*ui.observers, *watch],
             secrets=m.secret_values(os.environ),
         )
     if finished is not None and finished.get("failure_class") == "budget_exceeded" and not new:

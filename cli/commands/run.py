@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from govrun.runtime.govern.guards import Counters
     from govrun.runtime.loop import RunResult
     from govrun.runtime.manifest.schema import Budgets, Manifest
+    from govrun.runtime.manifest.telemetry import Telemetry
     from govrun.runtime.ports import Approver, Control, Operator
     from govrun.runtime.trace import events as ev
     from govrun.runtime.trace.writer import Observer
@@ -115,6 +116,15 @@ def run(
             "--json", help="Stream events to stdout as JSON lines for other programs; no live view."
         ),
     ] = False,
+    otel: Annotated[
+        bool,
+        typer.Option(
+            "--otel",
+            help="Export the run live as OpenTelemetry spans to the collector the "
+            "OTEL_EXPORTER_OTLP_* variables name (a manifest's `telemetry:` does this "
+            "without the flag, and wins). Needs govrun[otel].",
+        ),
+    ] = False,
 ) -> None:
     """Run an agent under the governed loop and record every step in a trace."""
     from govrun.cli.commands.ctl import run_registry
@@ -142,9 +152,18 @@ def run(
             manifest_path=manifest,
             signer=signer,
             registry=run_registry(),
+            telemetry=_otel_from_env() if otel and m.telemetry is None else None,
+            on_telemetry_problem=lambda said: err.print(f"[yellow]{escape(said)}[/]"),
         )
     _summary(result, m, console)
     raise typer.Exit(0 if result.status == "completed" else 1)
+
+
+def _otel_from_env() -> Telemetry:
+    """`--otel`: export wherever the standard OTLP variables say."""
+    from govrun.runtime.manifest.telemetry import Otlp, Telemetry
+
+    return Telemetry(otlp=Otlp())
 
 
 @contextlib.contextmanager

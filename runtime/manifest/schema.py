@@ -80,6 +80,7 @@ from govrun.runtime.manifest.sections import (
     duplicates,
     from_snapshot,
 )
+from govrun.runtime.manifest.telemetry import Otlp, Telemetry
 from govrun.runtime.manifest.workspace import Workspace, WorkspaceCopy, lexical
 
 NOT_SUPPORTED_YET: dict[str, str] = {}
@@ -147,6 +148,12 @@ class Manifest(Section):
         "every effect it recorded (file pre-images, shell `undo:` commands), newest first, "
         "before it ends; a file changed since is refused. Recorded as rollback events; the "
         "run still ends failed.",
+    )
+    telemetry: Telemetry | None = Field(
+        None,
+        exclude=True,  # where a run is watched, not what it does: never in the snapshot
+        description="Export the run as OpenTelemetry spans while it runs (OTLP). Not "
+        "recorded in the trace: a run writes the same trace with or without it.",
     )
 
     on_in_flight: Literal["rerun", "skip", "fail"] | None = Field(
@@ -595,6 +602,7 @@ __all__ = [
     "ModelConfig",
     "ModelParams",
     "OnTimeout",
+    "Otlp",
     "OutputMatchesCheck",
     "OutputSchemaCheck",
     "Policy",
@@ -603,6 +611,7 @@ __all__ = [
     "Pricing",
     "PythonCheck",
     "RepeatCall",
+    "Telemetry",
     "ToolScope",
     "ToolSpec",
     "Workspace",
