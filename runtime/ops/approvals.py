@@ -94,6 +94,32 @@ class Pending:
     request: dict[str, Any]
     """The :class:`ApprovalRequest` as the inline prompt shows it."""
 
+    @classmethod
+    def of(
+        cls,
+        request: ApprovalRequest,
+        *,
+        policy_hash: str | None,
+        trace: str = "",
+        since: str = "",
+        deadline: str | None = None,
+    ) -> Pending:
+        """The pending form of a request at the gate."""
+        return cls(
+            run_id=request.run_id,
+            step=request.step,
+            call_id=request.call_id,
+            tool=request.tool,
+            call_hash=request.call_hash,
+            policy_hash=policy_hash,
+            risk=request.risk,
+            rule=request.rule,
+            since=since,
+            deadline=deadline,
+            trace=trace,
+            request=request.model_dump(mode="json"),
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
@@ -455,6 +481,33 @@ class Notifier:
         return notes
 
 
+def refusal(sent: Sent | None, why: str) -> dict[str, Any]:
+    """The ``approval_note`` of a decision from elsewhere that was not applied."""
+    note: dict[str, Any] = {
+        "kind": "refused",
+        "detail": f"a decision from elsewhere was not applied: {why}",
+    }
+    if sent is not None:
+        note["by"] = str(sent.fields.get("approver", ""))[:MAX_BY] or None
+        note["key_fingerprint"] = sent.signed.get("key_fingerprint")
+    return note
+
+
+def timed_out(
+    request: ApprovalRequest, on_timeout: Mapping[str, str], approver: str
+) -> ApprovalDecision:
+    """What an unanswered call decides once its ``timeout_s`` passed: ``on_timeout`` for its
+    risk, recorded as a timeout (never as anyone's decision)."""
+    effect = on_timeout.get(request.risk, "reject")
+    return ApprovalDecision(
+        decision="approve" if effect == "approve" else "reject",
+        approver=f"timeout ({approver})",
+        via="timeout",
+        reason=f"no decision within {request.timeout_s:g}s (on_timeout for {request.risk} "
+        f"risk: {effect})",
+    )
+
+
 def _fill(word: str, values: Mapping[str, str]) -> str:
     for name, value in values.items():
         word = word.replace("{" + name + "}", value)
@@ -513,22 +566,14 @@ class WaitingApprover:
             )
         if self.channel is None:
             raise GovrunError("waiting for approvals needs the run's approval channel")
-        started = time.monotonic()
-        deadline = started + request.timeout_s if request.timeout_s is not None else None
-        since = now_iso()
-        pending = Pending(
-            run_id=request.run_id,
-            step=request.step,
-            call_id=request.call_id,
-            tool=request.tool,
-            call_hash=request.call_hash,
+        timeout = request.timeout_s
+        deadline = time.monotonic() + timeout if timeout is not None else None
+        pending = Pending.of(
+            request,
             policy_hash=self.policy_hash,
-            risk=request.risk,
-            rule=request.rule,
-            since=since,
-            deadline=_iso_after(request.timeout_s) if request.timeout_s is not None else None,
             trace=self.trace,
-            request=request.model_dump(mode="json"),
+            since=now_iso(),
+            deadline=_iso_after(timeout) if timeout is not None else None,
         )
         notes: list[dict[str, Any]] = []
         self.channel.publish(pending)
@@ -566,7 +611,7 @@ class WaitingApprover:
             if elsewhere() is not None:
                 return won[0]
             if deadline is not None and time.monotonic() >= deadline:
-                return self._timed_out(request)
+                return timed_out(request, self.on_timeout, self.identity)
             left = POLL_S if deadline is None else min(POLL_S, deadline - time.monotonic())
             self._sleep(max(left, 0.0))
 
@@ -585,14 +630,7 @@ class WaitingApprover:
                 self.channel.answer(item, f"applied: {item.fields['decision']}")
                 chosen = self._applied(item)
                 continue
-            notes.append(
-                {
-                    "kind": "refused",
-                    "detail": f"a decision from elsewhere was not applied: {why}",
-                    "by": str(item.fields.get("approver", ""))[:MAX_BY] or None,
-                    "key_fingerprint": item.signed.get("key_fingerprint"),
-                }
-            )
+            notes.append(refusal(item, why))
             self.channel.answer(item, f"refused: {why}")
         return chosen
 
@@ -606,37 +644,27 @@ class WaitingApprover:
                 notes.append({"kind": "refused", "detail": f"unreadable decision file {item}"})
                 continue
             why = f"the call was already decided ({how})"
-            notes.append(
-                {
-                    "kind": "refused",
-                    "detail": f"a decision from elsewhere was not applied: {why}",
-                    "by": str(item.fields.get("approver", ""))[:MAX_BY] or None,
-                    "key_fingerprint": item.signed.get("key_fingerprint"),
-                }
-            )
+            notes.append(refusal(item, why))
             self.channel.answer(item, f"refused: {why}")
 
     def _applied(self, sent: Sent) -> ApprovalDecision:
         f = sent.fields
         if sent.for_run and f["decision"] == "approve":
             self.standing[f["tool"]] = f["approver"]
-        return ApprovalDecision(
-            decision=f["decision"],
-            approver=f["approver"],
-            via="remote",
-            reason=f["reason"],
-            signed={"decided_at": f["decided_at"], **sent.signed},
-        )
+        return applied(sent)
 
-    def _timed_out(self, request: ApprovalRequest) -> ApprovalDecision:
-        effect = self.on_timeout.get(request.risk, "reject")
-        waited = f"{request.timeout_s:g}s"
-        return ApprovalDecision(
-            decision="approve" if effect == "approve" else "reject",
-            approver=f"timeout ({self.identity})",
-            via="timeout",
-            reason=f"no decision within {waited} (on_timeout for {request.risk} risk: {effect})",
-        )
+
+def applied(sent: Sent) -> ApprovalDecision:
+    """A checked decision from elsewhere, as the run records it: with the decider's own
+    signature over exactly these fields."""
+    f = sent.fields
+    return ApprovalDecision(
+        decision=f["decision"],
+        approver=f["approver"],
+        via="remote",
+        reason=f["reason"],
+        signed={"decided_at": f["decided_at"], **sent.signed},
+    )
 
 
 def _iso_after(seconds: float) -> str:

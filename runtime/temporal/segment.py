@@ -28,7 +28,14 @@ from govrun.runtime.errors import GovrunError, TraceWriteError
 from govrun.runtime.govern.policy import PolicyEngine
 from govrun.runtime.loop import RunEnded, RunSuspended
 from govrun.runtime.manifest.schema import Manifest, manifest_from_snapshot
-from govrun.runtime.ops.approvals import Pending, Sent, check_sent
+from govrun.runtime.ops.approvals import (
+    Pending,
+    Sent,
+    applied,
+    check_sent,
+    refusal,
+    timed_out,
+)
 from govrun.runtime.ops.control import FileControl
 from govrun.runtime.ops.registry import write_atomic
 from govrun.runtime.ports import ApprovalDecision, ApprovalRequest
@@ -117,20 +124,7 @@ class SegmentApprover:
                 f"stop requested by {by} (govrun ctl, through Temporal)"
                 + (f": {why}" if why else ""),
             )
-        pending = Pending(
-            run_id=request.run_id,
-            step=request.step,
-            call_id=request.call_id,
-            tool=request.tool,
-            call_hash=request.call_hash,
-            policy_hash=self.policy_hash,
-            risk=request.risk,
-            rule=request.rule,
-            since="",
-            deadline=None,
-            trace="",
-            request={},
-        )
+        pending = Pending.of(request, policy_hash=self.policy_hash)
         notes: list[dict[str, Any]] = []
         chosen: ApprovalDecision | None = None
         for data in self.decisions:
@@ -140,34 +134,18 @@ class SegmentApprover:
                 why = f"the call was already decided ({chosen.decision} by {chosen.approver})"
             nonce = str(data.get("nonce") or "")
             if why is None and sent is not None:
-                f = sent.fields
-                chosen = ApprovalDecision(
-                    decision=f["decision"],
-                    approver=f["approver"],
-                    via="remote",
-                    reason=f["reason"],
-                    signed={"decided_at": f["decided_at"], **sent.signed},
-                )
-                self.handled.append({"nonce": nonce, "outcome": f"applied: {f['decision']}"})
+                chosen = applied(sent)
+                self.handled.append({"nonce": nonce, "outcome": f"applied: {chosen.decision}"})
                 continue
             self.handled.append({"nonce": nonce, "outcome": f"refused: {why}"})
-            notes.append(
-                {"kind": "refused", "detail": f"a decision from elsewhere was not applied: {why}"}
-            )
+            notes.append(refusal(sent, why or "not a decision"))
         self.decisions = []
         if chosen is not None:
             return chosen.model_copy(update={"notes": tuple(notes)})
         if self.timed_out:
             self.timed_out = False
-            effect = self.on_timeout.get(request.risk, "reject")
-            return ApprovalDecision(
-                decision="approve" if effect == "approve" else "reject",
-                approver="timeout (the workflow's durable timer)",
-                via="timeout",
-                reason=f"no decision within {request.timeout_s:g}s (on_timeout for "
-                f"{request.risk} risk: {effect})",
-                notes=tuple(notes),
-            )
+            decided = timed_out(request, self.on_timeout, "the workflow's durable timer")
+            return decided.model_copy(update={"notes": tuple(notes)})
         raise RunSuspended(
             {
                 "kind": "approval",
