@@ -348,3 +348,28 @@ def test_the_fencing_token_stops_a_stale_writer_at_its_next_line(tmp_path: Path)
     with pytest.raises(TraceWriteError, match="fenced off: wf:s1a2 owns this run now"):
         writer.append(ev.StepFinished(step=1, outcome="continue"))
     assert len((tmp_path / "t.jsonl").read_bytes().splitlines()) == 1
+
+
+def test_ctl_pause_waits_in_the_workflow_and_resume_goes_on(
+    tmp_path: Path, temporal_server: str, queue: str, workers: Callable[[], Worker]
+) -> None:
+    workers()
+    manifest = agent(tmp_path / "agent", ticks=6, seconds=0.4)
+    effects = tmp_path / "agent" / "effects.txt"
+    run_id = submit(temporal_server, queue, manifest, tmp_path / "runs")
+    until(lambda: effects.exists() and len(effects.read_text().split()) >= 2, "two ticks")
+    paused = govrun("ctl", "pause", run_id, "--as", "dana", "--temporal", temporal_server)
+    assert paused.code == 0, paused.flat
+    until(lambda: run_state(temporal_server, run_id)["status"] == "paused", "the pause")
+    ticks = len(effects.read_text().split())
+    time.sleep(1.5)
+    assert len(effects.read_text().split()) == ticks  # nothing runs while paused
+    resumed = govrun("ctl", "resume", run_id, "--as", "dana", "--temporal", temporal_server)
+    assert resumed.code == 0, resumed.flat
+    done = outcome(temporal_server, run_id)
+    assert done["result"]["status"] == "completed", done
+    assert sorted(int(n) for n in effects.read_text().split()) == list(range(6))
+    interrupts = [e for e in events_of(done["trace"]) if e["type"] == "interrupt"]
+    assert [i.get("action") for i in interrupts][:2] == ["pause", "resume"]
+    assert "dana" in json.dumps(interrupts)
+    assert verify_trace(done["trace"]).ok

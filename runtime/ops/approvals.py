@@ -548,7 +548,6 @@ class WaitingApprover:
         self.policy_hash = policy_hash
         self.standing: dict[str, str] = {}
         """Tools approved for the rest of the run (`govrun approve --for-run`) -> by whom."""
-        self._decided: set[tuple[int, str]] = set()
 
     def connect(self, channel: ApprovalChannel, *, trace: str, policy_hash: str | None) -> None:
         self.channel = channel
@@ -587,7 +586,6 @@ class WaitingApprover:
         self._refuse_late(decision, notes)
         if self.notify is not None:
             notes = self.notify.notes() + notes
-        self._decided.add((request.step, request.call_id))
         return decision.model_copy(update={"notes": tuple(notes)})
 
     def _wait(

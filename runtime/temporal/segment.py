@@ -113,7 +113,6 @@ class SegmentApprover:
         self.trusted = load_trusted_keys(manifest.resolve_path(keys)) if keys else None
         self.policy_hash = policy_hash
         self.handled: list[dict[str, str]] = []
-        self.identity = "temporal"
 
     def decide(self, request: ApprovalRequest) -> ApprovalDecision:
         if self.stop is not None:
