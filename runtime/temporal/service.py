@@ -63,8 +63,10 @@ async def connect(target: Target) -> Any:
     try:
         return await Client.connect(target.address, namespace=target.namespace)
     except Exception as exc:  # the SDK raises RuntimeError for an unreachable service
+        text = str(exc)
+        why = "connection refused" if "Connection refused" in text else text.split("\n")[0][:200]
         raise GovrunError(
-            f"cannot reach Temporal at {target.address} (namespace {target.namespace}): {exc}",
+            f"cannot reach Temporal at {target.address} (namespace {target.namespace}): {why}",
             hint="Is the service running? `temporal server start-dev` starts one locally.",
         ) from None
 
