@@ -195,6 +195,22 @@ def test_resume_skips_the_in_flight_call_when_told(tmp_path: Path) -> None:
     assert verify_trace(resumed).ok
 
 
+def test_without_a_terminal_the_manifests_on_in_flight_decides(tmp_path: Path) -> None:
+    trace, target = crashed_run(tmp_path)
+    ran = govrun("resume", trace, "-o", tmp_path / "refused.jsonl")
+    assert ran.code == 2 and "set `on_in_flight:` in the manifest" in ran.flat
+    manifest = tmp_path / "agent.yaml"
+    manifest.write_text(yaml.safe_dump({**CRASHY, "on_in_flight": "rerun"}), encoding="utf-8")
+    resumed = tmp_path / "resumed.jsonl"
+
+    ran = govrun("resume", trace, "-o", resumed, "--manifest", manifest)
+
+    assert ran.code == 0, ran.flat
+    assert target.read_text() == "hello"
+    (decision,) = of(stored(resumed), "interrupt", rule="in_flight_call")
+    assert decision["detail"]["choice"] == "rerun"
+
+
 def test_on_a_terminal_ctrl_c_at_the_in_flight_question_stops_and_tells(
     tmp_path: Path, monkeypatch: Any
 ) -> None:

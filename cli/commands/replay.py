@@ -303,11 +303,16 @@ def resume(
     pending = record.truncated(record.resume_point()).in_flight()
     if pending and in_flight is None and not ui.interactive:
         names = ", ".join(f"{e['tool']} (step {e['step']})" for e in pending)
-        raise GovrunError(
-            f"{names} was in flight when the run crashed, and its outcome is unknown; "
-            "nobody is at a terminal to decide whether to run it again.",
-            hint="Pass --in-flight rerun or --in-flight skip.",
-        )
+        if m.on_in_flight in ("rerun", "skip"):  # the manifest says, for runs nobody watches
+            in_flight = InFlight(m.on_in_flight)
+        else:
+            said = " (on_in_flight: fail)" if m.on_in_flight == "fail" else ""
+            raise GovrunError(
+                f"{names} was in flight when the run crashed, and its outcome is unknown; "
+                f"nobody is at a terminal to decide whether to run it again{said}.",
+                hint="Pass --in-flight rerun or --in-flight skip, or set `on_in_flight:` "
+                "in the manifest.",
+            )
     target = replay_target(output, record, several=False, n=1, label="resume")
     from govrun.runtime.run import check_secrets
 
