@@ -194,7 +194,7 @@ def run_agent(
                 remove_workspace(made)  # the copy this call made, never another run's
             raise
         operator = operator or StopOperator()
-        approver = approver or DenyApprover()
+        approver = approver or _manifest_approver(manifest)
         channel = connect_approver(  # a run that waits for decisions from elsewhere
             approver,
             lambda: FileApprovalChannel(approvals_folder(path), registration=registration),
@@ -257,6 +257,20 @@ def run_agent(
                 live.close()  # its last spans, within its own timeout
         finally:
             toolbox.close()
+
+
+def _manifest_approver(manifest: Manifest) -> Approver:
+    """Without an approver given, the manifest's `approvals.mode` decides: wait for a
+    decision from elsewhere, auto-approve, or deny (also `prompt`: nobody can be prompted
+    from inside a library call)."""
+    from govrun.runtime.govern.approvers import AutoApprover, local_identity
+    from govrun.runtime.ops.approvals import waiting_approver
+
+    mode = manifest.approvals.mode
+    who = manifest.approvals.identity or local_identity()
+    if mode == "wait":
+        return waiting_approver(manifest, identity=who)
+    return AutoApprover(f"auto ({who})") if mode == "auto" else DenyApprover()
 
 
 def _live_export(

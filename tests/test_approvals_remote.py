@@ -427,3 +427,34 @@ def test_the_prompt_and_a_remote_decision_race_and_exactly_one_wins(
         ("approve", "remote", "bob")
     ]
     assert verify_trace(trace).ok
+
+
+def test_an_embedded_run_waits_as_its_manifest_says(
+    tmp_path: Path, people: dict[str, tuple[Path, Signer]]
+) -> None:
+    """run_agent without an approver takes `approvals.mode: wait` from the manifest; the
+    decision reaches it through the folder next to its trace, registry or not."""
+    from govrun.runtime.manifest.schema import load_manifest
+    from govrun.runtime.ops.approvals import approvals_folder
+    from govrun.runtime.run import run_agent
+
+    folder = tmp_path / "embedded"
+    folder.mkdir()
+    (folder / "script.yaml").write_text(yaml.safe_dump(SCRIPT[:1] + SCRIPT[2:]))
+    (folder / "agent.yaml").write_text(
+        yaml.safe_dump({**AGENT, "approvals": {"mode": "wait", "timeout_s": 60}})
+    )
+    trace = folder / "t.jsonl"
+    results: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: results.append(
+            run_agent(load_manifest(folder / "agent.yaml"), trace_path=trace)
+        )
+    )
+    thread.start()
+    pending = until(lambda: read_pending(approvals_folder(trace)), "the pending call")
+    send_decision(approvals_folder(trace), pending, "approve", signer=people["bob"][1], by="bob")
+    thread.join(WAIT_S)
+    assert results and results[0].status == "completed"
+    (decided,) = [e for e in events_of(trace) if e["type"] == "approval_decided"]
+    assert (decided["approver"], decided["via"]) == ("bob", "remote")

@@ -346,29 +346,14 @@ def _waiting_approver(
 ) -> Approver:
     """`--approve wait`: decisions from elsewhere, and the inline prompt at the same time
     when there is a terminal."""
-    from govrun.runtime.ops.approvals import Notifier, WaitingApprover
-    from govrun.runtime.trace.signing import load_trusted_keys
+    from govrun.runtime.ops.approvals import waiting_approver
 
-    approvals = m.approvals
-    trusted = (
-        load_trusted_keys(m.resolve_path(approvals.trusted_keys))
-        if approvals.trusted_keys
-        else None
-    )
-    notify = approvals.notify
-    notifier = (
-        Notifier(command=notify.command, url=notify.url, timeout_s=notify.timeout_s)
-        if notify is not None
-        else None
-    )
     prompt = None
     if interactive:
         from govrun.cli.approval_prompt import TerminalApprover
 
         prompt = TerminalApprover(out, identity=who, live=live, on_timeout=on_timeout)
-    return WaitingApprover(
-        identity=who, on_timeout=on_timeout, trusted_keys=trusted, notify=notifier, prompt=prompt
-    )
+    return waiting_approver(m, identity=who, prompt=prompt)
 
 
 def _read_task(value: str | None) -> str | None:

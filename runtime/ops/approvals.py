@@ -670,6 +670,25 @@ def _iso_after(seconds: float) -> str:
     return end.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def waiting_approver(manifest: Any, *, identity: str, prompt: Any | None = None) -> WaitingApprover:
+    """The approver of `approvals.mode: wait` for ``manifest``: its timeouts, trusted keys
+    and notifier; ``prompt`` (the inline prompt, when there is a terminal) asks too."""
+    from govrun.runtime.trace.signing import load_trusted_keys
+
+    approvals = manifest.approvals
+    keys = approvals.trusted_keys
+    notify = approvals.notify
+    return WaitingApprover(
+        identity=identity,
+        on_timeout=approvals.on_timeout.model_dump(),
+        trusted_keys=load_trusted_keys(manifest.resolve_path(keys)) if keys else None,
+        notify=Notifier(command=notify.command, url=notify.url, timeout_s=notify.timeout_s)
+        if notify is not None
+        else None,
+        prompt=prompt,
+    )
+
+
 def connect_approver(
     approver: Approver, channel_for: Callable[[], ApprovalChannel], **kwargs: Any
 ) -> ApprovalChannel | None:
