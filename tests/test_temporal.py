@@ -197,6 +197,8 @@ def test_an_approval_waits_in_the_workflow_for_bobs_signed_decision(
     assert waiting["pending"]["tool"] == "tick"
     listed = govrun("status", "--temporal", temporal_server)
     assert "waiting: tick" in listed.flat
+    pending = govrun("approvals", "--temporal", temporal_server)
+    assert run_id in pending.flat and "tick" in pending.flat and "600s" in pending.flat
     bob_home, bob = keys["bob"]
     ok = govrun(
         "approve",

@@ -51,14 +51,19 @@ def approvals(
     ctx: typer.Context,
     runs: RunsDir = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print them as JSON.")] = False,
+    temporal: TemporalOpt = None,
 ) -> None:
-    """List the calls waiting for a decision across the runs in the registry: run, step,
-    call, tool, risk, rule, waiting since, time left. `govrun approvals show RUN` shows one
-    as the inline prompt would; `govrun approve` / `govrun reject` decide it."""
+    """List the calls waiting for a decision across the runs in the registry (or, with
+    --temporal, the runs on Temporal): run, step, call, tool, risk, rule, waiting since,
+    time left. `govrun approvals show RUN` shows one as the inline prompt would;
+    `govrun approve` / `govrun reject` decide it."""
     if ctx.invoked_subcommand is not None:
         return
     from govrun.runtime.ops.registry import Registry, age_s, shown_state
 
+    if temporal is not None:
+        _temporal_approvals(temporal, json_output)
+        return
     registry = Registry.default(runs)
     waiting = [
         (e, _pending_of(e)) for e in registry.entries() if shown_state(e) == "running" and e.waiting
@@ -91,6 +96,39 @@ def approvals(
         "[dim]decide with: govrun approve RUN [CALL] --as NAME  ·  govrun reject RUN "
         "[CALL] --reason TEXT[/]"
     )
+
+
+def _temporal_approvals(address: str, json_output: bool) -> None:
+    """The calls runs on Temporal wait on (their workflows' state)."""
+    import asyncio
+
+    from govrun.cli.commands.temporal import _target
+    from govrun.runtime.temporal.service import runs as temporal_runs
+
+    found = [r for r in asyncio.run(temporal_runs(_target(address))) if r.get("pending")]
+    if json_output:
+        doc = [{"run_id": r["run_id"], **r["pending"]} for r in found]
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    if not found:
+        out.print(f"No runs on Temporal at {escape(address)} are waiting for a decision.")
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for column in ("run", "step", "call", "tool", "risk", "rule", "timeout"):
+        table.add_column(column, overflow="fold")
+    for r in found:
+        p = r["pending"]
+        limit = p.get("timeout_s")
+        table.add_row(
+            escape(r["run_id"]),
+            str(p.get("step")),
+            escape(str(p.get("call_id"))),
+            f"[bold]{escape(str(p.get('tool')))}[/]",
+            escape(str(p.get("risk"))),
+            escape(str(p.get("rule") or "policy default")),
+            "no limit" if limit is None else f"{limit:g}s",
+        )
+    out.print(table)
 
 
 @approvals_app.command()
