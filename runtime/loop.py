@@ -617,23 +617,28 @@ class GovernedLoop:
             timeout_s=self.m.approvals.timeout_s,
         )
         self.trace.flush()
-        d = self.approver.decide(
-            ApprovalRequest(
-                run_id=self.trace.run_id,
-                step=self.step,
-                call_id=call.call_id,
-                tool=call.name,
-                arguments=call.arguments,
-                raw_arguments=call.raw if _differ(call.raw, call.arguments) else None,
-                call_hash=call.call_hash,
-                risk=call.risk,
-                rule=rule,
-                reason=reason,
-                rationale=rationale,
-                timeout_s=self.m.approvals.timeout_s,
-                preview=preview_call(call),
-            )
+        request = ApprovalRequest(
+            run_id=self.trace.run_id,
+            step=self.step,
+            call_id=call.call_id,
+            tool=call.name,
+            arguments=call.arguments,
+            raw_arguments=call.raw if _differ(call.raw, call.arguments) else None,
+            call_hash=call.call_hash,
+            risk=call.risk,
+            rule=rule,
+            reason=reason,
+            rationale=rationale,
+            timeout_s=self.m.approvals.timeout_s,
+            preview=preview_call(call),
         )
+        try:
+            d = self.approver.decide(request)
+        except RunSuspended as suspended:  # what was refused meanwhile is on record first
+            for note in suspended.waiting.get("notes") or ():
+                self._emit(ev.ApprovalNote, call_id=call.call_id, **note)
+            self.trace.flush()
+            raise
         for note in d.notes:
             self._emit(ev.ApprovalNote, call_id=call.call_id, **note)
         self._record_decision(call, d)

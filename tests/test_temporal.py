@@ -20,7 +20,10 @@ import pytest
 import yaml
 
 from govrun.runtime.errors import TraceWriteError
+from govrun.runtime.ops.approvals import Pending, signed_decision
+from govrun.runtime.ports import ApprovalRequest
 from govrun.runtime.replayer.session import replay
+from govrun.runtime.temporal import service
 from govrun.runtime.temporal.segment import FENCE, fence_for
 from govrun.runtime.temporal.service import Target, state
 from govrun.runtime.trace import events as ev
@@ -200,6 +203,20 @@ def test_an_approval_waits_in_the_workflow_for_bobs_signed_decision(
     pending = govrun("approvals", "--temporal", temporal_server)
     assert run_id in pending.flat and "tick" in pending.flat and "600s" in pending.flat
     bob_home, bob = keys["bob"]
+    # a decision for another call hash: refused by the segment, kept on record
+    wrong = Pending.of(
+        ApprovalRequest.model_validate(waiting["pending"]["request"]),
+        policy_hash=waiting["pending"]["policy_hash"],
+    )
+    wrong = Pending(**{**wrong.as_dict(), "call_hash": "0" * 64})
+    forged = signed_decision(wrong, "approve", signer=bob, by="bob")
+    asyncio.run(service.signal(Target(temporal_server), run_id, "decide", forged))
+    until(
+        lambda: any(
+            h["nonce"] == forged["nonce"] for h in run_state(temporal_server, run_id)["handled"]
+        ),
+        "the refusal",
+    )
     ok = govrun(
         "approve",
         run_id,
@@ -232,6 +249,8 @@ def test_an_approval_waits_in_the_workflow_for_bobs_signed_decision(
     done = outcome(temporal_server, run_id)
     assert done["result"]["status"] == "completed"
     trace = done["trace"]
+    notes = [e for e in events_of(trace) if e["type"] == "approval_note"]
+    assert len(notes) == 1 and "its call hash is not the pending call's" in notes[0]["detail"]
     decided = [e for e in events_of(trace) if e["type"] == "approval_decided"]
     assert [(d["approver"], d["via"], d["key_fingerprint"]) for d in decided] == [
         ("bob", "remote", bob.fingerprint),

@@ -399,7 +399,7 @@ class _Recorded:
         if s.can_go_live:
             s.go_live()
             assert s.live_ports is not None
-            return s.live_ports.approver.decide(request)
+            return _live_after_notes(s, request)
         if s.mode == "strict":
             raise s.not_in_record(f"the record holds no approval decision for {request.tool}")
         return ApprovalDecision(
@@ -409,6 +409,29 @@ class _Recorded:
             reason="nobody decided this call in the recorded run; a counterfactual replay "
             "rejects it (pass --approvals RULES.yaml to decide by standing rules)",
         )
+
+
+def _live_after_notes(s: ReplaySession, request: ApprovalRequest) -> ApprovalDecision:
+    """The live decision on a call the record left waiting (a run resumed after it was
+    suspended at the gate), after the notes the record holds for it: what was refused while
+    it waited stays on record, in this trace too."""
+    from govrun.runtime.loop import RunSuspended
+
+    kept = ("kind", "detail", "ok", "by", "key_fingerprint")
+    recorded = [
+        {k: v for k, v in s.record.resolved(e).items() if k in kept}
+        for e in s.record.events
+        if e.get("type") == "approval_note"
+        and e.get("step") == request.step
+        and e.get("call_id") == request.call_id
+    ]
+    assert s.live_ports is not None
+    try:
+        d = s.live_ports.approver.decide(request)
+    except RunSuspended as suspended:
+        suspended.waiting["notes"] = recorded + list(suspended.waiting.get("notes") or ())
+        raise
+    return d.model_copy(update={"notes": (*recorded, *d.notes)}) if recorded else d
 
 
 def _signature(e: dict[str, Any]) -> dict[str, str] | None:

@@ -158,7 +158,7 @@ class SegmentApprover:
                 "rule": request.rule,
                 "timeout_s": request.timeout_s,
                 "request": request.model_dump(mode="json"),
-                "refused": [n["detail"] for n in notes],
+                "notes": notes,
             }
         )
 
