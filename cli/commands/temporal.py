@@ -5,6 +5,8 @@ segment activity live in :mod:`govrun.runtime.temporal`; this is only the termin
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -68,10 +70,14 @@ def worker(
         f"govrun worker on {escape(target.address)} · namespace {escape(target.namespace)} · "
         f"task queue {escape(target.task_queue)}"
     )
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C during the shutdown
         asyncio.run(run_worker(target, concurrent=concurrent))
-    except KeyboardInterrupt:
-        err.print("worker stopped")
+    err.print("worker stopped")
+    # The SDK's gRPC threads do not survive interpreter finalization (a fatal error on exit
+    # after a clean shutdown): leave without it, everything said and flushed.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @handle_errors

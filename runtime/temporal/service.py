@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +73,21 @@ async def connect(target: Target) -> Any:
 
 
 async def run_worker(target: Target, *, concurrent: int = 4) -> None:
-    """Execute govrun runs from ``target``'s task queue until cancelled."""
+    """Execute govrun runs from ``target``'s task queue until SIGINT or SIGTERM, then shut
+    down cleanly: segments in progress are left to Temporal's retry on another worker."""
+    import asyncio
+    import signal
+
     from temporalio.worker import Worker
 
     from govrun.runtime.temporal.segment import run_segment
     from govrun.runtime.temporal.workflow import GovrunRun
 
     client = await connect(target)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     with ThreadPoolExecutor(max_workers=concurrent) as pool:
         worker = Worker(
             client,
@@ -87,8 +96,10 @@ async def run_worker(target: Target, *, concurrent: int = 4) -> None:
             activities=[run_segment],
             activity_executor=pool,
             max_concurrent_activities=concurrent,
+            graceful_shutdown_timeout=timedelta(seconds=5),
         )
-        await worker.run()
+        async with worker:
+            await stop.wait()
 
 
 @dataclass(frozen=True)
