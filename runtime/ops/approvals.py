@@ -320,14 +320,23 @@ def _read_sent(path: Path) -> Sent:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise ValueError("not JSON") from None
+    return sent_from(data)
+
+
+SIGNATURE_KEYS = ("key_fingerprint", "public_key", "key_source", "signature")
+
+
+def sent_from(data: Any) -> Sent:
+    """A decision as :func:`signed_decision` makes it, from any channel (a spool file, a
+    Temporal signal); :class:`ValueError` says why it is not one."""
     if not isinstance(data, dict) or not isinstance(data.get("fields"), dict):
         raise ValueError("not a govrun decision")
-    nonce = data.get("nonce")
-    signed = {k: data.get(k) for k in ("key_fingerprint", "public_key", "key_source", "signature")}
+    signed = {k: data.get(k) for k in SIGNATURE_KEYS}
     if not all(isinstance(v, str) for v in signed.values()):
         raise ValueError("not signed")
+    nonce = data.get("nonce")
     return Sent(
-        nonce if isinstance(nonce, str) and len(nonce) <= 64 else None,
+        nonce if isinstance(nonce, str) and 0 < len(nonce) <= 64 else None,
         dict(data["fields"]),
         {k: str(v) for k, v in signed.items()},
         data.get("for_run") is True,

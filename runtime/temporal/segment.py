@@ -34,6 +34,7 @@ from govrun.runtime.ops.approvals import (
     applied,
     check_sent,
     refusal,
+    sent_from,
     timed_out,
 )
 from govrun.runtime.ops.control import FileControl
@@ -164,16 +165,10 @@ class SegmentApprover:
 
 
 def _sent(data: Mapping[str, Any]) -> Sent | None:
-    fields = data.get("fields")
-    keys = ("key_fingerprint", "public_key", "key_source", "signature")
-    if not isinstance(fields, dict) or not all(isinstance(data.get(k), str) for k in keys):
+    try:
+        return sent_from(data)
+    except ValueError:
         return None
-    return Sent(
-        str(data.get("nonce") or "") or None,
-        dict(fields),
-        {k: str(data[k]) for k in keys},
-        data.get("for_run") is True,
-    )
 
 
 class SegmentOperator:
