@@ -1,12 +1,14 @@
 """`--jobs N`: one function over many traces in worker processes, results in input order.
 
-Workers are *spawned* (a fresh interpreter each, a ``ProcessPoolExecutor`` with the spawn
-start method): the CLI process holds threads (the executor's own, rich's), and forking a
-process that holds threads can copy a lock held by another thread, which then never opens.
-Spawn is also what macOS and Windows use, so the pool behaves alike everywhere; it costs
-one interpreter start per worker (govrun's imports, a fraction of a second), paid once,
-since workers take trace after trace. Arguments and results are pickled: small summaries,
-never whole traces.
+Workers are *forked* from this process when that is safe — a POSIX system and no thread
+here but this one — after :attr:`Job.warm` has imported what they need, so each starts warm
+at once instead of paying govrun's imports (~0.5 s) again; the pool's processes all start
+before its management thread, and the progress bar (a thread) only afterwards. Anywhere
+else, or once a thread runs (a pool started again after a worker died), they are
+*spawned*: a fresh interpreter each, which runs ``warm`` first. Arguments and results are
+pickled: small summaries, never whole traces. A worker leaves with ``os._exit`` once the
+pool lets it go: its garbage dies with it, without a last collection of every trace it
+replayed.
 
 Ctrl-C belongs to this process alone: workers start with SIGINT blocked (a terminal sends
 it to every process in the foreground group), so none prints a traceback; this process
@@ -18,12 +20,15 @@ the one that dies again is reported as :class:`WorkerDied`; the others still rep
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import multiprocessing
 import os
 import signal
+import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -37,6 +42,11 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _SPAWN = multiprocessing.get_context("spawn")
+_FORK = (
+    multiprocessing.get_context("fork")
+    if "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
+    else None
+)
 
 
 @dataclass(frozen=True)
@@ -55,77 +65,105 @@ def default_jobs() -> int:
 class Job(Generic[T, R]):
     """What to run: ``fn(item)`` for each item (picklable: a module-level function or a
     method of a picklable object); ``failed(result)`` counts as a failure in the progress
-    line, which ``verb`` heads ("replay")."""
+    line, which ``verb`` heads ("replay"). ``warm`` (module-level, picklable) imports what
+    ``fn`` needs: run here before workers are forked, or first thing in a spawned one."""
 
     fn: Callable[[T], R]
     failed: Callable[[R], bool]
     verb: str
+    warm: Callable[[], None] | None = None
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """Fork when nothing but this thread runs here (a fork copies only the calling thread,
+    and a lock another thread held would stay shut in the child); else spawn."""
+    if _FORK is not None and threading.active_count() == 1:
+        return _FORK
+    return _SPAWN
 
 
 def run_jobs(job: Job[T, R], items: Sequence[T], *, jobs: int) -> list[R | WorkerDied]:
-    """``job.fn`` over ``items`` in up to ``jobs`` spawned workers; the results in the order
+    """``job.fn`` over ``items`` in up to ``jobs`` worker processes; the results in the order
     of ``items`` whatever order they finish in. Progress goes to stderr on a terminal."""
     results: dict[int, R | WorkerDied] = {}
-    with _progress(job, len(items)) as tick:
-        todo = list(range(len(items)))
-        while todo:
-            suspects = _pool_round(job, items, todo, min(jobs, len(todo)), results, tick)
-            for i in suspects:  # alone, so a death is its own
-                results[i] = _isolated(job.fn, items[i])
-                tick(results[i])
-            todo = [i for i in todo if i not in results]
+    todo = list(range(len(items)))
+    pool = _Round(job, items, todo, min(jobs, len(todo)))  # forked before any thread
+    try:
+        with _progress(job, len(items)) as tick:
+            while True:
+                suspects = pool.finish(results, tick)
+                for i in suspects:  # alone, so a death is its own
+                    results[i] = _isolated(job, items[i])
+                    tick(results[i])
+                todo = [i for i in todo if i not in results]
+                if not todo:
+                    break
+                pool = _Round(job, items, todo, min(jobs, len(todo)))
+    except BaseException:
+        pool.stop()
+        raise
     return [results[i] for i in range(len(items))]
 
 
-def _pool_round(
-    job: Job[T, R],
-    items: Sequence[T],
-    todo: list[int],
-    workers: int,
-    results: dict[int, R | WorkerDied],
-    tick: Callable[[R | WorkerDied], None],
-) -> list[int]:
-    """Run ``todo`` in a pool until done or the pool breaks; then return the items that
-    had started and not finished (one of them killed its worker)."""
-    started = _SPAWN.SimpleQueue()
-    began: set[int] = set()
-    pool: ProcessPoolExecutor | None = None
-    broken = False
-    try:
-        with _sigint_blocked():  # workers start here, and inherit the blocked signal
-            pool = ProcessPoolExecutor(
-                workers, mp_context=_SPAWN, initializer=_start_worker, initargs=(started,)
-            )
-            futures = {pool.submit(_tracked, job.fn, items[i], i): i for i in todo}
-        pending: set[Future[R]] = set(futures)
-        while pending and not broken:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            _drain(started, began)  # never let the workers block on a full pipe
-            for future in done:
-                try:
-                    result: R | WorkerDied = future.result()
-                except BrokenProcessPool:
-                    broken = True
-                    continue
-                except Exception as exc:  # a bug in the worker: said, never a traceback
-                    result = WorkerDied(f"failed unexpectedly: {type(exc).__name__}: {exc}")
-                results[futures[future]] = result
-                tick(result)
-    except BaseException:
-        if pool is not None:
-            _stop(pool)
-        raise
-    pool.shutdown(wait=True, cancel_futures=True)
-    if not broken:
-        return []
-    _drain(started, began)
-    suspects = sorted(i for i in began if i not in results)
-    if not suspects:  # no worker ever took an item: it could not start at all
-        for i in todo:
-            if i not in results:
-                results[i] = WorkerDied("a worker process could not start")
-                tick(results[i])
-    return suspects
+class _Round:
+    """One pool over the items still to do: its workers start (and take their items) as it
+    is made; :meth:`finish` collects what they return."""
+
+    def __init__(self, job: Job[T, R], items: Sequence[T], todo: list[int], workers: int) -> None:
+        context = _context()
+        if job.warm is not None and context is _FORK:
+            job.warm()  # here, once: the forked workers inherit it
+        self.started = context.SimpleQueue()
+        self.began: set[int] = set()
+        self.pool: ProcessPoolExecutor | None = None
+        try:
+            with _sigint_blocked():  # workers start here, and inherit the blocked signal
+                self.pool = ProcessPoolExecutor(
+                    workers,
+                    mp_context=context,
+                    initializer=_start_worker,
+                    initargs=(self.started, job.fn, None if context is _FORK else job.warm),
+                )
+                self.futures = {self.pool.submit(_tracked, items[i], i): i for i in todo}
+        except BaseException:
+            self.stop()
+            raise
+        self.todo = todo
+
+    def stop(self) -> None:
+        """End every worker now (Ctrl-C): nothing is left running once this returns."""
+        if self.pool is not None:
+            _stop(self.pool)
+
+    def finish(
+        self, results: dict[int, R | WorkerDied], tick: Callable[[R | WorkerDied], None]
+    ) -> list[int]:
+        """Collect results until done or the pool breaks; then return the items that had
+        started and not finished (one of them killed its worker)."""
+        assert self.pool is not None
+        broken = False
+        for future in as_completed(self.futures):
+            _drain(self.started, self.began)  # never let the workers block on a full pipe
+            try:
+                result: R | WorkerDied = future.result()
+            except BrokenProcessPool:
+                broken = True  # every future still pending says so too
+                break
+            except Exception as exc:  # a bug in the worker: said, never a traceback
+                result = WorkerDied(f"failed unexpectedly: {type(exc).__name__}: {exc}")
+            results[self.futures[future]] = result
+            tick(result)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        if not broken:
+            return []
+        _drain(self.started, self.began)
+        suspects = sorted(i for i in self.began if i not in results)
+        if not suspects:  # no worker ever took an item: it could not start at all
+            for i in self.todo:
+                if i not in results:
+                    results[i] = WorkerDied("a worker process could not start")
+                    tick(results[i])
+        return suspects
 
 
 def _drain(started: Any, into: set[int]) -> None:
@@ -135,19 +173,33 @@ def _drain(started: Any, into: set[int]) -> None:
 
 _started: Any = None
 """In a worker: where it says which item it takes."""
+_fn: Callable[[Any], Any] | None = None
+"""In a worker: what it runs on each item (sent once, not with every item)."""
 
 
-def _start_worker(started: Any) -> None:
-    global _started
-    _started = started
+def _start_worker(started: Any, fn: Callable[[Any], Any], warm: Callable[[], None] | None) -> None:
+    global _started, _fn
+    _started, _fn = started, fn
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # blocked already; ignored, to be sure
+    atexit.register(_leave)  # a spawned worker; a forked one leaves with os._exit anyway
+    if warm is not None:
+        warm()
 
 
-def _tracked(fn: Callable[[T], R], item: T, index: int) -> R:
+def _leave() -> None:
+    """A spawned worker's last act: what it printed goes out, and nothing else is done (the
+    interpreter's teardown would collect every cycle left by every item, for nobody)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _tracked(item: Any, index: int) -> Any:
     """In a worker: say which item it takes (to find the one that kills a worker), then
     run it."""
+    assert _fn is not None
     _started.put(index)
-    return fn(item)
+    return _fn(item)
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
@@ -156,15 +208,19 @@ def _stop(pool: ProcessPoolExecutor) -> None:
     if terminate is not None:
         terminate()
     else:
-        for process in list(getattr(pool, "_processes", {}).values()):
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
             process.terminate()
     pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _isolated(fn: Callable[[T], R], item: T) -> R | WorkerDied:
-    """``fn(item)`` in a process of its own: its result, or how the process died."""
-    receive, send = _SPAWN.Pipe(duplex=False)
-    process = _SPAWN.Process(target=_send_result, args=(fn, item, send), daemon=True)
+def _isolated(job: Job[T, R], item: T) -> R | WorkerDied:
+    """``job.fn(item)`` in a process of its own: its result, or how the process died."""
+    context = _context()
+    if job.warm is not None and context is _FORK:
+        job.warm()
+    receive, send = context.Pipe(duplex=False)
+    warm = None if context is _FORK else job.warm
+    process = context.Process(target=_send_result, args=(job.fn, item, send, warm), daemon=True)
     try:
         with _sigint_blocked():
             process.start()
@@ -187,7 +243,11 @@ def _isolated(fn: Callable[[T], R], item: T) -> R | WorkerDied:
     return WorkerDied(f"failed unexpectedly: {value}")
 
 
-def _send_result(fn: Callable[[T], R], item: T, send: Connection) -> None:
+def _send_result(
+    fn: Callable[[T], R], item: T, send: Connection, warm: Callable[[], None] | None
+) -> None:
+    if warm is not None:
+        warm()
     try:
         result: tuple[bool, Any] = (True, fn(item))
     except Exception as exc:

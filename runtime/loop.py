@@ -252,7 +252,10 @@ class GovernedLoop:
                 while True:
                     self._step()
             except RunEnded as ended:
-                end = ended
+                # Kept without its traceback: frames of this run holding the exception
+                # that holds them would leave the whole run (and a replay's record) to the
+                # cycle collector instead of freeing it when the run is done.
+                end = ended.with_traceback(None)
             except RunSuspended:
                 suspended = True  # the run is not over: nothing ends it here
                 raise

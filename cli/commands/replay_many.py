@@ -89,7 +89,7 @@ def replay_all(replays: Replays, traces: list[Path], *, jobs: int) -> list[Repla
     if replays.output is None:  # named here, in order, so two workers never take one name
         targets = _targets(traces)
         tasks = [(n, trace, target) for (n, trace, _), target in zip(tasks, targets, strict=True)]
-    done = run_jobs(Job(replays.one, _failed, "replay"), tasks, jobs=jobs)
+    done = run_jobs(Job(replays.one, _failed, "replay", warm=_warm), tasks, jobs=jobs)
     for result in done:
         if not isinstance(result, WorkerDied) and result[0] is not None:
             err.print(result[0], soft_wrap=True)
@@ -97,6 +97,13 @@ def replay_all(replays: Replays, traces: list[Path], *, jobs: int) -> list[Repla
         WorkerDied(f"{trace}: {r.message}") if isinstance(r, WorkerDied) else r[1]
         for trace, r in zip(traces, done, strict=True)
     ]
+
+
+def _warm() -> None:
+    """What every replay imports (most of a worker's start), imported before the first."""
+    import govrun.runtime.replayer.session
+    import govrun.runtime.replayer.summary
+    import govrun.runtime.trace.record  # noqa: F401
 
 
 def _failed(done: Done) -> bool:

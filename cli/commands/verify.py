@@ -85,7 +85,9 @@ def verify(
     if (jobs or default_jobs()) == 1:
         results: list[VerifyReport | str | WorkerDied] = [checks.one(t) for t in traces]
     else:
-        done = run_jobs(Job(checks.one, _failed, "verify"), traces, jobs=jobs or default_jobs())
+        done = run_jobs(
+            Job(checks.one, _failed, "verify", warm=_warm), traces, jobs=jobs or default_jobs()
+        )
         results = [
             WorkerDied(f"{trace}: {r.message}") if isinstance(r, WorkerDied) else r
             for trace, r in zip(traces, done, strict=True)
@@ -97,6 +99,10 @@ def verify(
         raise typer.Exit(2)  # bad input, not a failed check
     ok = all(not isinstance(r, str | WorkerDied) and r.ok for r in results)
     raise typer.Exit(0 if ok else 1)
+
+
+def _warm() -> None:
+    import govrun.runtime.trace.verify  # noqa: F401  (a spawned worker's start)
 
 
 @dataclass(frozen=True)
