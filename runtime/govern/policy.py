@@ -47,15 +47,11 @@ from govrun.runtime.manifest.fields import Effect, Risk
 from govrun.runtime.manifest.patterns import Pattern, cached_pattern
 from govrun.runtime.manifest.schema import Manifest, PolicyRule, Predicate, ToolSpec
 from govrun.runtime.manifest.sections import BUILTIN_RISK, PYTHON_RISK, tool_risk
+from govrun.runtime.tools import http
 from govrun.runtime.tools.base import ArgKind, Kinds, ScopeViolation, builtin_kinds
 from govrun.runtime.tools.fs import validate_path_text
 from govrun.runtime.tools.http import HostRule, parse_host_rule
 from govrun.runtime.trace.canonical import canonical, sha256_hex
-
-try:
-    import httpx
-except ImportError:  # openai>=3 depends on the fork, which keeps httpx's API
-    import httpx2 as httpx  # type: ignore[no-redef]
 
 UNKNOWN_TOOL_RISK: Risk = "high"
 
@@ -852,8 +848,8 @@ def _url_target(value: Any) -> tuple[str, int | None, str] | str:
     if (bad := _bad_char(value)) is not None:
         return f"URL {_show(value)} contains {bad}"
     try:
-        url = httpx.URL(value)
-    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        url = http.httpx.URL(value)  # the client's own parser, imported on first use
+    except (http.httpx.InvalidURL, UnicodeError, ValueError) as exc:
         return f"URL {_show(value)} is not valid: {exc}"
     if url.scheme not in _SCHEMES:
         return f"URL {_show(value)} is not http(s)"

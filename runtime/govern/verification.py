@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import jsonschema
-
 from govrun.runtime.manifest.checks import FILE_CHECKS
 from govrun.runtime.manifest.patterns import cached_pattern
 from govrun.runtime.manifest.schema import (
@@ -50,6 +48,8 @@ from govrun.runtime.tools.base import ToolResult
 from govrun.runtime.trace.events import Verification
 
 if TYPE_CHECKING:
+    import jsonschema
+
     from govrun.runtime.govern.toolbox import PreparedCall
 
 VerifyFailure = Literal["verification_failed", "missing_evidence"]
@@ -665,6 +665,8 @@ def _output_schema(check: OutputSchemaCheck, scene: _Scene) -> _Verdict:
             f"output is not JSON{cut}: {exc}",
             {"parsed": False, "error": _clip(str(exc)), "truncated": result.truncated},
         )
+    import jsonschema  # only this check needs it (~50 ms to import)
+
     validator = jsonschema.validators.validator_for(check.json_schema)(check.json_schema)
     errors = sorted(
         validator.iter_errors(document),

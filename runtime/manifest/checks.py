@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args
 
-import jsonschema
 from pydantic import Field, field_validator
 
 from govrun.runtime.manifest.fields import CallableRef, Integer, Regex, Section, Sha256, Text
@@ -81,6 +80,8 @@ class OutputSchemaCheck(_Check):
     @field_validator("json_schema")
     @classmethod
     def _valid_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        import jsonschema  # only a manifest with this check needs it (~50 ms to import)
+
         try:
             jsonschema.validators.validator_for(schema).check_schema(schema)
         except jsonschema.SchemaError as exc:

@@ -17,8 +17,8 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any
+from types import MappingProxyType, ModuleType
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -34,10 +34,29 @@ from govrun.runtime.tools.base import (
 )
 from govrun.runtime.tools.deadline import ConnectionGuard, Exchange
 
-try:
+
+def _import_httpx() -> ModuleType:
+    try:
+        import httpx
+    except ImportError:  # openai>=3 depends on the fork, which keeps httpx's API
+        import httpx2 as httpx  # type: ignore[no-redef]
+    return httpx
+
+
+class _Httpx:
+    """The HTTP client, imported on first use: policies import this module for its host
+    rules, and every command would otherwise pay for the client (~35 ms) it never uses."""
+
+    def __getattr__(self, name: str) -> Any:
+        module = _import_httpx()
+        globals()["httpx"] = module  # from now on, the module itself
+        return getattr(module, name)
+
+
+if TYPE_CHECKING:
     import httpx
-except ImportError:  # openai>=3 depends on the fork, which keeps httpx's API
-    import httpx2 as httpx  # type: ignore[no-redef]
+else:
+    httpx = _Httpx()
 
 MAX_REDIRECTS = 5
 _DEFAULT_PORTS = {"http": 80, "https": 443}

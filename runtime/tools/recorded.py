@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import jsonschema
 from pydantic import BaseModel, ConfigDict
 
 from govrun.runtime.tools.base import (
@@ -56,6 +55,8 @@ class RecordedTool(BaseTool):
     def _canonical(self, args: BaseModel) -> Canonical:
         """The arguments as sent, once they fit the recorded schema: without the code, their
         declared types cannot be applied (a record that holds canonical calls never asks)."""
+        import jsonschema  # rarely needed (~50 ms to import)
+
         arguments = dict(args.model_extra or {})
         try:
             jsonschema.validate(arguments, self.parameters)

@@ -19,8 +19,6 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from govrun.runtime.errors import GovrunError
 from govrun.runtime.manifest.fields import TOOL_NAME_PATTERN
 from govrun.runtime.manifest.mcp import McpServerSpec, is_glob, split_ref
@@ -264,6 +262,8 @@ def _build(
         if spec.mcp is None:
             specs.append(spec)
             continue
+        import jsonschema  # only agents with MCP tools need it (~30 ms to import)
+
         server_spec = m.mcp_servers[split_ref(spec.mcp)[0]]
         for name, (server, tool) in exposed.items():
             if not _entry_names(spec, name, server, tool):

@@ -16,7 +16,6 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-import jsonschema
 import orjson
 from pydantic import BaseModel, ConfigDict
 
@@ -207,6 +206,8 @@ def _validator(schema: Mapping[str, Any]) -> Any:
     what is valid; an invalid schema is refused when the tool is built. Its `pattern`s
     meet model-chosen text, so they match with RE2 (linear time: a server's regex cannot
     stall a decision); one RE2 cannot compile fails validation rather than being skipped."""
+    import jsonschema  # only agents with MCP tools need it (~30 ms to import)
+
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     cls.check_schema(schema)
     return jsonschema.validators.extend(cls, {"pattern": _pattern})(schema)
@@ -218,6 +219,8 @@ def _re2(pattern: str) -> Pattern:
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    import jsonschema
+
     if not validator.is_type(instance, "string"):
         return
     try:
