@@ -100,12 +100,10 @@ def approvals(
 
 def _temporal_approvals(address: str, json_output: bool) -> None:
     """The calls runs on Temporal wait on (their workflows' state)."""
-    import asyncio
-
-    from govrun.cli.commands.temporal import _target
+    from govrun.cli.commands.temporal import _sync, _target
     from govrun.runtime.temporal.service import runs as temporal_runs
 
-    found = [r for r in asyncio.run(temporal_runs(_target(address))) if r.get("pending")]
+    found = [r for r in _sync(temporal_runs(_target(address))) if r.get("pending")]
     if json_output:
         doc = [{"run_id": r["run_id"], **r["pending"]} for r in found]
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -22,7 +22,6 @@ from govrun.cli.commands.replay_many import replay_target
 from govrun.cli.commands.run import ApproveMode, Frontend, _summary, frontend, told
 from govrun.cli.console import err, handle_errors, out
 from govrun.cli.jobs import default_jobs
-from govrun.cli.render.integrity import check_integrity
 
 if TYPE_CHECKING:
     from govrun.runtime.manifest.schema import Manifest
@@ -198,6 +197,7 @@ def _fork(
     key: Path | None,
     json_output: bool,
 ) -> None:
+    from govrun.cli.render.integrity import check_integrity
     from govrun.runtime.errors import GovrunError
     from govrun.runtime.replayer.session import recorded_manifest
     from govrun.runtime.replayer.session import replay as run_replay
@@ -281,6 +281,7 @@ def resume(
 ) -> None:
     """Continue a crashed or stopped run: replay its record to the last complete step (a
     crash: to where it ends), then go on live, into a new trace that names its parent."""
+    from govrun.cli.render.integrity import check_integrity
     from govrun.runtime.errors import GovrunError
     from govrun.runtime.manifest.schema import load_manifest
     from govrun.runtime.replayer.session import recorded_manifest

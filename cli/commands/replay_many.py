@@ -13,7 +13,6 @@ import orjson
 
 from govrun.cli.console import err
 from govrun.cli.jobs import Job, WorkerDied, run_jobs
-from govrun.cli.render.integrity import integrity_note
 
 if TYPE_CHECKING:
     from govrun.cli.render.replay import Replayed
@@ -43,6 +42,7 @@ class Replays:
     def one(self, task: Task) -> Done:
         """Replay one trace. A trace that cannot be read becomes its error message when
         there are several (one bad file must not hide the others' results)."""
+        from govrun.cli.render.integrity import integrity_note
         from govrun.runtime.errors import GovrunError
         from govrun.runtime.replayer.session import replay
         from govrun.runtime.replayer.summary import summarize
@@ -101,6 +101,7 @@ def replay_all(replays: Replays, traces: list[Path], *, jobs: int) -> list[Repla
 
 def _warm() -> None:
     """What every replay imports (most of a worker's start), imported before the first."""
+    import govrun.cli.render.integrity
     import govrun.runtime.replayer.session
     import govrun.runtime.replayer.summary
     import govrun.runtime.trace.record  # noqa: F401

@@ -4,13 +4,13 @@ segment activity live in :mod:`govrun.runtime.temporal`; this is only the termin
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 import typer
@@ -43,6 +43,8 @@ QueueOpt = Annotated[
     ),
 ]
 
+T = TypeVar("T")
+
 
 def _target(address: str | None, namespace: str | None = None, queue: str | None = None) -> Any:
     from govrun.runtime.temporal.service import Target, sdk
@@ -71,7 +73,7 @@ def worker(
         f"task queue {escape(target.task_queue)}"
     )
     with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C during the shutdown
-        asyncio.run(run_worker(target, concurrent=concurrent))
+        _sync(run_worker(target, concurrent=concurrent))
     err.print("worker stopped")
     # The SDK's gRPC threads do not survive interpreter finalization (a fatal error on exit
     # after a clean shutdown): leave without it, everything said and flushed.
@@ -142,7 +144,7 @@ def submit(
         run_id=new_run_id(m.name),
         heartbeat_s=heartbeat,
     )
-    result = asyncio.run(start(target, sub, wait=wait))
+    result = _sync(start(target, sub, wait=wait))
     if json_output:
         doc = {"run_id": sub.run_id, "folder": str(sub.folder), "outcome": result}
         sys.stdout.write(orjson.dumps(doc).decode() + "\n")
@@ -168,7 +170,7 @@ def submit(
 def temporal_state(address: str | None, run_id: str) -> dict[str, Any]:
     from govrun.runtime.temporal.service import state
 
-    return asyncio.run(state(_target(address), run_id))
+    return _sync(state(_target(address), run_id))
 
 
 def temporal_decide(
@@ -225,7 +227,7 @@ def temporal_decide(
         reason=reason,
         for_run=for_run,  # type: ignore[arg-type]
     )
-    asyncio.run(signal(_target(address), run_id, "decide", data))
+    _sync(signal(_target(address), run_id, "decide", data))
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         handled = {h["nonce"]: h["outcome"] for h in temporal_state(address, run_id)["handled"]}
@@ -259,7 +261,7 @@ def temporal_control(address: str | None, run_id: str, action: str, by: str, rea
     if got.get("status") == "running" and folder.is_dir():
         send_request(folder, action, by=by, reason=reason)  # type: ignore[arg-type]
     payload = {"action": action, "by": by, "reason": reason}
-    asyncio.run(signal(_target(address), run_id, "control", payload))
+    _sync(signal(_target(address), run_id, "control", payload))
     out.print(f"{action} sent to {escape(run_id)} through Temporal (by {escape(by)})")
 
 
@@ -269,7 +271,7 @@ def temporal_status(address: str | None, json_output: bool) -> None:
     from govrun.runtime.temporal.service import runs
 
     target = _target(address)
-    found = asyncio.run(runs(target))
+    found = _sync(runs(target))
     if json_output:
         sys.stdout.write(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
@@ -291,3 +293,11 @@ def temporal_status(address: str | None, json_output: bool) -> None:
             escape(str(r.get("trace", ""))),
         )
     out.print(table)
+
+
+def _sync(awaitable: Coroutine[Any, Any, T]) -> T:
+    """Run one call to the Temporal client to its end (asyncio is imported here: the
+    other commands never need it)."""
+    import asyncio
+
+    return asyncio.run(awaitable)
