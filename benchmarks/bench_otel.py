@@ -37,9 +37,9 @@ from govrun.runtime.manifest.schema import load_manifest
 from govrun.runtime.manifest.telemetry import Otlp, Telemetry
 from govrun.runtime.models.scripted import ScriptedModel
 from govrun.runtime.run import run_agent
-from govrun.runtime.telemetry.destination import resolve
-from govrun.runtime.telemetry.export import export_traces, trace_spans
-from govrun.runtime.telemetry.sdk import otlp_exporter
+from govrun.runtime.views.telemetry.destination import resolve
+from govrun.runtime.views.telemetry.export import export_traces, trace_spans
+from govrun.runtime.views.telemetry.sdk import otlp_exporter
 
 RESULTS = Path(__file__).resolve().parent / "results" / "otel.json"
 

@@ -64,8 +64,8 @@ async def submit_all(
     first: int = 0,
 ) -> list[float]:
     from govrun.runtime.manifest.schema import load_manifest
-    from govrun.runtime.temporal.service import Target, connect, submission
-    from govrun.runtime.temporal.workflow import WORKFLOW
+    from govrun.runtime.ops.temporal.service import Target, connect, submission
+    from govrun.runtime.ops.temporal.workflow import WORKFLOW
 
     m = load_manifest(manifest)
     client = await connect(Target(address, task_queue=queue))

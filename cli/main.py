@@ -110,8 +110,8 @@ def validate(manifest: ManifestPath) -> None:
         check_runnable(mcp.manifest, mcp_tools=mcp.tools)  # what `run` checks before step 1
         exposed = [t.name for t in mcp.manifest.tools]
     if m.telemetry is not None:  # and where it would export, with what
-        from govrun.runtime.telemetry.live import destination_of
-        from govrun.runtime.telemetry.sdk import require_otel
+        from govrun.runtime.views.telemetry.live import destination_of
+        from govrun.runtime.views.telemetry.sdk import require_otel
 
         require_otel(destination_of(m.telemetry, os.environ).protocol)
     configs = m.models or {"model": m.model}

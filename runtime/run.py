@@ -43,7 +43,7 @@ from govrun.runtime.trace.signing import Signer, load_default_signer
 from govrun.runtime.trace.writer import Durability, Observer, TraceWriter
 
 if TYPE_CHECKING:
-    from govrun.runtime.telemetry.live import LiveExport
+    from govrun.runtime.views.telemetry.live import LiveExport
 
 
 def new_run_id(agent: str) -> str:
@@ -281,8 +281,8 @@ def _live_export(
 ) -> LiveExport:
     """The live exporter, before the trace exists: a missing extra or a bad endpoint
     refuses the run rather than running it unwatched."""
-    from govrun.runtime.telemetry.live import LiveExport, destination_of
-    from govrun.runtime.telemetry.sdk import require_otel
+    from govrun.runtime.views.telemetry.live import LiveExport, destination_of
+    from govrun.runtime.views.telemetry.sdk import require_otel
 
     require_otel(destination_of(telemetry, env).protocol)
     return LiveExport(telemetry, trace_path=path, env=env, say=say)

@@ -17,10 +17,10 @@ from govrun.runtime.manifest.telemetry import Otlp, Telemetry
 from govrun.runtime.ports import FixedClock
 from govrun.runtime.replayer.session import replay
 from govrun.runtime.run import run_agent
-from govrun.runtime.telemetry.export import export_traces, trace_spans
-from govrun.runtime.telemetry.ids import span_id, trace_id
-from govrun.runtime.telemetry.live import LiveExport
 from govrun.runtime.trace.record import Record
+from govrun.runtime.views.telemetry.export import export_traces, trace_spans
+from govrun.runtime.views.telemetry.ids import span_id, trace_id
+from govrun.runtime.views.telemetry.live import LiveExport
 from tests.support.agents import TASK, prepare
 from tests.support.governed import (
     FILES,

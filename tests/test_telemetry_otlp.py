@@ -15,8 +15,8 @@ import pytest
 
 from govrun.runtime.manifest.schema import load_manifest
 from govrun.runtime.run import run_agent
-from govrun.runtime.telemetry.ids import span_id, trace_id
 from govrun.runtime.trace.record import Record
+from govrun.runtime.views.telemetry.ids import span_id, trace_id
 from tests.support.agents import MANIFEST, TASK, WORKSPACE, prepare
 from tests.support.cli import govrun, invoke
 from tests.support.governed import (

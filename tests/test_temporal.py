@@ -21,11 +21,11 @@ import yaml
 
 from govrun.runtime.errors import TraceWriteError
 from govrun.runtime.ops.approvals import Pending, signed_decision
+from govrun.runtime.ops.temporal import service
+from govrun.runtime.ops.temporal.segment import FENCE, fence_for
+from govrun.runtime.ops.temporal.service import Target, state
 from govrun.runtime.ports import ApprovalRequest
 from govrun.runtime.replayer.session import replay
-from govrun.runtime.temporal import service
-from govrun.runtime.temporal.segment import FENCE, fence_for
-from govrun.runtime.temporal.service import Target, state
 from govrun.runtime.trace import events as ev
 from govrun.runtime.trace.record import Record
 from govrun.runtime.trace.signing import Signer, init_key, trusted_key_line

@@ -101,7 +101,7 @@ def approvals(
 def _temporal_approvals(address: str, json_output: bool) -> None:
     """The calls runs on Temporal wait on (their workflows' state)."""
     from govrun.cli.commands.temporal import _sync, _target
-    from govrun.runtime.temporal.service import runs as temporal_runs
+    from govrun.runtime.ops.temporal.service import runs as temporal_runs
 
     found = [r for r in _sync(temporal_runs(_target(address))) if r.get("pending")]
     if json_output:

@@ -93,8 +93,8 @@ def otel(
     every span was taken, 1 when some could not be sent, 2 for bad input or without the
     `govrun[otel]` extra."""
     from govrun.cli.render.integrity import check_integrity
-    from govrun.runtime.telemetry.destination import parse_headers, resolve
-    from govrun.runtime.telemetry.export import trace_spans
+    from govrun.runtime.views.telemetry.destination import parse_headers, resolve
+    from govrun.runtime.views.telemetry.export import trace_spans
 
     for trace in traces:  # a crashed or altered trace still exports, and the person is told
         check_integrity(trace, doing="export", refuse_altered=False)
@@ -104,8 +104,8 @@ def otel(
         spans = [plan.as_json() for plan in plans]
         sys.stdout.write(orjson.dumps(spans, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
-    from govrun.runtime.telemetry.export import export_traces
-    from govrun.runtime.telemetry.sdk import otlp_exporter
+    from govrun.runtime.views.telemetry.export import export_traces
+    from govrun.runtime.views.telemetry.sdk import otlp_exporter
 
     env = os.environ
     destination = resolve(

@@ -236,7 +236,7 @@ def _fork(
 def _watched(new: Manifest | None, target: Path) -> contextlib.AbstractContextManager[list[Any]]:
     """A fork or resume goes live: exported as it goes when its --manifest says
     `telemetry:` (the recorded manifest never holds the section)."""
-    from govrun.runtime.telemetry.live import watching
+    from govrun.runtime.views.telemetry.live import watching
 
     def say(text: str) -> None:
         err.print(f"[yellow]{escape(text)}[/]")

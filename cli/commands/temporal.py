@@ -1,6 +1,6 @@
 """`govrun worker` and `govrun submit`: governed runs on Temporal, and reaching them from
 `approve`, `reject`, `ctl` and `status` with ``--temporal HOST:PORT``. The workflow and the
-segment activity live in :mod:`govrun.runtime.temporal`; this is only the terminal side."""
+segment activity live in :mod:`govrun.runtime.ops.temporal`; this is only the terminal side."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ T = TypeVar("T")
 
 
 def _target(address: str | None, namespace: str | None = None, queue: str | None = None) -> Any:
-    from govrun.runtime.temporal.service import Target, sdk
+    from govrun.runtime.ops.temporal.service import Target, sdk
 
     sdk()
     return Target.resolve(address, namespace, queue)
@@ -65,7 +65,7 @@ def worker(
     """Run a Temporal worker that executes governed runs from the task queue, until
     Ctrl-C. Start several, on several machines: each must see the agents' folders and the
     runs folder at the same paths."""
-    from govrun.runtime.temporal.service import run_worker
+    from govrun.runtime.ops.temporal.service import run_worker
 
     target = _target(temporal, namespace, task_queue)
     err.print(
@@ -122,9 +122,9 @@ def submit(
     from govrun.runtime.govern.preflight import check_runnable, servers_started
     from govrun.runtime.manifest.schema import load_manifest
     from govrun.runtime.ops.registry import runs_dir
+    from govrun.runtime.ops.temporal.service import submission
+    from govrun.runtime.ops.temporal.service import submit as start
     from govrun.runtime.run import new_run_id
-    from govrun.runtime.temporal.service import submission
-    from govrun.runtime.temporal.service import submit as start
     from govrun.runtime.tools.mcp.pins import lock_path
 
     target = _target(temporal, namespace, task_queue)
@@ -168,7 +168,7 @@ def submit(
 
 
 def temporal_state(address: str | None, run_id: str) -> dict[str, Any]:
-    from govrun.runtime.temporal.service import state
+    from govrun.runtime.ops.temporal.service import state
 
     return _sync(state(_target(address), run_id))
 
@@ -188,7 +188,7 @@ def temporal_decide(
     signal, and report what the run did with it."""
     from govrun.runtime.errors import GovrunError
     from govrun.runtime.ops.approvals import Pending, signed_decision
-    from govrun.runtime.temporal.service import signal
+    from govrun.runtime.ops.temporal.service import signal
     from govrun.runtime.trace.signing import load_default_signer
 
     signer = load_default_signer()
@@ -251,7 +251,7 @@ def temporal_control(address: str | None, run_id: str, action: str, by: str, rea
     """`govrun ctl --temporal`: a request in the run's control folder for a segment that is
     running, and a signal for a run that is waiting."""
     from govrun.runtime.ops.control import send_request
-    from govrun.runtime.temporal.service import signal
+    from govrun.runtime.ops.temporal.service import signal
 
     got = temporal_state(address, run_id)
     if got.get("status") == "finished":
@@ -268,7 +268,7 @@ def temporal_control(address: str | None, run_id: str, action: str, by: str, rea
 def temporal_status(address: str | None, json_output: bool) -> None:
     from rich.table import Table
 
-    from govrun.runtime.temporal.service import runs
+    from govrun.runtime.ops.temporal.service import runs
 
     target = _target(address)
     found = _sync(runs(target))

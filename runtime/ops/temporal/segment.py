@@ -39,8 +39,8 @@ from govrun.runtime.ops.approvals import (
 )
 from govrun.runtime.ops.control import FileControl
 from govrun.runtime.ops.registry import write_atomic
+from govrun.runtime.ops.temporal.workflow import SEGMENT
 from govrun.runtime.ports import ApprovalDecision, ApprovalRequest
-from govrun.runtime.temporal.workflow import SEGMENT
 from govrun.runtime.trace.signing import Signer, load_default_signer, load_trusted_keys
 
 FENCE = "writer"

@@ -80,8 +80,8 @@ async def run_worker(target: Target, *, concurrent: int = 4) -> None:
 
     from temporalio.worker import Worker
 
-    from govrun.runtime.temporal.segment import run_segment
-    from govrun.runtime.temporal.workflow import GovrunRun
+    from govrun.runtime.ops.temporal.segment import run_segment
+    from govrun.runtime.ops.temporal.workflow import GovrunRun
 
     client = await connect(target)
     stop = asyncio.Event()
@@ -138,7 +138,7 @@ def submission(
 
 
 async def submit(target: Target, sub: Submission, *, wait: bool) -> dict[str, Any] | None:
-    from govrun.runtime.temporal.workflow import WORKFLOW
+    from govrun.runtime.ops.temporal.workflow import WORKFLOW
 
     client = await connect(target)
     handle = await client.start_workflow(
@@ -169,7 +169,7 @@ async def signal(target: Target, run_id: str, name: str, payload: dict[str, Any]
 
 async def runs(target: Target) -> list[dict[str, Any]]:
     """The govrun runs Temporal's visibility lists as running, each with its state."""
-    from govrun.runtime.temporal.workflow import WORKFLOW
+    from govrun.runtime.ops.temporal.workflow import WORKFLOW
 
     client = await connect(target)
     found: list[dict[str, Any]] = []

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from govrun.runtime.errors import TraceError
-from govrun.runtime.telemetry.mapping import SpanMapper
-from govrun.runtime.telemetry.sdk import Converter, Say, reporting
-from govrun.runtime.telemetry.spans import SpanPlan
 from govrun.runtime.trace.canonical import blob_dir
 from govrun.runtime.trace.events import parse_event
 from govrun.runtime.trace.record import Record
+from govrun.runtime.views.telemetry.mapping import SpanMapper
+from govrun.runtime.views.telemetry.sdk import Converter, Say, reporting
+from govrun.runtime.views.telemetry.spans import SpanPlan
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter

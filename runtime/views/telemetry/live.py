@@ -21,11 +21,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from govrun.runtime.manifest.telemetry import Telemetry
-from govrun.runtime.telemetry.destination import Destination, resolve
-from govrun.runtime.telemetry.mapping import SpanMapper
-from govrun.runtime.telemetry.sdk import Converter, Say, otlp_exporter, reporting, require_otel
 from govrun.runtime.trace.events import Event
 from govrun.runtime.trace.writer import Observer
+from govrun.runtime.views.telemetry.destination import Destination, resolve
+from govrun.runtime.views.telemetry.mapping import SpanMapper
+from govrun.runtime.views.telemetry.sdk import (
+    Converter,
+    Say,
+    otlp_exporter,
+    reporting,
+    require_otel,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -41,7 +47,7 @@ _MAP_EVERY_S = 0.2
 DEFAULT_WAIT_S = 10.0
 """How long the end of a run waits for its last spans without a configured timeout."""
 
-_log = logging.getLogger("govrun.runtime.telemetry")
+_log = logging.getLogger("govrun.runtime.views.telemetry")
 
 
 def destination_of(telemetry: Telemetry, env: Mapping[str, str]) -> Destination:

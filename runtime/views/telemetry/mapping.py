@@ -19,10 +19,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from govrun.runtime.telemetry.content import as_json, input_messages, output_message, text_message
-from govrun.runtime.telemetry.ids import ROOT_SEQ, Times, span_id, trace_id
-from govrun.runtime.telemetry.spans import SpanEvent, SpanLink, SpanPlan, clean
 from govrun.runtime.trace import events as ev
+from govrun.runtime.views.telemetry.content import (
+    as_json,
+    input_messages,
+    output_message,
+    text_message,
+)
+from govrun.runtime.views.telemetry.ids import ROOT_SEQ, Times, span_id, trace_id
+from govrun.runtime.views.telemetry.spans import SpanEvent, SpanLink, SpanPlan, clean
 
 PROVIDERS = {"openai": "openai", "scripted": "govrun.scripted"}
 """``gen_ai.provider.name`` per manifest provider. An OpenAI-compatible server is reached

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from govrun.runtime import __version__
 from govrun.runtime.errors import GovrunError
-from govrun.runtime.telemetry.destination import Destination
-from govrun.runtime.telemetry.spans import SpanPlan
+from govrun.runtime.views.telemetry.destination import Destination
+from govrun.runtime.views.telemetry.spans import SpanPlan
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource

@@ -1,5 +1,5 @@
 """Spans as plain data, before any OpenTelemetry object exists: what `--dry-run` prints and
-what :mod:`govrun.runtime.telemetry.sdk` hands to the SDK."""
+what :mod:`govrun.runtime.views.telemetry.sdk` hands to the SDK."""
 
 from __future__ import annotations
 
