@@ -82,6 +82,17 @@ def _context() -> multiprocessing.context.BaseContext:
     return _SPAWN
 
 
+def _start(job: Job[T, R]) -> tuple[multiprocessing.context.BaseContext, Callable[[], None] | None]:
+    """How to start workers for ``job`` now, and what each must run first: forked workers
+    inherit ``job.warm`` done here, once; spawned ones run it themselves."""
+    context = _context()
+    if context is not _FORK:
+        return context, job.warm
+    if job.warm is not None:
+        job.warm()
+    return context, None
+
+
 def run_jobs(job: Job[T, R], items: Sequence[T], *, jobs: int) -> list[R | WorkerDied]:
     """``job.fn`` over ``items`` in up to ``jobs`` worker processes; the results in the order
     of ``items`` whatever order they finish in. Progress goes to stderr on a terminal."""
@@ -110,9 +121,7 @@ class _Round:
     is made; :meth:`finish` collects what they return."""
 
     def __init__(self, job: Job[T, R], items: Sequence[T], todo: list[int], workers: int) -> None:
-        context = _context()
-        if job.warm is not None and context is _FORK:
-            job.warm()  # here, once: the forked workers inherit it
+        context, warm = _start(job)
         self.started = context.SimpleQueue()
         self.began: set[int] = set()
         self.pool: ProcessPoolExecutor | None = None
@@ -122,7 +131,7 @@ class _Round:
                     workers,
                     mp_context=context,
                     initializer=_start_worker,
-                    initargs=(self.started, job.fn, None if context is _FORK else job.warm),
+                    initargs=(self.started, job.fn, warm),
                 )
                 self.futures = {self.pool.submit(_tracked, items[i], i): i for i in todo}
         except BaseException:
@@ -215,11 +224,8 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 
 def _isolated(job: Job[T, R], item: T) -> R | WorkerDied:
     """``job.fn(item)`` in a process of its own: its result, or how the process died."""
-    context = _context()
-    if job.warm is not None and context is _FORK:
-        job.warm()
+    context, warm = _start(job)
     receive, send = context.Pipe(duplex=False)
-    warm = None if context is _FORK else job.warm
     process = context.Process(target=_send_result, args=(job.fn, item, send, warm), daemon=True)
     try:
         with _sigint_blocked():
