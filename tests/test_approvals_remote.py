@@ -262,8 +262,14 @@ def test_refused_decisions_are_recorded_and_never_applied(
     data.update(public_key=bob.public_key, key_fingerprint=bob.fingerprint)
     forged.write_bytes(orjson.dumps(data))
     (folder / "decisions" / "junk.json").write_text("{not json")
+    # not files: a folder, a FIFO no one writes (reading it would block the run), a link
+    (folder / "decisions" / "a-folder").mkdir()
+    os.mkfifo(folder / "decisions" / "a-fifo")
+    (folder / "decisions" / "a-link").symlink_to(forged)
     time.sleep(0.5)
-    assert run.entry() is not None and (run.entry().waiting or {}).get("tool") == "note"
+    assert run.entry() is not None and (run.entry().waiting or {}).get("tool") == "note", (
+        run.output()
+    )
     # bob's real approval applies; a second one for the same call is refused
     nonce_1 = send_decision(folder, pending, "approve", signer=bob, by="bob")
     nonce_2 = send_decision(folder, pending, "approve", signer=bob, by="bob")
@@ -283,6 +289,10 @@ def test_refused_decisions_are_recorded_and_never_applied(
     assert "its call hash is not the pending call's" in joined
     assert "its signature does not verify (forged or altered)" in joined
     assert "unreadable decision file junk.json: not JSON" in joined
+    assert "unreadable decision file a-folder: not a regular file" in joined
+    assert "unreadable decision file a-fifo: not a regular file" in joined
+    assert "unreadable decision file a-link: a symbolic link, not a decision file" in joined
+    assert joined.count("a-folder") == 1  # said once, and gone
     assert "the call was already decided (approve by bob)" in joined
     decided = [e for e in events if e["type"] == "approval_decided"]
     assert [(d["tool"], d["decision"], d["approver"]) for d in decided] == [

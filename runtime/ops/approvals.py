@@ -30,9 +30,11 @@ shared folder; a distributed backend plugs in its own. Replay answers from the r
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
+import stat
 import subprocess
 import threading
 import time
@@ -254,13 +256,14 @@ class FileApprovalChannel:
         self.inbox = folder / "decisions"
         self.registration = registration
         self.broken: str | None = None
+        self._stuck: set[str] = set()
+        """Entries of the inbox already refused that could not be removed: said once."""
         try:
             self.inbox.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(self.folder, 0o700)
             os.chmod(self.inbox, 0o700)
             for name in os.listdir(self.inbox):  # left by a run that is gone
-                with contextlib.suppress(OSError):
-                    (self.inbox / name).unlink()
+                _discard(self.inbox / name)
         except OSError as exc:
             self.broken = exc.strerror or str(exc)
 
@@ -287,6 +290,8 @@ class FileApprovalChannel:
             return []
         found: list[Sent | str] = []
         for name in names:
+            if name in self._stuck:
+                continue
             path = self.inbox / name
             try:
                 found.append(_read_sent(path))
@@ -294,8 +299,8 @@ class FileApprovalChannel:
                 continue
             except ValueError as exc:
                 found.append(f"{name}: {exc}")
-            with contextlib.suppress(OSError):
-                path.unlink()
+            if not _discard(path):
+                self._stuck.add(name)
         return found
 
     def answer(self, sent: Sent, outcome: str) -> None:
@@ -312,7 +317,20 @@ class FileApprovalChannel:
 
 
 def _read_sent(path: Path) -> Sent:
-    with open(path, "rb") as f:
+    """The decision in one file of the inbox. Anything but a regular file — a folder, a
+    FIFO that would block the run, a device, a symbolic link — is refused unread."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError("a symbolic link, not a decision file") from None
+        raise ValueError(f"cannot be read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError("not a regular file")
+    with os.fdopen(fd, "rb") as f:
         raw = f.read(MAX_DECISION_BYTES + 1)
     if len(raw) > MAX_DECISION_BYTES:
         raise ValueError(f"larger than {MAX_DECISION_BYTES} bytes")
@@ -321,6 +339,18 @@ def _read_sent(path: Path) -> Sent:
     except orjson.JSONDecodeError:
         raise ValueError("not JSON") from None
     return sent_from(data)
+
+
+def _discard(path: Path) -> bool:
+    """Remove one inbox entry, whatever it is; whether it is gone."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)  # a folder (the inbox is the run's own)
+        return not os.path.lexists(path)
+    return True
 
 
 SIGNATURE_KEYS = ("key_fingerprint", "public_key", "key_source", "signature")
