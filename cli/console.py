@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import tempfile
+import time
+import traceback
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.exceptions import TyperException
 
 from govrun.runtime.errors import GovrunError, ManifestError
 
@@ -34,7 +40,8 @@ def print_error(exc: GovrunError) -> None:
 
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn govrun's own errors and Ctrl-C into a clear message and an exit code."""
+    """Turn govrun's own errors and Ctrl-C into a clear message and an exit code, and
+    anything unforeseen into one paragraph and a crash report (exit 1)."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -46,8 +53,41 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]")
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, TyperException):
+            raise
+        except Exception as exc:
+            if os.environ.get("GOVRUN_DEBUG"):
+                raise
+            print_crash(exc)
+            raise typer.Exit(1) from None
 
     return wrapper
+
+
+def print_crash(exc: BaseException, *, after: str = "") -> None:
+    """Something govrun did not foresee (a bug): what it was, in one line, and where the
+    traceback went — a file for a bug report, never the terminal (GOVRUN_DEBUG=1 shows it).
+    ``after`` says what still holds (a run's trace records the failure)."""
+    err.print(
+        f"[bold red]error:[/] govrun failed unexpectedly: "
+        f"{escape(type(exc).__name__)}: {escape(str(exc))}"
+    )
+    report = crash_report(exc)
+    where = f"The details are in {report}; please" if report else "Please"
+    err.print(f"[dim]{escape(after)}{where} include them in a bug report.[/]")
+
+
+def crash_report(exc: BaseException) -> Path | None:
+    """The traceback of ``exc`` in a new file of the temp folder (owner-only), or None if
+    it could not be written."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"govrun-crash-{stamp}-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("".join(traceback.format_exception(exc)))
+    except OSError:
+        return None
+    return Path(name)
 
 
 @contextlib.contextmanager

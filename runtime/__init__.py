@@ -24,6 +24,7 @@ _PUBLIC: dict[str, str] = {
     "RunResult": "govrun.runtime.loop",
     "RunInterrupted": "govrun.runtime.loop",
     "RunHalted": "govrun.runtime.loop",
+    "RunCrashed": "govrun.runtime.loop",
     "load_manifest": "govrun.runtime.manifest.schema",
     "parse_manifest": "govrun.runtime.manifest.schema",
     "Manifest": "govrun.runtime.manifest.schema",

@@ -144,6 +144,17 @@ class RunInterrupted(KeyboardInterrupt):
         self.result = result
 
 
+class RunCrashed(Exception):
+    """Something failed that govrun did not foresee — a bug here, or in a port an embedder
+    supplied. The loop recorded it as the run's end (failed, ``internal_error``, the
+    exception named in the reason) and sealed the trace; this carries that result, with the
+    exception itself as ``__cause__`` for whoever reports it."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__(result.reason)
+        self.result = result
+
+
 class RunHalted(TraceWriteError):
     """The trace could not be written, so the run halted before its next side effect. It
     carries how far the record got: ``result.head`` and ``result.events`` are those of the
@@ -243,9 +254,12 @@ class GovernedLoop:
     def run(self) -> RunResult:
         """Run to the end and say how it went. A Ctrl-C that interrupts at once ends it as
         the operator's stop and raises :class:`RunInterrupted`; a failed trace write halts
-        it and raises :class:`RunHalted`; both carry the result, the trace as it stands."""
+        it and raises :class:`RunHalted`; anything unforeseen is recorded as an internal
+        error and raises :class:`RunCrashed`. All three carry the result, the trace as it
+        stands."""
         end = RunEnded("failed", "internal_error", "the run ended unexpectedly")
         interrupted = suspended = False
+        crashed: Exception | None = None
         try:
             try:
                 self._start()
@@ -268,7 +282,7 @@ class GovernedLoop:
                 end = RunEnded(
                     "failed", "internal_error", f"internal error: {type(exc).__name__}: {exc}"
                 )
-                raise
+                crashed = exc
             finally:
                 if not (suspended or self.trace.closed or self.trace.broken) and self.trace.seq:
                     end = self._finish(end)
@@ -278,6 +292,8 @@ class GovernedLoop:
         result = self._result(end)
         if interrupted:
             raise RunInterrupted(result)
+        if crashed is not None:
+            raise RunCrashed(result) from crashed
         return result
 
     def _start(self) -> None:

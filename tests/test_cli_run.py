@@ -11,6 +11,7 @@ import hashlib
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 
 from govrun.runtime import __version__
 from govrun.runtime.trace.events import parse_event
-from tests.support.cli import Ran, govrun
+from tests.support.cli import Ran, govrun, invoke
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = REPO / "fixtures" / "agents" / "quickstart.yaml"
@@ -94,6 +95,38 @@ def test_run_quickstart(tmp_path: Path) -> None:
     verify = govrun("verify", trace, "--head", printed[0])
     assert verify.code == 0, verify.flat
     assert "matches the head given" in verify.flat
+
+
+def test_a_bug_during_a_run_is_said_in_one_paragraph_with_the_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Something govrun did not foresee: no traceback on the terminal, the trace records it
+    and verifies, the summary gives its head, and the traceback is in a crash report."""
+    from govrun.runtime.loop import GovernedLoop
+
+    def broken(self: GovernedLoop, *args: Any) -> None:
+        raise ZeroDivisionError("a bug in a step")
+
+    monkeypatch.setattr(GovernedLoop, "_govern", broken)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where crash reports go
+    monkeypatch.delenv("GOVRUN_DEBUG", raising=False)
+    trace = tmp_path / "trace.jsonl"
+
+    ran = invoke("run", QUICKSTART, "-o", trace)
+
+    assert ran.code == 1
+    assert ran.exception is None or isinstance(ran.exception, SystemExit)
+    assert "Traceback" not in ran.out + ran.err
+    assert "govrun failed unexpectedly: ZeroDivisionError: a bug in a step" in ran.flat
+    assert "The trace records the failure (internal_error)." in ran.flat
+    reports = list(tmp_path.glob("govrun-crash-*.txt"))
+    assert len(reports) == 1 and f"The details are in {reports[0]}" in ran.flat
+    assert "ZeroDivisionError: a bug in a step" in reports[0].read_text()
+    assert "Traceback" in reports[0].read_text()
+    events = events_of(trace)
+    assert events[-1]["failure_class"] == "internal_error"
+    assert HEAD_LINE.findall(ran.out) == [events[-1]["hash"]]
+    assert govrun("verify", trace).code == 0
 
 
 def test_two_quickstart_runs_in_a_row_are_the_same_run(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import pytest
 
-from govrun.runtime import RunInterrupted
+from govrun.runtime import RunCrashed, RunInterrupted
 from govrun.runtime.govern.approvers import DenyApprover
 from govrun.runtime.govern.toolbox import LiveTools, PreparedCall
 from govrun.runtime.ports import ApprovalDecision, ApprovalRequest, Control, FixedClock
@@ -833,9 +833,12 @@ def test_a_port_that_raises_still_leaves_a_finished_trace(
     m = prepare(tmp_path, manifest, script=[calls(write("a.txt")), answer()])
     trace = new_trace_path(tmp_path)
 
-    with pytest.raises(error):
+    with pytest.raises(RunCrashed) as crashed:
         run_agent(m, task="t", trace_path=trace, env={}, **ports)
 
+    assert isinstance(crashed.value.__cause__, error)  # the port's own exception, kept
+    assert crashed.value.result.failure_class == "internal_error"
     events = checked_events(trace)
     finished = assert_ended(events, "failed", "internal_error")
     assert f"internal error: {error.__name__}" in finished.reason
+    assert crashed.value.result.head == events[-1].hash

@@ -8,6 +8,7 @@ terminal), nobody (`deny`, the default without one: no run ever waits for input)
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from govrun.cli.channels import bound_consoles, json_channel
-from govrun.cli.console import err, handle_errors, out, print_error
+from govrun.cli.console import err, handle_errors, out, print_crash, print_error
 from govrun.cli.pause_prompt import CtrlC, TerminalOperator
 
 if TYPE_CHECKING:
@@ -169,9 +170,10 @@ def _otel_from_env() -> Telemetry:
 @contextlib.contextmanager
 def told(m: Manifest, console: Console) -> Iterator[None]:
     """However a run ends, the person is told how, where its trace is and its head. Most
-    ends return a result; these two raise one: Ctrl-C that stopped the run at once (exit
-    130, as for any command Ctrl-C ends) and a trace write that failed (exit 1)."""
-    from govrun.runtime.loop import RunHalted, RunInterrupted
+    ends return a result; these three raise one: Ctrl-C that stopped the run at once (exit
+    130, as for any command Ctrl-C ends), a trace write that failed and an internal error
+    (exit 1)."""
+    from govrun.runtime.loop import RunCrashed, RunHalted, RunInterrupted
 
     try:
         yield
@@ -183,6 +185,13 @@ def told(m: Manifest, console: Console) -> Iterator[None]:
         print_error(halted)
         _summary(halted.result, m, console, sealed=False)
         raise typer.Exit(halted.exit_code) from None
+    except RunCrashed as crashed:
+        if os.environ.get("GOVRUN_DEBUG"):
+            raise
+        cause = crashed.__cause__ or crashed
+        print_crash(cause, after="The trace records the failure (internal_error). ")
+        _summary(crashed.result, m, console)
+        raise typer.Exit(1) from None
 
 
 @dataclass

@@ -30,8 +30,10 @@ class Ran:
         return " ".join(f"{self.out}\n{self.err}".split())
 
     def assert_clean(self) -> None:
-        """No Python traceback: only govrun's own messages and exit codes."""
+        """No Python traceback and no crash (which the CLI says in one paragraph): only
+        govrun's own messages and exit codes."""
         assert "Traceback" not in self.out + self.err, self.out + self.err
+        assert "govrun failed unexpectedly" not in self.err, self.err
         assert self.exception is None or isinstance(self.exception, SystemExit), repr(
             self.exception
         )
