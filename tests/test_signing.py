@@ -18,6 +18,7 @@ import pytest
 
 from govrun.runtime.errors import GovrunError
 from govrun.runtime.govern.approvers import AutoApprover, DenyApprover
+from govrun.runtime.loop import RunCrashed
 from govrun.runtime.ports import ApprovalDecision, ApprovalRequest, FixedClock
 from govrun.runtime.run import run_agent
 from govrun.runtime.trace import events as ev
@@ -173,8 +174,10 @@ def test_a_run_that_crashes_in_a_port_is_still_sealed(tmp_path: Path) -> None:
     m = prepare(tmp_path, scripted_manifest(policy=ASK_WRITES), script=TWO_WRITES)
     trace = new_trace_path(tmp_path)
 
-    with pytest.raises(KeyError):
+    with pytest.raises(RunCrashed) as crashed:
         run_agent(m, task="t", trace_path=trace, approver=BrokenApprover(), env={})
+
+    assert isinstance(crashed.value.__cause__, KeyError)
 
     events = checked_events(trace)
     assert last(events, ev.RunFinished).failure_class == "internal_error"
