@@ -33,6 +33,7 @@ from govrun.runtime.trace.verify import verify_trace
 from govrun.runtime.trace.writer import TraceWriter
 from tests.support.cli import govrun
 from tests.support.temporal import Worker
+from tests.support.tls_proxy import Pki, TlsFront, make_pki
 
 pytest.importorskip("temporalio")
 WAIT_S = 90.0
@@ -394,3 +395,94 @@ def test_ctl_pause_waits_in_the_workflow_and_resume_goes_on(
     assert [i.get("action") for i in interrupts][:2] == ["pause", "resume"]
     assert "dana" in json.dumps(interrupts)
     assert verify_trace(done["trace"]).ok
+
+
+# --- TLS, mutual TLS and API keys (a TLS front to the dev server, with a private CA) ----------
+
+
+@pytest.fixture
+def tls_front(temporal_server: str, tmp_path: Path) -> Iterator[tuple[TlsFront, Pki]]:
+    pki = make_pki(tmp_path / "pki")
+    front = TlsFront(temporal_server, pki, require_client_cert=True)
+    yield front, pki
+    front.close()
+
+
+def tls_env(pki: Pki, **extra: str) -> dict[str, str]:
+    return {
+        "GOVRUN_TEMPORAL_TLS_CA_PATH": str(pki.ca),
+        "GOVRUN_TEMPORAL_TLS_CERT_PATH": str(pki.client_cert),
+        "GOVRUN_TEMPORAL_TLS_KEY_PATH": str(pki.client_key),
+        "GOVRUN_TEMPORAL_TLS_SERVER_NAME": "localhost",
+        **extra,
+    }
+
+
+def test_a_run_goes_through_mutual_tls_with_a_private_ca_and_an_api_key(
+    tmp_path: Path,
+    queue: str,
+    tls_front: tuple[TlsFront, Pki],
+    keys: dict[str, tuple[Path, Signer]],
+) -> None:
+    """Worker and submitter both reach the service only through the TLS front, which
+    demands a client certificate; the API key rides along and is never printed."""
+    front, pki = tls_front
+    secret = "tmprl-api-key-7c1e9d"
+    env = tls_env(pki, GOVRUN_TEMPORAL_API_KEY=secret)
+    worker = Worker(front.address, queue, tmp_path, keys["worker"][0], extra_env=env)
+    try:
+        manifest = agent(tmp_path / "agent", ticks=2)
+        runs = tmp_path / "runs"
+        ran = govrun(
+            "submit", manifest, "--temporal", front.address, "--task-queue", queue,
+            "--runs", runs, "--wait", env=env,
+        )  # fmt: skip
+        assert ran.code == 0, ran.flat + worker.output()
+        assert "completed" in ran.flat
+        assert "TLS · API key" in until(lambda: "TLS" in worker.output() and worker.output(), "log")
+        assert secret not in ran.flat + worker.output()
+        trace = next(runs.glob("ticker-*/ticker-*.s1a1.jsonl"))
+        assert verify_trace(trace).ok
+        status = govrun("status", "--temporal", front.address, "--json", env=env)
+        assert status.code == 0, status.flat
+    finally:
+        worker.stop()
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"GOVRUN_TEMPORAL_TLS_CERT_PATH": None, "GOVRUN_TEMPORAL_TLS_KEY_PATH": None}, "over TLS"),
+        ({"GOVRUN_TEMPORAL_TLS_CA_PATH": "stranger"}, "over TLS"),
+        ({"GOVRUN_TEMPORAL_TLS_CA_PATH": None}, "over TLS"),  # the system's roots
+        ({"GOVRUN_TEMPORAL_TLS_KEY_PATH": None}, "needs both GOVRUN_TEMPORAL_TLS_CERT_PATH"),
+        ({"GOVRUN_TEMPORAL_TLS": "maybe"}, "GOVRUN_TEMPORAL_TLS is 'maybe': expected 1 or 0"),
+        ({"GOVRUN_TEMPORAL_TLS": "0"}, "GOVRUN_TEMPORAL_TLS is '0' but"),
+        ({"GOVRUN_TEMPORAL_TLS_CA_PATH": "missing"}, "no such TLS file"),
+    ],
+    ids=["no-client-cert", "wrong-ca", "system-roots", "cert-without-key", "bad-switch",
+         "tls-off-but-files", "missing-ca"],
+)  # fmt: skip
+def test_tls_that_cannot_work_is_a_clear_error_that_never_shows_the_api_key(
+    tmp_path: Path, tls_front: tuple[TlsFront, Pki], change: dict[str, str | None], said: str
+) -> None:
+    front, pki = tls_front
+    secret = "tmprl-api-key-0b5f2a"
+    env: dict[str, str | None] = {**tls_env(pki, GOVRUN_TEMPORAL_API_KEY=secret), **change}
+    if env.get("GOVRUN_TEMPORAL_TLS_CA_PATH") == "stranger":
+        env["GOVRUN_TEMPORAL_TLS_CA_PATH"] = str(pki.stranger_ca)
+    if env.get("GOVRUN_TEMPORAL_TLS_CA_PATH") == "missing":
+        env["GOVRUN_TEMPORAL_TLS_CA_PATH"] = str(tmp_path / "nowhere.pem")
+
+    ran = govrun("status", "--temporal", front.address, env=env)
+
+    assert ran.code == 2, ran.flat
+    assert said in ran.flat
+    assert secret not in ran.flat
+
+
+def test_plain_grpc_to_a_tls_port_is_a_clear_error(tls_front: tuple[TlsFront, Pki]) -> None:
+    front, _ = tls_front
+    ran = govrun("status", "--temporal", front.address)
+    assert ran.code == 2, ran.flat
+    assert f"cannot reach Temporal at {front.address} (namespace default)" in ran.flat

@@ -68,9 +68,10 @@ def worker(
     from govrun.runtime.ops.temporal.service import run_worker
 
     target = _target(temporal, namespace, task_queue)
+    secure = " · TLS" + (" · API key" if target.api_key else "") if target.secure else ""
     err.print(
         f"govrun worker on {escape(target.address)} · namespace {escape(target.namespace)} · "
-        f"task queue {escape(target.task_queue)}"
+        f"task queue {escape(target.task_queue)}{secure}"
     )
     with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C during the shutdown
         _sync(run_worker(target, concurrent=concurrent))

@@ -77,6 +77,12 @@ TRUSTED_KEYS = InputKind(
     "trusted keys file",
     "A trusted keys file holds one public key per line, as `govrun keys show` prints it.",
 )
+TLS_FILE = InputKind(
+    "TLS file",
+    "GOVRUN_TEMPORAL_TLS_*_PATH name PEM files: a CA certificate, a client certificate, its "
+    "private key.",
+    limit=256 << 10,
+)
 TASK = InputKind("task file", "-i @FILE reads the agent's task from FILE, as UTF-8 text.")
 TRACE = InputKind("trace", None)  # trace errors are one line; a trace names itself
 

@@ -83,9 +83,16 @@ def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 class Worker:
     """`govrun worker` in a subprocess."""
 
-    def __init__(self, address: str, queue: str, folder: Path, home: Path) -> None:
+    def __init__(
+        self,
+        address: str,
+        queue: str,
+        folder: Path,
+        home: Path,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.log = folder / f"worker-{time.monotonic_ns()}.log"
-        env = {**os.environ, "PYTHONPATH": str(REPO), "GOVRUN_HOME": str(home)}
+        env = {**os.environ, "PYTHONPATH": str(REPO), "GOVRUN_HOME": str(home), **(extra_env or {})}
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(
                 [

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,13 +19,40 @@ DEFAULT_QUEUE = "govrun"
 DEFAULT_NAMESPACE = "default"
 
 
+TLS_FILES = {
+    "ca": "GOVRUN_TEMPORAL_TLS_CA_PATH",
+    "cert": "GOVRUN_TEMPORAL_TLS_CERT_PATH",
+    "key": "GOVRUN_TEMPORAL_TLS_KEY_PATH",
+}
+_YES, _NO = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Tls:
+    """TLS to the service: the CA that signed its certificate (else the system's roots), a
+    client certificate and key for mutual TLS, and the name its certificate must carry when
+    it is not the address's host."""
+
+    ca: bytes | None = None
+    cert: bytes | None = None
+    key: bytes | None = field(default=None, repr=False)
+    server_name: str | None = None
+
+
 @dataclass(frozen=True)
 class Target:
-    """Where the Temporal service is, from options or GOVRUN_TEMPORAL_* variables."""
+    """Where the Temporal service is and how to reach it, from options or GOVRUN_TEMPORAL_*
+    variables: ``_ADDRESS``, ``_NAMESPACE``, ``_QUEUE``; for a service that needs TLS or
+    an API key (Temporal Cloud, a self-hosted cluster behind mTLS) ``_API_KEY``, ``_TLS``
+    (1 or 0), ``_TLS_CA_PATH``, ``_TLS_CERT_PATH`` with ``_TLS_KEY_PATH``, and
+    ``_TLS_SERVER_NAME`` — the names the Temporal CLI gives them, prefixed."""
 
     address: str
     namespace: str = DEFAULT_NAMESPACE
     task_queue: str = DEFAULT_QUEUE
+    tls: Tls | None = None
+    """None: plain gRPC, unless an API key asks for TLS with the system's roots."""
+    api_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def resolve(
@@ -42,11 +69,52 @@ class Target:
                 "no Temporal service given",
                 hint="Pass --temporal HOST:PORT or set GOVRUN_TEMPORAL_ADDRESS.",
             )
+        api_key = env.get("GOVRUN_TEMPORAL_API_KEY") or None
         return cls(
             found,
             namespace or env.get("GOVRUN_TEMPORAL_NAMESPACE") or DEFAULT_NAMESPACE,
             task_queue or env.get("GOVRUN_TEMPORAL_QUEUE") or DEFAULT_QUEUE,
+            tls=_tls(env, api_key is not None),
+            api_key=api_key,
         )
+
+    @property
+    def secure(self) -> bool:
+        return self.tls is not None or self.api_key is not None
+
+
+def _tls(env: Mapping[str, str], for_api_key: bool) -> Tls | None:
+    """The TLS settings the variables ask for; None for plain gRPC."""
+    from govrun.runtime.manifest.inputs import TLS_FILE, read_text
+
+    switch = (env.get("GOVRUN_TEMPORAL_TLS") or "").strip().lower()
+    if switch and switch not in _YES | _NO:
+        raise GovrunError(
+            f"GOVRUN_TEMPORAL_TLS is {switch!r}: expected 1 or 0",
+            hint="1 connects over TLS (the system's root certificates unless "
+            "GOVRUN_TEMPORAL_TLS_CA_PATH names a CA); 0 or unset, plain gRPC.",
+        )
+    paths = {name: env.get(var) for name, var in TLS_FILES.items() if env.get(var)}
+    server_name = env.get("GOVRUN_TEMPORAL_TLS_SERVER_NAME") or None
+    asked = switch in _YES or bool(paths) or server_name is not None
+    if switch in _NO:
+        if asked or for_api_key:
+            given = [TLS_FILES[n] for n in paths] + (["GOVRUN_TEMPORAL_API_KEY"] * for_api_key)
+            raise GovrunError(
+                f"GOVRUN_TEMPORAL_TLS is {switch!r} but {', '.join(given) or 'a server name'} "
+                "asks for TLS",
+                hint="An API key is sent only over TLS; unset GOVRUN_TEMPORAL_TLS or the rest.",
+            )
+        return None
+    if ("cert" in paths) != ("key" in paths):
+        raise GovrunError(
+            "mutual TLS needs both GOVRUN_TEMPORAL_TLS_CERT_PATH and GOVRUN_TEMPORAL_TLS_KEY_PATH",
+            hint="The client certificate and its private key, each a PEM file.",
+        )
+    if not asked:
+        return None  # an API key alone: TLS with the system's roots (the SDK's default)
+    pem = {name: read_text(path, TLS_FILE).encode() for name, path in paths.items()}
+    return Tls(pem.get("ca"), pem.get("cert"), pem.get("key"), server_name)
 
 
 def sdk() -> Any:
@@ -60,15 +128,35 @@ def sdk() -> Any:
 async def connect(target: Target) -> Any:
     sdk()
     from temporalio.client import Client
+    from temporalio.service import TLSConfig
 
+    tls: bool | TLSConfig = False
+    if target.tls is not None:
+        t = target.tls
+        tls = TLSConfig(
+            server_root_ca_cert=t.ca,
+            client_cert=t.cert,
+            client_private_key=t.key,
+            domain=t.server_name,
+        )
+    elif target.api_key is not None:
+        tls = True
     try:
-        return await Client.connect(target.address, namespace=target.namespace)
+        return await Client.connect(
+            target.address, namespace=target.namespace, api_key=target.api_key, tls=tls
+        )
     except Exception as exc:  # the SDK raises RuntimeError for an unreachable service
         text = str(exc)
-        why = "connection refused" if "Connection refused" in text else text.split("\n")[0][:200]
+        if target.api_key:
+            text = text.replace(target.api_key, "[API key]")
+        why = "connection refused" if "Connection refused" in text else text.split("\n")[0][:300]
+        over = " over TLS" if tls else ""
         raise GovrunError(
-            f"cannot reach Temporal at {target.address} (namespace {target.namespace}): {why}",
-            hint="Is the service running? `temporal server start-dev` starts one locally.",
+            f"cannot reach Temporal at {target.address}{over} (namespace {target.namespace}): "
+            f"{why}",
+            hint="Is the service running? `temporal server start-dev` starts one locally. "
+            "A service behind TLS: GOVRUN_TEMPORAL_TLS=1, and GOVRUN_TEMPORAL_TLS_CA_PATH for "
+            "a private CA; Temporal Cloud: GOVRUN_TEMPORAL_API_KEY.",
         ) from None
 
 
