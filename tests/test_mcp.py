@@ -243,6 +243,20 @@ def test_two_servers_offering_one_tool_name_each_under_its_own_name(tmp_path: Pa
     assert "second/echo would be called 'echo', and another tool already has that name" in ran.flat
 
 
+def test_servers_start_at_once_and_are_recorded_in_the_manifests_order(tmp_path: Path) -> None:
+    """Each server serves only once the other has started too: started one after the other,
+    the first would wait out its startup timeout and the run would never begin."""
+    manifest = TWO_SERVERS.replace("command:", "startup_timeout_s: 20, command:")
+    serve(tmp_path, {"RENDEZVOUS": "first,second"})
+    script = "- tool_calls: [{name: echo_second, arguments: {text: two}}]\n- content: done\n"
+    trace = tmp_path / "t.jsonl"
+    ran = govrun("run", write(tmp_path, manifest, script), "-o", trace)
+    assert ran.code == 0, ran.flat
+    servers = [e["server"] for e in events_of(trace) if e["type"] == "mcp_server"]
+    assert servers == ["first", "second"]
+    assert verify_trace(trace).ok
+
+
 RUG = f"""
 name: rug
 model: {{provider: scripted, script: script.yaml}}

@@ -12,6 +12,9 @@ change what it offers between runs (a "rug pull"):
 - ``EXTRA_TOOL=1``: a tool ``extra`` appears
 - ``PID_FILE``: the server writes its pid there when it starts
 - ``REQUIRE_TOKEN``: HTTP requests must carry ``Authorization: Bearer <it>``
+- ``RENDEZVOUS``: names of servers (``--name``), comma-separated: this one says it started
+  (``<name>.started`` in its folder) and serves only once all of them have, so servers that
+  govrun starts one after another never all come up
 """
 
 from __future__ import annotations
@@ -112,6 +115,13 @@ def main() -> None:
     args = parser.parse_args()
     if pid_file := os.environ.get("PID_FILE"):
         Path(pid_file).write_text(str(os.getpid()))
+    if together := setting("RENDEZVOUS"):
+        Path(f"{args.name}.started").touch()
+        deadline = time.monotonic() + 30
+        while not all(Path(f"{n}.started").exists() for n in together.split(",")):
+            if time.monotonic() > deadline:
+                sys.exit(f"{args.name}: the others never started")
+            time.sleep(0.05)
     server = build(args.name)
     if args.http is None:
         server.run("stdio")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -97,25 +98,24 @@ def open_sources(
         return sources
     pins: Pins | None = read_lock(lock_file) if lock_file is not None else None
     listings: dict[str, dict[str, dict[str, Any]]] = {}
-    for name in names:
-        spec = manifest.mcp_servers[name]
-        connection = _connection(name, spec, manifest)
-        sources.connections.append(connection)
+    specs = [manifest.mcp_servers[name] for name in names]
+    for name, spec in zip(names, specs, strict=True):
+        sources.connections.append(_connection(name, spec, manifest))
+    # All start at once (a slow server's start is not added to the next one's); what they
+    # listed is then taken in the manifest's order, so the record is the same either way.
+    with ThreadPoolExecutor(len(names), thread_name_prefix="mcp-start") as pool:
+        started = list(pool.map(_start, sources.connections, specs))
+    for name, spec, connection, (listed, error) in zip(
+        names, specs, sources.connections, started, strict=True
+    ):
         payload: dict[str, Any] = {"server": name, "transport": spec.transport}
         sources.events.append(payload)
-        try:
-            connection.start(spec.startup_timeout_s)
-            listed = connection.list_tools(spec.startup_timeout_s)
-        except TimeoutError:
-            payload["error"] = connection.failure("did not list its tools in time").message
-        except McpServerError as exc:
-            payload["error"] = exc.message
-        else:
-            payload["server_info"] = connection.server_info
-            listings[name] = {t.name: definition_of(t) for t in listed}
-        if "error" in payload:
+        if error is not None:
+            payload["error"] = error
             sources.error_at = ("mcp_servers", name)
             return sources._failed()
+        payload["server_info"] = connection.server_info
+        listings[name] = {t.name: definition_of(t) for t in listed}
     try:
         _resolve(sources, listings, pins, lock_file)
     except McpStartError as exc:
@@ -126,6 +126,17 @@ def open_sources(
         sources.error_at = ("tools", exc.entry, "mcp")
         return sources._failed()
     return sources
+
+
+def _start(connection: McpConnection, spec: McpServerSpec) -> tuple[list[Any], str | None]:
+    """Start one server and list its tools: (the tools, None) or ([], why not)."""
+    try:
+        connection.start(spec.startup_timeout_s)
+        return connection.list_tools(spec.startup_timeout_s), None
+    except TimeoutError:
+        return [], connection.failure("did not list its tools in time").message
+    except McpServerError as exc:
+        return [], exc.message
 
 
 def recorded_sources(manifest: Manifest, events: Sequence[Mapping[str, Any]]) -> McpSources:
