@@ -650,6 +650,7 @@ class GovernedLoop:
             rationale=rationale,
             timeout_s=self.m.approvals.timeout_s,
             preview=preview_call(call),
+            recordable=self._kept_as_is,
         )
         try:
             d = self.approver.decide(request)
@@ -676,6 +677,9 @@ class GovernedLoop:
             return False
         self.c.approvals += 1
         return True
+
+    def _kept_as_is(self, text: str) -> bool:
+        return self.trace.redact({"text": text})["text"] == text
 
     def _record_decision(self, call: PreparedCall, d: ApprovalDecision) -> None:
         """``approval_decided``, signed: the signature covers exactly the values recorded

@@ -8,6 +8,7 @@ environment directly.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -200,6 +201,10 @@ class ApprovalRequest(BaseModel):
     raw_arguments: dict[str, Any] | None = Field(
         None, description="The arguments as the model sent them, when they differ."
     )
+    recordable: Callable[[str], bool] | None = Field(None, exclude=True, repr=False)
+    """Whether the trace keeps a text exactly as given (it quotes no secret value of the
+    run). A decision signed elsewhere must be kept as signed: one whose reason the trace
+    would have to redact is refused, not recorded with a signature that no longer holds."""
 
 
 class ApprovalDecision(BaseModel):

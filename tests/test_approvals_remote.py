@@ -68,7 +68,14 @@ def events_of(trace: Path) -> list[dict[str, Any]]:
 class Waiting:
     """`govrun run --approve wait` in a subprocess without a terminal."""
 
-    def __init__(self, folder: Path, agent: dict[str, Any], *, keys: Path) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        agent: dict[str, Any],
+        *,
+        keys: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "script.yaml").write_text(yaml.safe_dump(SCRIPT))
         manifest = folder / "agent.yaml"
@@ -81,6 +88,7 @@ class Waiting:
             "PYTHONPATH": str(REPO),
             "GOVRUN_RUNS": str(self.runs),
             "GOVRUN_HOME": str(keys),
+            **(env or {}),
         }
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
@@ -241,8 +249,13 @@ def test_refused_decisions_are_recorded_and_never_applied(
 ) -> None:
     runner, bob, mallory = (people[n][1] for n in ("runner", "bob", "mallory"))
     keys = trusted(tmp_path, ("runner", runner), ("bob", bob))
-    agent = {**AGENT, "approvals": {"timeout_s": 60, "trusted_keys": str(keys)}}
-    run = Waiting(tmp_path / "run", agent, keys=people["runner"][0])
+    agent = {
+        **AGENT,
+        "approvals": {"timeout_s": 60, "trusted_keys": str(keys)},
+        "secrets": ["DEPLOY_TOKEN"],
+    }
+    token = "dpl-7f3a9c21e5"
+    run = Waiting(tmp_path / "run", agent, keys=people["runner"][0], env={"DEPLOY_TOKEN": token})
     started.append(run)
     entry = run.waiting_on("note")
     folder = Path(str(entry.approvals))
@@ -262,6 +275,8 @@ def test_refused_decisions_are_recorded_and_never_applied(
     data.update(public_key=bob.public_key, key_fingerprint=bob.fingerprint)
     forged.write_bytes(orjson.dumps(data))
     (folder / "decisions" / "junk.json").write_text("{not json")
+    # bob quotes the run's secret: the trace would have to redact it, breaking his signature
+    send_decision(folder, pending, "approve", signer=bob, by="bob", reason=f"token {token} ok")
     # not files: a folder, a FIFO no one writes (reading it would block the run), a link
     (folder / "decisions" / "a-folder").mkdir()
     os.mkfifo(folder / "decisions" / "a-fifo")
@@ -289,6 +304,8 @@ def test_refused_decisions_are_recorded_and_never_applied(
     assert "its call hash is not the pending call's" in joined
     assert "its signature does not verify (forged or altered)" in joined
     assert "unreadable decision file junk.json: not JSON" in joined
+    assert "its reason or approver name quotes a secret value of this run" in joined
+    assert token.encode() not in run.trace.read_bytes()
     assert "unreadable decision file a-folder: not a regular file" in joined
     assert "unreadable decision file a-fifo: not a regular file" in joined
     assert "unreadable decision file a-link: a symbolic link, not a decision file" in joined

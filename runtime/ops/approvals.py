@@ -373,9 +373,15 @@ def sent_from(data: Any) -> Sent:
     )
 
 
-def check_sent(sent: Sent, pending: Pending, trusted: Mapping[str, str] | None) -> str | None:
+def check_sent(
+    sent: Sent,
+    pending: Pending,
+    trusted: Mapping[str, str] | None,
+    recordable: Callable[[str], bool] | None = None,
+) -> str | None:
     """Why ``sent`` cannot decide ``pending`` (None: it can). Checked in the order a
-    decider most needs to hear: the signature, the key, then what it decides."""
+    decider most needs to hear: the signature, the key, then what it decides; last, that
+    the trace can keep what was signed (``recordable``, from the request)."""
     f = sent.fields
     if set(f) != set(APPROVAL_FIELDS):
         return "its fields are not an approval's"
@@ -411,6 +417,12 @@ def check_sent(sent: Sent, pending: Pending, trusted: Mapping[str, str] | None) 
         return "its approver name is not a printable name"
     if not isinstance(reason, str) or len(reason) > MAX_REASON:
         return "its reason is not text"
+    if recordable is not None and not (recordable(by) and recordable(reason)):
+        return (
+            "its reason or approver name quotes a secret value of this run: the trace "
+            "never holds one, and redacting it would break the signature; send it again "
+            "without it"
+        )
     return None
 
 
@@ -637,7 +649,7 @@ class WaitingApprover:
         won: list[ApprovalDecision] = []
 
         def elsewhere() -> ApprovalDecision | None:
-            found = self._elsewhere(pending, notes)
+            found = self._elsewhere(pending, request, notes)
             if found is not None:
                 won.append(found)
             return found
@@ -652,7 +664,9 @@ class WaitingApprover:
             left = POLL_S if deadline is None else min(POLL_S, deadline - time.monotonic())
             self._sleep(max(left, 0.0))
 
-    def _elsewhere(self, pending: Pending, notes: list[dict[str, Any]]) -> ApprovalDecision | None:
+    def _elsewhere(
+        self, pending: Pending, request: ApprovalRequest, notes: list[dict[str, Any]]
+    ) -> ApprovalDecision | None:
         """One look at the channel: the first valid decision, every other one refused."""
         assert self.channel is not None
         chosen: ApprovalDecision | None = None
@@ -660,7 +674,7 @@ class WaitingApprover:
             if isinstance(item, str):
                 notes.append({"kind": "refused", "detail": f"unreadable decision file {item}"})
                 continue
-            why = check_sent(item, pending, self.trusted)
+            why = check_sent(item, pending, self.trusted, request.recordable)
             if why is None and chosen is not None:
                 why = f"the call was already decided ({chosen.decision} by {chosen.approver})"
             if why is None:

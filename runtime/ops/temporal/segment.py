@@ -129,7 +129,11 @@ class SegmentApprover:
         chosen: ApprovalDecision | None = None
         for data in self.decisions:
             sent = _sent(data)
-            why = check_sent(sent, pending, self.trusted) if sent is not None else "not a decision"
+            why = (
+                check_sent(sent, pending, self.trusted, request.recordable)
+                if sent is not None
+                else "not a decision"
+            )
             if why is None and chosen is not None:
                 why = f"the call was already decided ({chosen.decision} by {chosen.approver})"
             nonce = str(data.get("nonce") or "")
