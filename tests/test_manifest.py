@@ -648,6 +648,29 @@ def test_model_params_for_real_endpoints_are_checked() -> None:
     assert "got messages, which govrun sets itself" in found
 
 
+@pytest.mark.parametrize(
+    ("choice", "said"),
+    [
+        (
+            "{type: function, function: {name: writ_file}}",
+            "model.params.tool_choice.function.name: expected a declared tool name "
+            "(write_file); got 'writ_file' — did you mean 'write_file'?",
+        ),
+        ("{type: tool, function: {name: write_file}}", "tool_choice.type: expected function"),
+        ("{type: function}", "tool_choice.function: required key 'function' is missing"),
+        ("5", "tool_choice: expected one of auto, none, required; got 5"),
+    ],
+)
+def test_a_forced_tool_choice_must_name_a_declared_tool(choice: str, said: str) -> None:
+    text = (
+        "name: x\nmodel:\n  provider: openai\n  name: m\n  params:\n"
+        f"    tool_choice: {choice}\n"
+        "tools:\n  - {name: write_file, uses: fs.write, scope: {roots: [.]}}\n"
+    )
+    found = problems_of(text)
+    assert len(found) == 1 and said in found[0], found
+
+
 def test_fresh_is_for_success_checks_only() -> None:
     text = (
         "name: x\n" + OPENAI + "tools:\n  - name: w\n    uses: fs.write\n"

@@ -551,6 +551,19 @@ def test_endpoint_params_are_sent_and_recorded(tmp_path: Path, fake_openai: Fake
     assert one(events, ev.RunStarted).manifest["model"]["params"] == params
 
 
+def test_a_forced_tool_choice_is_sent_as_the_api_takes_it(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    write_then_answer(fake_openai)
+    forced = {"type": "function", "function": {"name": "fs_write"}}
+
+    result, events = run_model(tmp_path, fake_openai, model={"params": {"tool_choice": forced}})
+
+    assert result.status == "completed"
+    assert fake_openai.requests[0].json["tool_choice"] == forced
+    assert one(events, ev.RunStarted).manifest["model"]["params"]["tool_choice"] == forced
+
+
 def test_tool_choice_is_not_sent_without_tools(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     fake_openai.reply("plain answer")
 

@@ -65,6 +65,7 @@ from govrun.runtime.manifest.sections import (
     Budgets,
     CommandRule,
     ForbiddenSequence,
+    ForcedTool,
     Interrupts,
     ModelConfig,
     ModelParams,
@@ -276,6 +277,24 @@ class Manifest(Section):
         fail_if(problems)
         if self.model is None and self.routing is not None and self.routing.default in self.models:
             object.__setattr__(self, "model", self.models[self.routing.default])
+        return self
+
+    @model_validator(mode="after")
+    def _forced_tools_declared(self) -> Self:
+        """A `tool_choice` that forces a tool must name one the model is shown."""
+        names = {tool.name for tool in self.tools if not tool.is_pattern}
+        patterns = [tool for tool in self.tools if tool.is_pattern]
+        configs = [(("model",), self.model)] if "model" in self.model_fields_set else []
+        configs += [(("models", name), cfg) for name, cfg in self.models.items()]
+        problems: dict[FieldPath, str] = {}
+        for at, cfg in configs:
+            choice = cfg.params.tool_choice if cfg is not None else None
+            if isinstance(choice, ForcedTool):
+                name = choice.function.name
+                if name not in names and not any(t.matches(name) for t in patterns):
+                    path = (*at, "params", "tool_choice", "function", "name")
+                    problems[path] = undeclared_tool(name, self.tools, globs=False)
+        fail_if(problems)
         return self
 
     @model_validator(mode="after")

@@ -16,8 +16,10 @@ from urllib.parse import urlparse
 
 from pydantic import (
     BeforeValidator,
+    Discriminator,
     Field,
     SerializerFunctionWrapHandler,
+    Tag,
     ValidationInfo,
     field_validator,
     model_serializer,
@@ -54,6 +56,7 @@ from govrun.runtime.manifest.fields import (
     Text,
     TextList,
     ToolApproval,
+    ToolName,
     ToolNameOrGlob,
     Url,
     not_a_policy_effect,
@@ -148,6 +151,32 @@ class ResponseFormat(Section):
         return self
 
 
+class ForcedFunction(Section):
+    """The tool a forced `tool_choice` names."""
+
+    name: ToolName = Field(description="A tool of this manifest, as the model calls it.")
+
+
+class ForcedTool(Section):
+    """`tool_choice` that makes the model call one tool, as the chat completions API
+    takes it: `{type: function, function: {name: NAME}}`."""
+
+    type: Literal["function"] = Field(description="Always function.")
+    function: ForcedFunction = Field(description="The tool the model must call.")
+
+
+def _tool_choice_kind(value: Any) -> str:
+    return "forced" if isinstance(value, dict | ForcedTool) else "named"
+
+
+ToolChoice = Annotated[
+    Annotated[Literal["auto", "none", "required"], Tag("named")]
+    | Annotated[ForcedTool, Tag("forced")],
+    Discriminator(_tool_choice_kind),
+]
+"""A word, or the forced tool as a mapping: each checked on its own terms, one message."""
+
+
 class ModelParams(Section):
     """Sampling parameters sent with each request. Unknown names are refused, never sent."""
 
@@ -167,10 +196,12 @@ class ModelParams(Section):
     reasoning_effort: Text | None = Field(
         None, description="For reasoning models, e.g. low, medium or high."
     )
-    tool_choice: Literal["auto", "none", "required"] | None = Field(
+    tool_choice: ToolChoice | None = Field(
         None,
         description="Whether the model may (auto), must (required) or must not (none) call "
-        "tools; some servers call tools only with `auto`. Not sent when there are no tools.",
+        "tools, or which one it must call ({type: function, function: {name: NAME}}, a "
+        "tool of this manifest); some servers call tools only with `auto`. Not sent when "
+        "there are no tools.",
     )
     response_format: ResponseFormat | None = Field(
         None,
