@@ -96,6 +96,9 @@ def test_a_collector_that_is_down_is_said_once_with_exit_1(governed: Path) -> No
         "export", "otel", governed, "--endpoint", url, "--protocol", "grpc", "--timeout", "1"
     )
     assert grpc.code == 1 and "OTLP/gRPC" in grpc.flat
+    for said in (ran, grpc):  # the same words for the same failure, without retry chatter
+        assert "connection refused: is a collector listening there?" in said.flat
+        assert "retrying" not in said.flat and "HTTPConnectionPool" not in said.flat
 
 
 def test_bad_input_is_one_clear_error() -> None:

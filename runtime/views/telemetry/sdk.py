@@ -9,6 +9,7 @@ says how to install it.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -165,13 +166,32 @@ def reporting(inner: SpanExporter, *, where: str, say: Say) -> Any:
 _REPORTING: type[Any] | None = None
 
 
+_CAUSES = (
+    ("Connection refused", "connection refused: is a collector listening there?"),
+    ("Name or service not known", "the host name does not resolve"),
+    ("nodename nor servname", "the host name does not resolve"),
+    ("Temporary failure in name resolution", "the host name does not resolve"),
+    ("CERTIFICATE_VERIFY_FAILED", "the collector's TLS certificate is not trusted"),
+    ("timed out", "no answer within the export timeout"),
+)
+"""What the exporters' transport errors mean, by the text they carry (the HTTP and gRPC
+exporters word the same failure differently)."""
+_RETRY = re.compile(
+    r",? retrying in [0-9.]+s\.?|encountered while exporting (spans batch|traces to \S+)"
+)
+
+
 def _plain(logged: str) -> str:
-    """The exporter's first complaint, or what its give-up line means."""
+    """The exporter's first complaint in a few words: what it means when it is a known
+    transport failure, else its text without the retry chatter."""
     if not logged:
         return "the exporter reported a failure"
     if "due to timeout, max retries or shutdown" in logged:
         return "no answer within the export timeout: is a collector listening there?"
-    return logged
+    for needle, meaning in _CAUSES:
+        if needle in logged:
+            return meaning
+    return " ".join(_RETRY.sub("", logged).split())
 
 
 def _reporting_class() -> type[Any]:
