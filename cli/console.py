@@ -68,23 +68,26 @@ def print_crash(exc: BaseException, *, after: str = "") -> None:
     """Something govrun did not foresee (a bug): what it was, in one line, and where the
     traceback went — a file for a bug report, never the terminal (GOVRUN_DEBUG=1 shows it).
     ``after`` says what still holds (a run's trace records the failure)."""
-    err.print(
-        f"[bold red]error:[/] govrun failed unexpectedly: "
-        f"{escape(type(exc).__name__)}: {escape(str(exc))}"
-    )
-    report = crash_report(exc)
+    what = f"{type(exc).__name__}: {exc}"
+    print_crash_text(what, "".join(traceback.format_exception(exc)), after=after)
+
+
+def print_crash_text(what: str, details: str, *, after: str = "") -> None:
+    """:func:`print_crash` for a failure known only as text (a Textual app's last words)."""
+    err.print(f"[bold red]error:[/] govrun failed unexpectedly: {escape(what)}")
+    report = crash_report(details)
     where = f"The details are in {report}; please" if report else "Please"
     err.print(f"[dim]{escape(after)}{where} include them in a bug report.[/]")
 
 
-def crash_report(exc: BaseException) -> Path | None:
-    """The traceback of ``exc`` in a new file of the temp folder (owner-only), or None if
+def crash_report(details: str) -> Path | None:
+    """``details`` (a traceback) in a new file of the temp folder (owner-only), or None if
     it could not be written."""
     stamp = time.strftime("%Y%m%dT%H%M%S")
     try:
         fd, name = tempfile.mkstemp(prefix=f"govrun-crash-{stamp}-", suffix=".txt")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("".join(traceback.format_exception(exc)))
+            f.write(details)
     except OSError:
         return None
     return Path(name)

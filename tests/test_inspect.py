@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+import typer
+from textual.app import App
 
+from govrun.cli.commands.inspect import run_app
 from govrun.cli.inspect.app import Cursor, InspectApp
 from govrun.cli.inspect.diff_app import DiffApp
 from govrun.cli.inspect.filter import FilterScreen, StepFilter
@@ -646,3 +650,28 @@ def test_the_command_opens_the_app_on_a_terminal_and_quits() -> None:
     finally:
         if term.child.isalive():
             term.child.close(force=True)
+
+
+# --- a bug inside the app ----------------------------------------------------------------------
+
+
+class _Crashing(App[None]):
+    def on_mount(self) -> None:
+        raise ZeroDivisionError("a bug in a screen")
+
+
+def test_an_app_that_stops_on_a_bug_is_said_in_one_paragraph_with_a_crash_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where crash reports go
+    monkeypatch.delenv("GOVRUN_DEBUG", raising=False)
+    with pytest.raises(typer.Exit) as stopped:
+        run_app(_Crashing(), headless=True)
+    assert stopped.value.exit_code == 1
+    said = capsys.readouterr().err
+    assert "govrun failed unexpectedly: ZeroDivisionError: a bug in a screen" in " ".join(
+        said.split()
+    )
+    assert "Traceback" not in said
+    (report,) = tmp_path.glob("govrun-crash-*.txt")
+    assert "ZeroDivisionError" in report.read_text() and "on_mount" in report.read_text()

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from govrun.cli.console import handle_errors
+from govrun.cli.console import handle_errors, print_crash_text
 
 if TYPE_CHECKING:
+    from textual.app import App
+
     from govrun.cli.inspect.app import InspectApp
 
 TracePath = Annotated[
@@ -54,9 +59,28 @@ def inspect(
         result = diff_trajectories(load_trajectory(trace), load_trajectory(diff))
         from govrun.cli.inspect.diff_app import DiffApp
 
-        DiffApp(result).run()
+        run_app(DiffApp(result))
         return
-    inspector(trace, follow=follow).run()
+    run_app(inspector(trace, follow=follow))
+
+
+def run_app(app: App[Any], *, headless: bool = False) -> None:
+    """Run a Textual app; if it stops on an error (a bug), say so in one paragraph with a
+    crash report instead of the traceback Textual prints on its way out. Textual draws on
+    the real stderr and prints that traceback to ``sys.stderr``, so only the latter is
+    held while the app runs (and passed on as it was when there was no error)."""
+    held = io.StringIO()
+    with contextlib.redirect_stderr(held):
+        app.run(headless=headless)
+    said = held.getvalue()
+    if not app.return_code or os.environ.get("GOVRUN_DEBUG"):
+        sys.stderr.write(said)
+        if app.return_code:
+            raise typer.Exit(app.return_code)
+        return
+    lines = [line.strip() for line in said.strip().splitlines() if line.strip()]
+    print_crash_text(lines[-1] if lines else "the screen stopped on an error", said)
+    raise typer.Exit(1)
 
 
 def inspector(trace: Path, *, follow: bool | None = None) -> InspectApp:
