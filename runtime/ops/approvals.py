@@ -147,6 +147,11 @@ def read_pending(folder: Path) -> Pending | None:
 # --- the decider's side --------------------------------------------------------------------
 
 
+def is_name(by: object) -> bool:
+    """Whether ``by`` can name a decider: printable text of 1 to MAX_BY characters."""
+    return isinstance(by, str) and bool(by.strip()) and len(by) <= MAX_BY and by.isprintable()
+
+
 def signed_decision(
     pending: Pending,
     decision: Decision,
@@ -158,7 +163,7 @@ def signed_decision(
 ) -> dict[str, Any]:
     """``decision`` on ``pending``, signed with the decider's key over exactly the fields the
     run will record; with a nonce the run answers under."""
-    if not by.strip() or len(by) > MAX_BY or not by.isprintable():
+    if not is_name(by):
         raise GovrunError(f"--as must be a name of 1 to {MAX_BY} printable characters")
     if len(reason) > MAX_REASON or not reason.isprintable():
         raise GovrunError(f"--reason must be one line of at most {MAX_REASON} characters")
@@ -413,7 +418,7 @@ def check_sent(
     if f.get("tool") != pending.tool or f.get("policy_hash") != pending.policy_hash:
         return "its tool or policy hash is not the pending call's"
     by, reason = f.get("approver"), f.get("reason")
-    if not isinstance(by, str) or not by.strip() or len(by) > MAX_BY or not by.isprintable():
+    if not is_name(by):
         return "its approver name is not a printable name"
     if not isinstance(reason, str) or len(reason) > MAX_REASON:
         return "its reason is not text"
